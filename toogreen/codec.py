@@ -1,0 +1,95 @@
+"""The one Avro codec every producer and consumer uses.
+
+Messages use Avro single-object encoding (magic ``C3 01``, the writer schema's 8-byte CRC-64-AVRO fingerprint,
+then the binary body), so a reader can tell which schema wrote a record and resolve it against its own: schemas
+evolve BACKWARD by adding fields with defaults. Encoding validates against the schema; decoding failures raise
+:class:`DecodeError` with a reason that ends up in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.validation import ValidationError, validate
+
+from toogreen import SCHEMA_DIR
+from toogreen.topics import ALL_TOPICS, BY_NAME, TopicSpec
+
+MAGIC = b"\xc3\x01"
+HEADER_LEN = len(MAGIC) + 8
+
+
+class DecodeError(ValueError):
+    """A message that is not a valid record of its topic's schema."""
+
+
+class EncodeError(ValueError):
+    """A record that does not match its topic's schema."""
+
+
+class TopicCodec:
+    """Encodes and decodes the records of one topic."""
+
+    def __init__(self, spec: TopicSpec, schema_dir: Path = SCHEMA_DIR) -> None:
+        self.spec = spec
+        raw = json.loads((schema_dir / spec.schema_file).read_text())
+        self.schema = fastavro.parse_schema(raw)
+        canonical = to_parsing_canonical_form(self.schema)
+        self.fingerprint = struct.pack("<Q", int(fingerprint(canonical, "CRC-64-AVRO"), 16))
+        # Writer schemas this reader can resolve, by fingerprint; older versions are added here as schemas evolve.
+        self.writers: dict[bytes, Any] = {self.fingerprint: self.schema}
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        try:
+            validate(record, self.schema, raise_errors=True, strict=False)
+        except ValidationError as exc:
+            raise EncodeError(f"{self.spec.name}: record does not match {self.spec.schema_file}: {exc}") from exc
+        out = io.BytesIO()
+        out.write(MAGIC)
+        out.write(self.fingerprint)
+        fastavro.schemaless_writer(out, self.schema, record)
+        return out.getvalue()
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        if data is None:
+            raise DecodeError(f"{self.spec.name}: empty message (tombstone)")
+        if len(data) < HEADER_LEN or data[:2] != MAGIC:
+            raise DecodeError(
+                f"{self.spec.name}: not Avro single-object encoding (expected magic C301, got {data[:2].hex()!r})"
+            )
+        writer = self.writers.get(data[2:HEADER_LEN])
+        if writer is None:
+            raise DecodeError(f"{self.spec.name}: unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}")
+        buf = io.BytesIO(data[HEADER_LEN:])
+        try:
+            record = fastavro.schemaless_reader(buf, writer, self.schema)
+        except Exception as exc:  # fastavro raises many types on truncated or corrupt bodies
+            raise DecodeError(f"{self.spec.name}: corrupt Avro body: {type(exc).__name__}: {exc}") from exc
+        if buf.tell() != len(data) - HEADER_LEN:
+            raise DecodeError(f"{self.spec.name}: {len(data) - HEADER_LEN - buf.tell()} trailing bytes after record")
+        return record  # type: ignore[return-value]
+
+
+@cache
+def codec_for(topic: str) -> TopicCodec:
+    """The codec of a topic by name."""
+    try:
+        return TopicCodec(BY_NAME[topic])
+    except KeyError:
+        known = ", ".join(t.name for t in ALL_TOPICS)
+        raise KeyError(f"unknown topic {topic!r}: known topics are {known}") from None
+
+
+def encode(topic: str, record: dict[str, Any]) -> bytes:
+    return codec_for(topic).encode(record)
+
+
+def decode(topic: str, data: bytes | None) -> dict[str, Any]:
+    return codec_for(topic).decode(data)

@@ -1,0 +1,160 @@
+"""The one typed settings object: every number of SPEC.md and every address lives here.
+
+Values come from environment variables with the prefix ``TOOGREEN_`` (nested fields use ``__``, for example
+``TOOGREEN_SCORING__CARBON_WEIGHT=0.5``). ``KAFKA_BOOTSTRAP`` is accepted too: when a bootstrap address is set,
+no embedded broker is started and every part talks to that Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from toogreen import PROJECT_ROOT
+
+
+class BrokerSettings(BaseModel):
+    """Kafka addresses and the embedded Tansu broker."""
+
+    bootstrap: str | None = Field(
+        default=None, description="host:port of a real Kafka; unset means start the embedded broker"
+    )
+    embedded_host: str = "127.0.0.1"
+    embedded_port: int = 9092
+    topic_partitions: int = 4
+    replication_factor: int = 1
+
+
+class WorkerSettings(BaseModel):
+    """Faust worker tuning (the defaults make the first group join take ~30 s on the embedded broker)."""
+
+    app_id: str = "toogreen"
+    rebalance_timeout_s: float = 4.0
+    session_timeout_s: float = 4.0
+    heartbeat_interval_s: float = 1.0
+    table_cleanup_interval_s: float = 30.0
+
+
+class WindowSettings(BaseModel):
+    """Zone windows, in event time."""
+
+    tumbling_s: int = 300
+    hopping_size_s: int = 3600
+    hopping_step_s: int = 300
+    grace_s: int = 600
+    keep_s: int = 6 * 3600
+
+
+class SurplusSettings(BaseModel):
+    """When a zone counts as being in surplus."""
+
+    price_below_eur_per_mwh: float = 10.0
+    renewable_sigma: float = 2.0
+    min_window_count: int = 6
+    curtailment_full_discount_mw: float = 2000.0
+
+
+class ScoringSettings(BaseModel):
+    """Composite score weights and routing thresholds (SPEC §4)."""
+
+    carbon_weight: float = 0.6
+    price_weight: float = 0.3
+    utilisation_weight: float = 0.1
+    green_renewable_pct: float = 50.0
+    node_stale_after_s: float = 60.0
+    zone_stale_after_s: float = 1800.0
+
+
+class PricingSettings(BaseModel):
+    """One price table and its dynamic factors (SPEC §5)."""
+
+    currency: str = "EUR"
+    base_eur_per_gpu_hour: dict[str, float] = Field(
+        default_factory=lambda: {
+            "H100": 2.40,
+            "H200": 3.20,
+            "A100": 1.50,
+            "L40S": 1.10,
+            "A10": 0.60,
+            "RTX 4090": 0.40,
+            "RTX 3090": 0.30,
+            "RTX 3080": 0.25,
+        }
+    )
+    default_eur_per_gpu_hour: float = 1.00
+    green_premium_min: float = 0.10
+    green_premium_max: float = 0.25
+    surplus_discount_max: float = 0.40
+    demand_multiplier_max: float = 2.5
+    demand_ratio_at_max: float = 3.0
+    platform_fee_fraction: float = 0.15
+
+
+class StorageSettings(BaseModel):
+    """The DuckDB file (one writing process) and the snapshot analysts open."""
+
+    duckdb_path: Path = PROJECT_ROOT / "var" / "toogreen.duckdb"
+    snapshot_path: Path = PROJECT_ROOT / "var" / "toogreen-snapshot.duckdb"
+    snapshot_interval_s: float = 10.0
+    sink_batch_max: int = 5000
+    sink_poll_timeout_s: float = 0.5
+    sink_group_id: str = "toogreen-duckdb-sink"
+
+
+class ApiSettings(BaseModel):
+    """The FastAPI server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 64 * 1024
+
+
+class DemoSettings(BaseModel):
+    """The demo's simulated sources (all labelled synthetic / simulated)."""
+
+    seed: int = 7
+    grid_interval_s: float = 2.0
+    grid_minutes_per_tick: float = 5.0
+    telemetry_interval_s: float = 2.0
+    workload_interval_s: float = 6.0
+    workload_hours_per_second: float = 1 / 60
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="TOOGREEN_", env_nested_delimiter="__", extra="ignore")
+
+    broker: BrokerSettings = BrokerSettings()
+    worker: WorkerSettings = WorkerSettings()
+    windows: WindowSettings = WindowSettings()
+    surplus: SurplusSettings = SurplusSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    pricing: PricingSettings = PricingSettings()
+    storage: StorageSettings = StorageSettings()
+    api: ApiSettings = ApiSettings()
+    demo: DemoSettings = DemoSettings()
+    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
+
+    @property
+    def bootstrap(self) -> str:
+        """The Kafka bootstrap address every part uses."""
+        return self.broker.bootstrap or f"{self.broker.embedded_host}:{self.broker.embedded_port}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.broker.bootstrap is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; ``KAFKA_BOOTSTRAP`` is honoured as an alias of the broker bootstrap."""
+    settings = Settings()
+    plain = os.environ.get("KAFKA_BOOTSTRAP")
+    if plain and settings.broker.bootstrap is None:
+        settings.broker.bootstrap = plain
+    return settings
