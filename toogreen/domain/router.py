@@ -130,7 +130,8 @@ def _route_submission(
     decision = route(workload_spec(workload_id, request), nodes, zones, now, settings.scoring, settings.pricing)
     state["decisions"] += 1
     decision_id = decision_id_for(workload_id, state["decisions"], "initial")
-    emits = [Emit(ROUTING_DECISIONS.name, workload_id, decision_record(decision, decision_id, workload_id, "initial", now))]
+    record = decision_record(decision, decision_id, workload_id, "initial", now)
+    emits = [Emit(ROUTING_DECISIONS.name, workload_id, record)]
     follow = {"workload_id": workload_id, "ts_ms": now, "decision_id": decision_id, "progress_pct": None,
               "checkpoint_uri": None, "request": None}
     if decision.chosen is None:
