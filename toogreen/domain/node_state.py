@@ -12,9 +12,23 @@ UTIL_SMOOTHING = 0.3  # weight of the newest sample in the rolling utilisation
 def apply_registration(state: dict[str, Any] | None, reg: dict[str, Any]) -> dict[str, Any]:
     """Node state after a (re-)registration; telemetry already seen is kept."""
     base = dict(state or {})
-    base["registration"] = {k: reg[k] for k in (
-        "node_id", "provider", "node_type", "gpu_model", "vram_mb", "zone", "lat", "lng", "pue", "mig_capable",
-        "declared_carbon_gco2_per_kwh", "max_power_w")}
+    base["registration"] = {
+        k: reg[k]
+        for k in (
+            "node_id",
+            "provider",
+            "node_type",
+            "gpu_model",
+            "vram_mb",
+            "zone",
+            "lat",
+            "lng",
+            "pue",
+            "mig_capable",
+            "declared_carbon_gco2_per_kwh",
+            "max_power_w",
+        )
+    }
     return base
 
 

@@ -51,10 +51,18 @@ def workload_spec(workload_id: str, request: Mapping[str, Any]) -> WorkloadSpec:
 
 def _candidate_record(c: Candidate) -> dict[str, Any]:
     return {
-        "node_id": c.node_id, "zone": c.zone, "node_type": c.node_type, "tier": c.tier, "eligible": c.eligible,
-        "excluded_reason": c.excluded_reason, "score": c.score, "carbon_part": c.carbon_part,
-        "price_part": c.price_part, "utilisation_part": c.utilisation_part,
-        "carbon_gco2_per_kwh": c.carbon_gco2_per_kwh, "price_eur_per_gpu_hour": c.price_eur_per_gpu_hour,
+        "node_id": c.node_id,
+        "zone": c.zone,
+        "node_type": c.node_type,
+        "tier": c.tier,
+        "eligible": c.eligible,
+        "excluded_reason": c.excluded_reason,
+        "score": c.score,
+        "carbon_part": c.carbon_part,
+        "price_part": c.price_part,
+        "utilisation_part": c.utilisation_part,
+        "carbon_gco2_per_kwh": c.carbon_gco2_per_kwh,
+        "price_eur_per_gpu_hour": c.price_eur_per_gpu_hour,
         "utilisation_pct": c.utilisation_pct,
     }
 
@@ -77,8 +85,14 @@ def decision_record(decision: Decision, decision_id: str, workload_id: str, kind
         "reason": decision.reason,
         "alternatives": [_candidate_record(c) for c in decision.alternatives],
         "grid_windows": [
-            {"zone": z.zone, "window_start_ms": z.window_start_ms, "carbon_mean_gco2_per_kwh": z.carbon_gco2_per_kwh,
-             "renewable_mean_pct": z.renewable_pct, "price_mean": z.price_eur_per_mwh, "surplus": z.surplus}
+            {
+                "zone": z.zone,
+                "window_start_ms": z.window_start_ms,
+                "carbon_mean_gco2_per_kwh": z.carbon_gco2_per_kwh,
+                "renewable_mean_pct": z.renewable_pct,
+                "price_mean": z.price_eur_per_mwh,
+                "surplus": z.surplus,
+            }
             for z in decision.zones_used
         ],
     }
@@ -132,25 +146,54 @@ def _route_submission(
     decision_id = decision_id_for(workload_id, state["decisions"], "initial")
     record = decision_record(decision, decision_id, workload_id, "initial", now)
     emits = [Emit(ROUTING_DECISIONS.name, workload_id, record)]
-    follow = {"workload_id": workload_id, "ts_ms": now, "decision_id": decision_id, "progress_pct": None,
-              "checkpoint_uri": None, "request": None}
+    follow = {
+        "workload_id": workload_id,
+        "ts_ms": now,
+        "decision_id": decision_id,
+        "progress_pct": None,
+        "checkpoint_uri": None,
+        "request": None,
+    }
     if decision.chosen is None:
         event_id = f"{decision_id}:rejected"
-        emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, {
-            **follow, "event_id": event_id, "type": "rejected", "node_id": None, "reason": decision.reason}))
+        emits.append(
+            Emit(
+                WORKLOAD_EVENTS.name,
+                workload_id,
+                {**follow, "event_id": event_id, "type": "rejected", "node_id": None, "reason": decision.reason},
+            )
+        )
         state["state"] = WorkloadState.REJECTED.value
         _remember(state, event_id)
         return RouterResult(state=state, emits=emits)
 
     node_id = decision.chosen.node_id
     event_id = f"{decision_id}:routed"
-    emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, {
-        **follow, "event_id": event_id, "type": "routed", "node_id": node_id, "reason": decision.reason}))
-    emits.append(Emit(NODE_COMMANDS.name, node_id, {
-        "command_id": f"{decision_id}:start", "node_id": node_id, "ts_ms": now, "action": "start",
-        "workload_id": workload_id, "checkpoint_uri": None, "vram_mb": int(request["vram_mb"]),
-        "expected_hours": float(request["expected_hours"]), "image": request.get("image"),
-        "command": request.get("command")}))
+    emits.append(
+        Emit(
+            WORKLOAD_EVENTS.name,
+            workload_id,
+            {**follow, "event_id": event_id, "type": "routed", "node_id": node_id, "reason": decision.reason},
+        )
+    )
+    emits.append(
+        Emit(
+            NODE_COMMANDS.name,
+            node_id,
+            {
+                "command_id": f"{decision_id}:start",
+                "node_id": node_id,
+                "ts_ms": now,
+                "action": "start",
+                "workload_id": workload_id,
+                "checkpoint_uri": None,
+                "vram_mb": int(request["vram_mb"]),
+                "expected_hours": float(request["expected_hours"]),
+                "image": request.get("image"),
+                "command": request.get("command"),
+            },
+        )
+    )
     state["state"] = WorkloadState.ROUTED.value
     state["node_id"] = node_id
     _remember(state, event_id)

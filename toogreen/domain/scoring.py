@@ -161,8 +161,9 @@ def route(
         tier = tier_of(node, zone, scoring) if zone else None
         carbon = node_carbon(node, zone) if zone else None
         price = (
-            quote(node.gpu_model, zone.renewable_pct, zone.surplus_strength if zone.surplus else 0.0, pricing, demand)
-            .eur_per_gpu_hour
+            quote(
+                node.gpu_model, zone.renewable_pct, zone.surplus_strength if zone.surplus else 0.0, pricing, demand
+            ).eur_per_gpu_hour
             if zone
             else None
         )

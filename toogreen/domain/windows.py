@@ -101,7 +101,8 @@ class WindowAggregate:
             carbon=self.carbon.add(reading["carbon_intensity_gco2_per_kwh"], ts),
             renewable=self.renewable.add(reading.get("renewable_pct"), ts),
             price=self.price.add(reading.get("price"), ts),
-            curtailment_max_mw=cur if self.curtailment_max_mw is None or (cur or 0) > self.curtailment_max_mw
+            curtailment_max_mw=cur
+            if self.curtailment_max_mw is None or (cur or 0) > self.curtailment_max_mw
             else self.curtailment_max_mw,
             last_ts_ms=max(self.last_ts_ms, ts),
         )
@@ -154,9 +155,7 @@ class Surplus:
     strength: float = 0.0  # 0..1, drives the surplus discount
 
 
-def detect_surplus(
-    current: WindowAggregate, baseline: WindowAggregate | None, settings: SurplusSettings
-) -> Surplus:
+def detect_surplus(current: WindowAggregate, baseline: WindowAggregate | None, settings: SurplusSettings) -> Surplus:
     """Is the zone in surplus in ``current`` (a short window), judged also against ``baseline`` (its own
     longer window)? Curtailment, a price under the threshold, or a renewable share far above its own window."""
     reasons: list[str] = []

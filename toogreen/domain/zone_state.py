@@ -36,8 +36,12 @@ class ZoneMeta:
         return cls(**data) if data else cls()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"watermark_ms": self.watermark_ms, "open_keys": list(self.open_keys),
-                "late_count": self.late_count, "too_late_count": self.too_late_count}
+        return {
+            "watermark_ms": self.watermark_ms,
+            "open_keys": list(self.open_keys),
+            "late_count": self.late_count,
+            "too_late_count": self.too_late_count,
+        }
 
 
 @dataclass

@@ -1,0 +1,79 @@
+"""Where agents send what they produce: encoded records to topics, and dead letters with their reason.
+
+Agents call :data:`emitter`; tests swap it for a :class:`RecordingEmitter` so an agent runs under
+``agent.test_context()`` without a broker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from faust.types import EventT
+
+from toogreen.codec import encode
+from toogreen.topics import DEAD_LETTERS
+
+
+def dead_letter_record(event: EventT, stage: str, reason: str) -> dict[str, Any]:
+    message = event.message
+    raw = message.value if isinstance(message.value, bytes | bytearray) else repr(message.value).encode()
+    key = message.key
+    if key is not None and not isinstance(key, bytes | bytearray):
+        key = str(key).encode()
+    return {
+        "source_topic": message.topic,
+        "source_partition": int(message.partition),
+        "source_offset": int(message.offset),
+        "ts_ms": int(time.time() * 1000),
+        "stage": stage,
+        "reason": reason[:2000],
+        "key": bytes(key) if key is not None else None,
+        "raw": bytes(raw),
+    }
+
+
+class Emitter(Protocol):
+    async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None: ...
+
+    async def dead_letter(self, event: EventT, stage: str, reason: str) -> None: ...
+
+
+class KafkaEmitter:
+    """Sends through the Faust app's producer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._topics: dict[str, Any] = {}
+
+    def _topic(self, name: str) -> Any:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
+                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            )
+        return self._topics[name]
+
+    async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None:
+        await self._topic(topic).send(key=key.encode(), value=encode(topic, record))
+
+    async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
+        record = dead_letter_record(event, stage, reason)
+        await self.emit(DEAD_LETTERS.name, record["source_topic"], record)
+
+
+class RecordingEmitter:
+    """Keeps what would have been sent, for tests."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.dead: list[dict[str, Any]] = []
+
+    async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None:
+        encode(topic, record)  # what the real emitter would reject, this one rejects too
+        self.sent.append((topic, key, record))
+
+    async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
+        self.dead.append(dead_letter_record(event, stage, reason))
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [r for t, _k, r in self.sent if t == topic]
