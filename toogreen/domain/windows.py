@@ -141,6 +141,7 @@ class WindowAggregate:
             "last_ts_ms": self.last_ts_ms,
             "surplus": surplus.active,
             "surplus_reason": surplus.reason,
+            "surplus_strength": surplus.strength,
         }
 
 

@@ -1,0 +1,261 @@
+"""The query API (FastAPI): zones, nodes with their current scores, workloads (submit, list, one with its
+decisions), decisions, a dashboard summary and health. Handlers stay thin: read DuckDB or publish an event, and
+call the pure domain logic for anything computed."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from api.models import WorkloadSubmission
+from sinks.duckdb_store import Store
+from toogreen.codec import EncodeError
+from toogreen.domain.node_state import to_node_view
+from toogreen.domain.scoring import WorkloadSpec, ZoneView, route
+from toogreen.domain.zones import ZONES
+from toogreen.kafka_io import RecordProducer
+from toogreen.settings import Settings
+from toogreen.submission import submission_event
+from toogreen.topics import WORKLOAD_EVENTS
+
+ACTIVE_STATES = ("routed", "running", "checkpointed", "migrating")
+REFERENCE_WORKLOAD = WorkloadSpec(workload_id="reference", vram_mb=1, expected_hours=1.0)
+
+LATEST_WINDOWS_SQL = """
+SELECT * FROM zone_windows WHERE kind = ?
+QUALIFY row_number() OVER (PARTITION BY zone ORDER BY window_start_ms DESC) = 1
+"""
+LATEST_READINGS_SQL = """
+SELECT * EXCLUDE (ts) FROM grid_readings
+QUALIFY row_number() OVER (PARTITION BY zone ORDER BY ts_ms DESC) = 1
+"""
+
+
+class BodySizeLimit(BaseHTTPMiddleware):
+    """Refuse bodies over the configured size before reading them."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def dispatch(self, request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and int(length) > self.max_bytes:
+            return JSONResponse(
+                {"detail": f"request body of {length} bytes is over the {self.max_bytes}-byte limit"}, status_code=413
+            )
+        return await call_next(request)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def zone_views(store: Store) -> dict[str, ZoneView]:
+    """Each zone's routing view from its newest tumbling window in DuckDB."""
+    return {
+        r["zone"]: ZoneView(
+            zone=r["zone"],
+            carbon_gco2_per_kwh=r["carbon_mean"],
+            renewable_pct=r["renewable_mean"],
+            price_eur_per_mwh=r["price_mean"],
+            surplus=bool(r["surplus"]),
+            surplus_strength=r["surplus_strength"] or 0.0,
+            window_start_ms=r["window_start_ms"],
+            last_ts_ms=r["last_ts_ms"],
+        )
+        for r in store.query(LATEST_WINDOWS_SQL, ["tumbling"])
+    }
+
+
+def _node_state(row: dict[str, Any]) -> dict[str, Any]:
+    """The node-state shape of ``toogreen.domain.node_state`` from a ``nodes`` row."""
+    state: dict[str, Any] = {}
+    if row["node_type"] is not None:
+        state["registration"] = row
+    if row["last_seen_ms"] is not None:
+        state["telemetry"] = {
+            "last_seen_ms": row["last_seen_ms"], "util_rolling_pct": row["sm_util_pct"], "health": row["health"],
+            "mem_used_mb": row["mem_used_mb"], "mem_total_mb": row["mem_total_mb"],
+        }  # fmt: skip
+    return state
+
+
+def _decision(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "alternatives": json.loads(row["alternatives"]), "grid_windows": json.loads(row["grid_windows"])}
+
+
+def create_app(settings: Settings, store: Store, producer: RecordProducer | None) -> FastAPI:
+    app = FastAPI(
+        title="Too Green To Go",
+        version="0.1.0",
+        description="Routes AI workloads to the GPUs where electricity is cleanest and cheapest.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        counts = store.query(
+            "SELECT (SELECT count(*) FROM grid_readings) AS grid_readings, "
+            "(SELECT count(*) FROM nodes) AS nodes, (SELECT count(*) FROM workloads) AS workloads"
+        )
+        return {"status": "ok", "bootstrap": settings.bootstrap, "duckdb": str(store.path), **counts[0]}
+
+    @app.get("/api/v1/dashboard")
+    def dashboard() -> dict[str, Any]:
+        statuses = store.query("SELECT status, count(*) AS n FROM workloads GROUP BY status ORDER BY status")
+        zones = zone_views(store)
+        return {
+            "zones": len(zones),
+            "zones_in_surplus": sorted(z for z, v in zones.items() if v.surplus),
+            "nodes": store.query("SELECT count(*) AS n FROM nodes")[0]["n"],
+            "workloads_by_status": {r["status"]: r["n"] for r in statuses},
+            "decisions": store.query("SELECT count(*) AS n FROM routing_decisions")[0]["n"],
+            "dead_letters": store.query("SELECT count(*) AS n FROM dead_letters")[0]["n"],
+        }
+
+    @app.get("/api/v1/zones")
+    def zones() -> list[dict[str, Any]]:
+        now = _now_ms()
+        latest = {r["zone"]: r for r in store.query(LATEST_READINGS_SQL)}
+        tumbling = {r["zone"]: r for r in store.query(LATEST_WINDOWS_SQL, ["tumbling"])}
+        hopping = {r["zone"]: r for r in store.query(LATEST_WINDOWS_SQL, ["hopping"])}
+        out = []
+        for code in sorted(set(latest) | set(tumbling)):
+            reading = latest.get(code)
+            out.append({
+                "zone": code,
+                "name": ZONES[code].name if code in ZONES else code,
+                "latest": reading,
+                "staleness_s": None if reading is None else round((now - reading["ts_ms"]) / 1000, 1),
+                "window_5m": _window(tumbling.get(code)),
+                "window_1h": _window(hopping.get(code)),
+                "surplus": bool(tumbling.get(code, {}).get("surplus")),
+                "surplus_reason": tumbling.get(code, {}).get("surplus_reason"),
+            })  # fmt: skip
+        return out
+
+    @app.get("/api/v1/zones/{zone}/history")
+    def zone_history(
+        zone: str,
+        kind: str = Query("tumbling", pattern="^(tumbling|hopping)$"),
+        limit: int = Query(288, ge=1, le=10000),
+    ) -> dict[str, Any]:
+        if zone not in ZONES:
+            raise HTTPException(404, f"unknown zone {zone!r}: known zones are {', '.join(ZONES)}")
+        rows = store.query(
+            "SELECT * EXCLUDE (window_start) FROM zone_windows WHERE zone = ? AND kind = ? "
+            "ORDER BY window_start_ms DESC LIMIT ?",
+            [zone, kind, limit],
+        )
+        return {"zone": zone, "kind": kind, "windows": rows[::-1]}
+
+    @app.get("/api/v1/nodes")
+    def nodes() -> list[dict[str, Any]]:
+        rows = store.query("SELECT * FROM nodes ORDER BY node_id")
+        reserved = {
+            r["node_id"]: r["mb"]
+            for r in store.query(
+                "SELECT node_id, sum(vram_mb) AS mb FROM workloads WHERE status IN ? GROUP BY node_id",
+                [list(ACTIVE_STATES)],
+            )
+        }
+        views = [v for r in rows if (v := to_node_view(_node_state(r), int(reserved.get(r["node_id"]) or 0)))]
+        decision = route(REFERENCE_WORKLOAD, views, zone_views(store), _now_ms(), settings.scoring, settings.pricing)
+        scored = {c.node_id: c for c in decision.alternatives}
+        out = []
+        for r in rows:
+            c = scored.get(r["node_id"])
+            out.append({
+                **r,
+                "vram_reserved_mb": int(reserved.get(r["node_id"]) or 0),
+                "tier": c.tier if c else None,
+                "routable": bool(c and c.eligible),
+                "not_routable_because": c.excluded_reason if c else "no registration or telemetry yet",
+                "score": c.score if c else None,
+                "carbon_gco2_per_kwh": c.carbon_gco2_per_kwh if c else None,
+                "price_eur_per_gpu_hour": c.price_eur_per_gpu_hour if c else None,
+            })  # fmt: skip
+        return out
+
+    @app.post("/api/v1/workloads", status_code=202)
+    def submit(body: WorkloadSubmission) -> dict[str, Any]:
+        if producer is None:
+            raise HTTPException(503, "this API runs without a Kafka producer: submissions are disabled")
+        if body.deadline is not None and body.deadline.timestamp() * 1000 <= _now_ms():
+            raise HTTPException(422, "deadline is in the past")
+        event = submission_event(body.to_request(submitter="api"))
+        try:
+            producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
+            producer.flush(timeout_s=10)
+        except EncodeError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except Exception as exc:
+            raise HTTPException(503, f"could not publish the submission: {exc}") from exc
+        wid = event["workload_id"]
+        return {"workload_id": wid, "status": "submitted", "href": f"/api/v1/workloads/{wid}"}
+
+    @app.get("/api/v1/workloads")
+    def list_workloads(
+        status: str | None = None, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+    ) -> list[dict[str, Any]]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        return store.query(
+            f"SELECT * FROM workloads {where} ORDER BY submitted_ms DESC, workload_id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+
+    @app.get("/api/v1/workloads/{workload_id}")
+    def get_workload(workload_id: str) -> dict[str, Any]:
+        rows = store.query("SELECT * FROM workloads WHERE workload_id = ?", [workload_id])
+        if not rows:
+            raise HTTPException(404, f"unknown workload {workload_id!r} (a new submission appears within seconds)")
+        decisions = store.query(
+            "SELECT * FROM routing_decisions WHERE workload_id = ? ORDER BY ts_ms, decision_id", [workload_id]
+        )
+        events = store.query(
+            "SELECT * FROM workload_events WHERE workload_id = ? AND applied ORDER BY ts_ms, event_id", [workload_id]
+        )
+        return {**rows[0], "decisions": [_decision(d) for d in decisions], "events": events}
+
+    @app.get("/api/v1/decisions")
+    def decisions(
+        workload_id: str | None = None,
+        type: str | None = Query(None, pattern="^(initial|reroute|rejected)$"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if workload_id:
+            clauses.append("workload_id = ?")
+            params.append(workload_id)
+        if type:
+            clauses.append("type = ?")
+            params.append(type)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = store.query(f"SELECT * FROM routing_decisions {where} ORDER BY ts_ms DESC LIMIT ?", [*params, limit])
+        return [_decision(r) for r in rows]
+
+    @app.get("/api/v1/dead-letters")
+    def dead_letters(limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        rows = store.query(
+            "SELECT source_topic, source_partition, source_offset, ts_ms, stage, reason, length(raw) AS raw_bytes "
+            "FROM dead_letters ORDER BY ts_ms DESC LIMIT ?",
+            [limit],
+        )
+        return rows
+
+    return app
+
+
+def _window(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    keep = ("window_start_ms", "window_end_ms", "count", "late_count", "carbon_mean", "carbon_min", "carbon_max",
+            "carbon_last", "renewable_mean", "renewable_min", "renewable_max", "renewable_last", "price_mean",
+            "price_min", "price_max", "price_last", "curtailment_max_mw", "last_ts_ms")  # fmt: skip
+    return {k: row[k] for k in keep}

@@ -1,0 +1,63 @@
+"""Request bodies of the query API, validated by pydantic (a bad body gets 422 with the reason)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class WorkloadType(StrEnum):
+    inference = "inference"
+    training = "training"
+    fine_tune = "fine_tune"
+    embedding = "embedding"
+    batch_inference = "batch_inference"
+
+
+class Priority(StrEnum):
+    urgent = "urgent"
+    normal = "normal"
+    async_ = "async"
+
+
+class WorkloadSubmission(BaseModel):
+    """A workload as an AI developer submits it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    workload_type: WorkloadType
+    image: str | None = Field(default=None, max_length=500)
+    command: str | None = Field(default=None, max_length=4000)
+    vram_mb: int = Field(gt=0, le=1_048_576, description="GPU memory needed, MiB")
+    expected_hours: float = Field(gt=0, le=24 * 365, description="Expected run time on one GPU, hours")
+    priority: Priority = Priority.normal
+    green_only: bool = False
+    max_carbon_gco2_kwh: float | None = Field(default=None, ge=0)
+    budget_eur: float | None = Field(default=None, ge=0)
+    deadline: datetime | None = Field(default=None, description="ISO 8601 with offset; must be in the future")
+    checkpoint_gb: float | None = Field(default=None, gt=0)
+
+    @field_validator("expected_hours", "max_carbon_gco2_kwh", "budget_eur", "checkpoint_gb")
+    @classmethod
+    def finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def image_or_command(self) -> WorkloadSubmission:
+        if not self.image and not self.command:
+            raise ValueError("one of image or command is required")
+        if self.deadline is not None and self.deadline.tzinfo is None:
+            raise ValueError("deadline needs a UTC offset, e.g. 2026-12-01T12:00:00Z")
+        return self
+
+    def to_request(self, submitter: str) -> dict:
+        data = self.model_dump(mode="json", exclude={"deadline"})
+        data["deadline_ms"] = int(self.deadline.timestamp() * 1000) if self.deadline else None
+        data["submitter"] = submitter
+        return data

@@ -1,0 +1,90 @@
+-- The DuckDB tables analysts query. Every table has a natural primary key so a replay of the log is a no-op.
+CREATE TABLE IF NOT EXISTS grid_readings (
+    zone VARCHAR NOT NULL,
+    ts_ms BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    ts TIMESTAMPTZ,
+    carbon_intensity_gco2_per_kwh DOUBLE NOT NULL,
+    carbon_intensity_kind VARCHAR,
+    carbon_intensity_basis VARCHAR,
+    renewable_pct DOUBLE,
+    price DOUBLE,
+    price_unit VARCHAR,
+    price_market VARCHAR,
+    curtailment_mw DOUBLE,
+    estimated BOOLEAN,
+    PRIMARY KEY (zone, ts_ms, source)
+);
+CREATE TABLE IF NOT EXISTS zone_windows (
+    zone VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    window_start_ms BIGINT NOT NULL,
+    window_end_ms BIGINT NOT NULL,
+    window_start TIMESTAMPTZ,
+    count BIGINT,
+    late_count BIGINT,
+    carbon_mean DOUBLE, carbon_min DOUBLE, carbon_max DOUBLE, carbon_last DOUBLE,
+    renewable_mean DOUBLE, renewable_min DOUBLE, renewable_max DOUBLE, renewable_last DOUBLE, renewable_std DOUBLE,
+    price_mean DOUBLE, price_min DOUBLE, price_max DOUBLE, price_last DOUBLE,
+    curtailment_max_mw DOUBLE,
+    last_ts_ms BIGINT,
+    surplus BOOLEAN,
+    surplus_reason VARCHAR,
+    surplus_strength DOUBLE,
+    PRIMARY KEY (zone, kind, window_start_ms)
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id VARCHAR PRIMARY KEY,
+    provider VARCHAR, node_type VARCHAR, gpu_model VARCHAR, vram_mb BIGINT, zone VARCHAR,
+    lat DOUBLE, lng DOUBLE, pue DOUBLE, mig_capable BOOLEAN, wallet VARCHAR, billing_account VARCHAR,
+    declared_energy_source VARCHAR, declared_carbon_gco2_per_kwh DOUBLE, max_power_w DOUBLE, registered_ms BIGINT,
+    last_seen_ms BIGINT, sm_util_pct DOUBLE, mem_used_mb BIGINT, mem_total_mb BIGINT, power_w DOUBLE,
+    energy_j DOUBLE, temperature_c DOUBLE, health VARCHAR, mig_slices_free INTEGER, telemetry_source VARCHAR
+);
+CREATE TABLE IF NOT EXISTS workloads (
+    workload_id VARCHAR PRIMARY KEY,
+    name VARCHAR, workload_type VARCHAR, image VARCHAR, command VARCHAR, vram_mb BIGINT, expected_hours DOUBLE,
+    priority VARCHAR, green_only BOOLEAN, max_carbon_gco2_kwh DOUBLE, budget_eur DOUBLE, deadline_ms BIGINT,
+    checkpoint_gb DOUBLE, submitter VARCHAR,
+    status VARCHAR NOT NULL, node_id VARCHAR, progress_pct DOUBLE, last_decision_id VARCHAR, reason VARCHAR,
+    submitted_ms BIGINT, updated_ms BIGINT, moves INTEGER DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS workload_events (
+    event_id VARCHAR PRIMARY KEY,
+    workload_id VARCHAR NOT NULL, ts_ms BIGINT, type VARCHAR, node_id VARCHAR, progress_pct DOUBLE,
+    checkpoint_uri VARCHAR, decision_id VARCHAR, reason VARCHAR, applied BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS routing_decisions (
+    decision_id VARCHAR PRIMARY KEY,
+    workload_id VARCHAR NOT NULL, ts_ms BIGINT, type VARCHAR, chosen_node_id VARCHAR, chosen_zone VARCHAR,
+    tier INTEGER, score DOUBLE, carbon_part DOUBLE, price_part DOUBLE, utilisation_part DOUBLE, reason VARCHAR,
+    alternatives JSON, grid_windows JSON
+);
+CREATE TABLE IF NOT EXISTS node_commands (
+    command_id VARCHAR PRIMARY KEY,
+    node_id VARCHAR, ts_ms BIGINT, action VARCHAR, workload_id VARCHAR, checkpoint_uri VARCHAR, vram_mb BIGINT,
+    expected_hours DOUBLE
+);
+CREATE TABLE IF NOT EXISTS carbon_receipts (
+    receipt_id VARCHAR PRIMARY KEY,
+    workload_id VARCHAR NOT NULL, issued_ms BIGINT, kwh DOUBLE, gco2_actual DOUBLE, gco2_baseline DOUBLE,
+    gco2_saved DOUBLE, gco2_market_based DOUBLE, method VARCHAR, intervals JSON, data_sources JSON,
+    signature VARCHAR, public_key VARCHAR
+);
+CREATE TABLE IF NOT EXISTS billing_records (
+    billing_id VARCHAR PRIMARY KEY,
+    workload_id VARCHAR NOT NULL, ts_ms BIGINT, gpu_hours DOUBLE, kwh DOUBLE, charge DOUBLE, fee DOUBLE,
+    payout DOUBLE, currency VARCHAR, node_id VARCHAR, metering_ids JSON
+);
+CREATE TABLE IF NOT EXISTS payouts (
+    payout_id VARCHAR PRIMARY KEY,
+    workload_id VARCHAR NOT NULL, node_id VARCHAR, rail VARCHAR, amount DOUBLE, currency VARCHAR,
+    status VARCHAR, reference VARCHAR, ts_ms BIGINT
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    source_topic VARCHAR NOT NULL,
+    source_partition INTEGER NOT NULL,
+    source_offset BIGINT NOT NULL,
+    ts_ms BIGINT, stage VARCHAR, reason VARCHAR, key BLOB, raw BLOB,
+    PRIMARY KEY (source_topic, source_partition, source_offset)
+);
