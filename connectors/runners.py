@@ -1,0 +1,115 @@
+"""The producer processes: the synthetic grid, the simulated fleet's node agents, the demo workload trickle.
+
+Each loop sends through :class:`toogreen.kafka_io.RecordProducer` (validated, batched, delivery checked) and
+returns its delivery summary when stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+from connectors.fleet_sim import SimulatedFleet
+from connectors.synthetic_grid import SyntheticGrid
+from connectors.workload_gen import WorkloadGenerator
+from toogreen.codec import DecodeError, decode
+from toogreen.kafka_io import DeliveryStats, RecordProducer
+from toogreen.settings import Settings
+from toogreen.submission import submission_event
+from toogreen.topics import GRID_READINGS, NODE_COMMANDS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
+
+REGISTRY_REFRESH_S = 60.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def run_synthetic_grid(
+    settings: Settings, stop: threading.Event, count: int | None = None, on_tick: Callable[[int], None] | None = None
+) -> DeliveryStats:
+    """Every ``grid_interval_s``: one reading per zone, stamped with the wall clock; the weather model's own clock
+    advances ``grid_minutes_per_tick`` per tick so a demo sees days pass in minutes."""
+    producer = RecordProducer(settings.bootstrap)
+    grid = SyntheticGrid(settings.demo.seed)
+    weather_ms = _now_ms()
+    ticks = 0
+    while not stop.is_set() and (count is None or ticks < count):
+        stamp = _now_ms()
+        for reading in grid.readings(weather_ms, stamp):
+            producer.send(GRID_READINGS.name, reading["zone"], reading)
+        producer.flush()
+        ticks += 1
+        if on_tick:
+            on_tick(ticks)
+        weather_ms += int(settings.demo.grid_minutes_per_tick * 60_000)
+        if count is None or ticks < count:
+            stop.wait(settings.demo.grid_interval_s)
+    return producer.flush()
+
+
+def _command_consumer(settings: Settings) -> Consumer:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.bootstrap, "group.id": "toogreen-simulated-fleet", "enable.auto.commit": True}
+    )
+    meta = consumer.list_topics(NODE_COMMANDS.name, timeout=10)
+    partitions = [TopicPartition(NODE_COMMANDS.name, p) for p in meta.topics[NODE_COMMANDS.name].partitions]
+    committed = consumer.committed(partitions, timeout=10)
+    consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                     for tp in committed])  # fmt: skip
+    return consumer
+
+
+def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliveryStats:
+    """The simulated fleet's node agents: obey ``node.commands``, report telemetry and workload events."""
+    producer = RecordProducer(settings.bootstrap)
+    fleet = SimulatedFleet(settings.demo.seed, settings.demo.workload_hours_per_second)
+    consumer = _command_consumer(settings)
+    interval = settings.demo.telemetry_interval_s
+    last_registry = 0.0
+    last_tick = time.monotonic()
+    try:
+        while not stop.is_set():
+            if time.monotonic() - last_registry >= REGISTRY_REFRESH_S:
+                for reg in fleet.registrations(_now_ms()):
+                    producer.send(NODE_REGISTRY.name, reg["node_id"], reg)
+                last_registry = time.monotonic()
+            deadline = last_tick + interval
+            while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+                msg = consumer.poll(min(left, 0.25))
+                if msg is None or msg.error():
+                    continue
+                try:
+                    command = decode(NODE_COMMANDS.name, msg.value())
+                except DecodeError:
+                    continue  # the worker produced it; a bad one is the worker's bug, not the node's to guess at
+                for event in fleet.apply_command(command, _now_ms()):
+                    producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
+            now = time.monotonic()
+            telemetry, events = fleet.tick(_now_ms(), now - last_tick)
+            last_tick = now
+            for sample in telemetry:
+                producer.send(NODE_TELEMETRY.name, sample["node_id"], sample)
+            for event in events:
+                producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
+            producer.flush()
+    finally:
+        consumer.close()
+    return producer.flush()
+
+
+def run_workload_trickle(settings: Settings, stop: threading.Event, count: int | None = None) -> DeliveryStats:
+    """Submit a demo workload every ``workload_interval_s``."""
+    producer = RecordProducer(settings.bootstrap)
+    generator = WorkloadGenerator(settings.demo.seed)
+    sent = 0
+    while not stop.is_set() and (count is None or sent < count):
+        event = submission_event(generator.next_request())
+        producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
+        producer.flush()
+        sent += 1
+        stop.wait(settings.demo.workload_interval_s)
+    return producer.flush()

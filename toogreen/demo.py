@@ -1,0 +1,197 @@
+"""Starting and stopping the whole system as separate processes: the demo, and the integration tests, use it.
+
+Every child gets the same settings through the environment (``TOOGREEN_...``), its own log file under the run
+directory, and is stopped (SIGTERM, then SIGKILL) in reverse order of starting.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from toogreen.broker import EmbeddedBroker, ensure_topics, port_open
+from toogreen.settings import Settings
+
+console = Console(stderr=True)
+
+
+def toogreen_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "toogreen.cli", *args]
+
+
+@dataclass
+class Stack:
+    """The processes of one running system."""
+
+    settings: Settings
+    run_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    broker: EmbeddedBroker | None = None
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def child_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.env,
+            "TOOGREEN_BROKER__BOOTSTRAP": self.settings.bootstrap,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start_broker(self) -> None:
+        if not self.settings.uses_embedded_broker:
+            return
+        self.broker = EmbeddedBroker(
+            self.settings.broker.embedded_host, self.settings.broker.embedded_port, self.run_dir / "broker.log"
+        ).start()
+
+    def create_topics(self) -> None:
+        ensure_topics(
+            self.settings.bootstrap, self.settings.broker.topic_partitions, self.settings.broker.replication_factor
+        )
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115  (the child owns it)
+        proc = subprocess.Popen(
+            toogreen_argv(*args), stdout=log, stderr=subprocess.STDOUT, env=self.child_env(), start_new_session=True
+        )
+        self.children.append((name, proc))
+        return proc
+
+    def log_text(self, name: str) -> str:
+        path = self.run_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def check_alive(self) -> None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                tail = self.log_text(name)[-2000:]
+                raise RuntimeError(f"{name} exited with code {proc.returncode}; end of its log:\n{tail}")
+
+    def wait_for(self, what: str, ready: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if ready():
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"{what} not ready within {timeout_s:.0f} s (logs in {self.run_dir})")
+
+    def api_url(self) -> str:
+        return f"http://{self.settings.api.host}:{self.settings.api.port}"
+
+    def api_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.api_url()}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def worker_ready(self) -> bool:
+        return "Worker]: Ready" in self.log_text("worker")
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.children.clear()
+        if self.broker:
+            self.broker.stop()
+            self.broker = None
+
+
+def start_core(stack: Stack, progress: Progress | None = None) -> None:
+    """Broker, topics, worker, and the API with its DuckDB sink; returns when all are ready."""
+
+    def step(text: str, action: Callable[[], None]) -> None:
+        task = progress.add_task(text) if progress else None
+        action()
+        if progress and task is not None:
+            progress.update(task, description=f"[green]✓[/green] {text}", completed=1, total=1)
+
+    if stack.settings.uses_embedded_broker:
+        step(f"embedded broker on {stack.settings.bootstrap}", stack.start_broker)
+    else:
+        step(
+            f"Kafka at {stack.settings.bootstrap}",
+            lambda: stack.wait_for("kafka", lambda: port_open(*_host_port(stack.settings.bootstrap)), 30),
+        )
+    step("topics", stack.create_topics)
+    stack.spawn("worker", "worker", "--loglevel", "info")
+    stack.spawn("api", "api")
+    step("API and DuckDB sink", lambda: stack.wait_for("API", stack.api_ready, 60))
+    step("Faust worker (group join)", lambda: stack.wait_for("worker", stack.worker_ready, 90))
+
+
+def _host_port(bootstrap: str) -> tuple[str, int]:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    return host, int(port)
+
+
+def run_demo(settings: Settings, duration_s: float | None) -> int:
+    run_dir = settings.storage.duckdb_path.parent / "demo-logs"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(settings, run_dir)
+    started = time.monotonic()
+    try:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        ) as progress:
+            start_core(stack, progress)
+            for name, args in (
+                ("grid", ("produce", "grid")),
+                ("fleet", ("produce", "telemetry")),
+                ("workloads", ("produce", "workloads")),
+            ):
+                stack.spawn(name, *args)
+            task = progress.add_task("first zone windows from the synthetic grid")
+            stack.wait_for("zone windows", lambda: _zone_count(stack) >= 11, 60)
+            progress.update(task, description="[green]✓[/green] 11 zones with windowed values", completed=1, total=1)
+        url = stack.api_url()
+        console.print(
+            f"\n[bold green]Too Green To Go is running[/bold green] ({time.monotonic() - started:.0f} s to start)\n"
+            f"  API          {url}/api/v1/zones   {url}/api/v1/nodes   {url}/api/v1/workloads\n"
+            f"  OpenAPI      {url}/docs\n"
+            f"  submit       toogreen submit --name my-job --image my/image --vram-mb 16000 --expected-hours 1\n"
+            f"  analysts     duckdb {settings.storage.snapshot_path}   (a snapshot refreshed every "
+            f"{settings.storage.snapshot_interval_s:.0f} s)\n"
+            f"  logs         {run_dir}\n"
+            f"  broker       {settings.bootstrap}{' (embedded Tansu)' if settings.uses_embedded_broker else ''}\n"
+            "Ctrl-C stops everything."
+        )
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while deadline is None or time.monotonic() < deadline:
+            stack.check_alive()
+            time.sleep(1)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        return 1
+    finally:
+        console.print("stopping…")
+        stack.stop()
+        console.print("stopped.")
+
+
+def _zone_count(stack: Stack) -> int:
+    try:
+        zones = httpx.get(f"{stack.api_url()}/api/v1/zones", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return 0
+    return sum(1 for z in zones if z.get("window_5m"))
