@@ -152,15 +152,15 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
         ) as progress:
             start_core(stack, progress)
-            for name, args in (
-                ("grid", ("produce", "grid")),
-                ("fleet", ("produce", "telemetry")),
-                ("workloads", ("produce", "workloads")),
-            ):
-                stack.spawn(name, *args)
-            task = progress.add_task("first zone windows from the synthetic grid")
+            stack.spawn("grid", "produce", "grid")
+            stack.spawn("fleet", "produce", "telemetry")
+            task = progress.add_task("zone windows from the synthetic grid, the simulated fleet registering")
             stack.wait_for("zone windows", lambda: _zone_count(stack) >= 11, 60)
-            progress.update(task, description="[green]✓[/green] 11 zones with windowed values", completed=1, total=1)
+            stack.wait_for("fleet", lambda: _routable_nodes(stack) >= 1, 60)
+            progress.update(
+                task, description="[green]✓[/green] 11 zones with windowed values, fleet routable", completed=1, total=1
+            )
+            stack.spawn("workloads", "produce", "workloads")
         url = stack.api_url()
         console.print(
             f"\n[bold green]Too Green To Go is running[/bold green] ({time.monotonic() - started:.0f} s to start)\n"
@@ -187,6 +187,14 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
         console.print("stopping…")
         stack.stop()
         console.print("stopped.")
+
+
+def _routable_nodes(stack: Stack) -> int:
+    try:
+        nodes = httpx.get(f"{stack.api_url()}/api/v1/nodes", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return 0
+    return sum(1 for n in nodes if n.get("routable"))
 
 
 def _zone_count(stack: Stack) -> int:

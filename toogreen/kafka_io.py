@@ -27,6 +27,9 @@ class RecordProducer:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
+                # The Java client's and aiokafka's partitioner: a key lands on the same partition whichever
+                # client (this producer or the Faust worker) sends it, so a workload's events stay in order.
+                "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "enable.idempotence": False,
                 "message.send.max.retries": 5,
