@@ -1,0 +1,165 @@
+"""Routing: tiers, hard rules, min-max normalised composite, determinism; properties over random fleets."""
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from toogreen.domain.scoring import NodeView, WorkloadSpec, ZoneView, node_carbon, route, tier_of
+from toogreen.settings import PricingSettings, ScoringSettings
+
+NOW = 1_800_000_000_000
+SCORING, PRICING = ScoringSettings(), PricingSettings()
+
+
+def zone(code="FR", carbon=60.0, renewable=75.0, surplus=False, last=NOW) -> ZoneView:
+    return ZoneView(code, carbon, renewable, 50.0, surplus, 0.5 if surplus else 0.0, NOW - 60_000, last)
+
+
+def node(node_id="n1", node_type="datacenter", zone_code="FR", gpu="H100", free=80_000, util=10.0, pue=1.2, seen=NOW):
+    return NodeView(node_id, node_type, gpu, zone_code, pue, 81_920, free, util, "healthy", seen)
+
+
+WORK = WorkloadSpec("w1", vram_mb=16_000, expected_hours=2.0)
+
+
+@pytest.mark.parametrize(
+    ("node_type", "z", "tier"),
+    [
+        ("recycler", zone(renewable=10), 1),
+        ("datacenter", zone(renewable=75), 2),
+        ("datacenter", zone(renewable=20, surplus=True), 2),
+        ("datacenter", zone(renewable=20), 4),
+        ("gamer", zone(renewable=50), 3),
+        ("gamer", zone(renewable=49.9, surplus=True), 4),
+    ],
+)
+def test_tiers(node_type, z, tier):
+    assert tier_of(node(node_type=node_type), z, SCORING) == tier
+
+
+def test_recycler_uses_its_declared_source():
+    rec = replace(node(node_type="recycler", pue=1.05), declared_carbon_gco2_per_kwh=20.0)
+    assert node_carbon(rec, zone(carbon=400)) == pytest.approx(21.0)
+    assert node_carbon(node(pue=1.5), zone(carbon=100)) == pytest.approx(150.0)
+
+
+def test_strict_tier_priority_beats_score():
+    zones = {"FR": zone("FR", carbon=30), "DE": zone("DE", carbon=500, renewable=10)}
+    nodes = [node("dc-clean", zone_code="FR"), node("rc-dirty", node_type="recycler", zone_code="DE")]
+    d = route(WORK, nodes, zones, NOW, SCORING, PRICING)
+    assert d.chosen.node_id == "rc-dirty" and d.chosen.tier == 1
+
+
+def test_composite_is_min_max_normalised_inside_the_tier():
+    zones = {"FR": zone("FR", carbon=50), "PT": zone("PT", carbon=150)}
+    nodes = [node("a", zone_code="FR", util=50), node("b", zone_code="PT", util=10)]
+    d = route(WORK, nodes, zones, NOW, SCORING, PRICING)
+    by = {c.node_id: c for c in d.alternatives}
+    assert by["a"].carbon_part == 0.0 and by["b"].carbon_part == 1.0
+    assert by["a"].utilisation_part == 1.0 and by["b"].utilisation_part == 0.0
+    assert by["a"].score == pytest.approx(0.6 * 0 + 0.3 * by["a"].price_part + 0.1 * 1)
+    assert d.chosen.node_id == "a"
+
+
+def test_ties_break_on_node_id():
+    zones = {"FR": zone()}
+    d = route(WORK, [node("n2"), node("n1"), node("n3")], zones, NOW, SCORING, PRICING)
+    assert d.chosen.node_id == "n1"
+
+
+@pytest.mark.parametrize(
+    ("work", "n", "z", "reason"),
+    [
+        (WORK, node(free=8_000), zone(), "VRAM"),
+        (WORK, node(seen=NOW - 120_000), zone(), "stale"),
+        (WORK, node(), zone(last=NOW - 3_600_000), "stale"),
+        (replace(WORK, green_only=True), node(), zone(renewable=10), "green-only"),
+        (replace(WORK, max_carbon_gco2_kwh=50), node(pue=1.2), zone(carbon=60), "above max"),
+        (replace(WORK, budget_eur=1.0), node(), zone(), "budget"),
+        (replace(WORK, deadline_ms=NOW + 3_600_000), node(), zone(), "deadline"),
+    ],
+)
+def test_hard_rules_exclude_with_a_reason(work, n, z, reason):
+    d = route(work, [n], {"FR": z}, NOW, SCORING, PRICING)
+    assert d.chosen is None
+    assert reason in d.alternatives[0].excluded_reason
+    assert reason in d.reason
+
+
+def test_node_in_zone_without_data_is_not_routable():
+    d = route(WORK, [node(zone_code="IT")], {"FR": zone()}, NOW, SCORING, PRICING)
+    assert d.chosen is None and "no grid data" in d.alternatives[0].excluded_reason
+
+
+zones_st = st.dictionaries(
+    st.sampled_from(["FR", "DE", "ES", "GB"]),
+    st.builds(
+        lambda c, r, s: zone("X", c, r, s),
+        st.floats(5, 900),
+        st.one_of(st.none(), st.floats(0, 100)),
+        st.booleans(),
+    ),
+    min_size=1,
+).map(lambda d: {k: replace(v, zone=k) for k, v in d.items()})
+
+nodes_st = st.lists(
+    st.builds(
+        node,
+        node_id=st.text("abcdef", min_size=1, max_size=4),
+        node_type=st.sampled_from(["datacenter", "recycler", "gamer"]),
+        zone_code=st.sampled_from(["FR", "DE", "ES", "GB", "IT"]),
+        gpu=st.sampled_from(["H100", "A100", "RTX 4090"]),
+        free=st.integers(0, 81_920),
+        util=st.floats(0, 100),
+        pue=st.floats(1.0, 2.0),
+        seen=st.integers(NOW - 120_000, NOW),
+    ),
+    max_size=12,
+    unique_by=lambda n: n.node_id,
+)
+work_st = st.builds(
+    WorkloadSpec,
+    workload_id=st.just("w"),
+    vram_mb=st.integers(1, 81_920),
+    expected_hours=st.floats(0.1, 20),
+    green_only=st.booleans(),
+    max_carbon_gco2_kwh=st.one_of(st.none(), st.floats(10, 1000)),
+    budget_eur=st.one_of(st.none(), st.floats(0, 200)),
+    deadline_ms=st.one_of(st.none(), st.integers(NOW, NOW + 48 * 3_600_000)),
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(work_st, nodes_st, zones_st)
+def test_no_decision_breaks_a_hard_rule(work, nodes, zones):
+    d = route(work, nodes, zones, NOW, SCORING, PRICING)
+    assert len(d.alternatives) == len(nodes)
+    if d.chosen is None:
+        assert not any(c.eligible for c in d.alternatives)
+        return
+    chosen = d.chosen
+    n = next(x for x in nodes if x.node_id == chosen.node_id)
+    assert n.vram_free_mb >= work.vram_mb
+    assert NOW - n.last_seen_ms <= SCORING.node_stale_after_s * 1000
+    if work.green_only:
+        assert chosen.tier in (1, 2, 3)
+    if work.max_carbon_gco2_kwh is not None:
+        assert chosen.carbon_gco2_per_kwh <= work.max_carbon_gco2_kwh
+    if work.budget_eur is not None:
+        assert chosen.price_eur_per_gpu_hour * work.expected_hours <= work.budget_eur
+    if work.deadline_ms is not None:
+        assert NOW + work.expected_hours * 3_600_000 <= work.deadline_ms
+    eligible = [c for c in d.alternatives if c.eligible]
+    assert (chosen.tier, chosen.score, chosen.node_id) == min((c.tier, c.score, c.node_id) for c in eligible)
+    assert all(0.0 <= c.score <= 1.0 + 1e-9 for c in eligible)
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(work_st, nodes_st, zones_st)
+def test_same_inputs_same_decision(work, nodes, zones):
+    first = route(work, nodes, zones, NOW, SCORING, PRICING)
+    again = route(work, list(reversed(nodes)), dict(reversed(list(zones.items()))), NOW, SCORING, PRICING)
+    assert first == again
