@@ -1,0 +1,128 @@
+"""The Faust agents under ``agent.test_context()``: no broker, real tables, a recording emitter."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import streams.agents as agents
+from connectors.fleet_sim import SimulatedFleet
+from streams.app import (
+    node_reservation_table,
+    node_state_table,
+    workload_state_table,
+    zone_meta_table,
+    zone_view_table,
+    zone_window_table,
+)
+from streams.emit import RecordingEmitter
+from tests.conftest import grid_reading
+from toogreen.codec import encode
+from toogreen.submission import submission_event
+
+TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
+          workload_state_table)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def recorder(monkeypatch):
+    """Tables are module globals: start each test from empty ones and record what the agents send."""
+    for table in TABLES:
+        table.data.clear()
+    rec = RecordingEmitter()
+    monkeypatch.setattr(agents, "emitter", rec)
+    return rec
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
+    ts = now_ms()
+    async with agents.zone_windows.test_context() as agent:
+        await agent.put(encode("grid.readings", grid_reading("FR", ts, 50.0)), key=b"FR")
+        await agent.put(encode("grid.readings", grid_reading("FR", ts + 1000, 70.0)), key=b"FR")
+    windows = recorder.on("zone.windows")
+    assert len(windows) == 26  # (1 tumbling + 12 hopping) per reading
+    latest_tumbling = [w for w in windows if w["kind"] == "tumbling"][-1]
+    assert latest_tumbling["count"] == 2 and latest_tumbling["carbon_mean"] == 60.0
+    assert zone_view_table["FR"]["carbon_gco2_per_kwh"] == 60.0
+
+
+async def test_bad_grid_records_are_dead_lettered_and_the_stream_goes_on(recorder):
+    ts = now_ms()
+    async with agents.zone_windows.test_context() as agent:
+        await agent.put(b"\x00garbage", key=b"FR")
+        await agent.put(encode("grid.readings", grid_reading("XX", ts)), key=b"XX")
+        await agent.put(encode("grid.readings", grid_reading("FR", ts, float("nan"))), key=b"FR")
+        await agent.put(encode("grid.readings", grid_reading("DE", ts)), key=b"DE")
+    reasons = [d["reason"] for d in recorder.dead]
+    assert len(reasons) == 3
+    assert "single-object" in reasons[0] and "unknown zone 'XX'" in reasons[1] and "finite" in reasons[2]
+    assert {d["source_topic"] for d in recorder.dead} == {"grid.readings"}
+    assert [d["source_offset"] for d in recorder.dead] == [0, 1, 2]
+    assert recorder.dead[0]["raw"] == b"\x00garbage"
+    assert "DE" in zone_view_table
+
+
+async def test_too_late_reading_is_dead_lettered_with_the_reason(recorder):
+    ts = now_ms()
+    async with agents.zone_windows.test_context() as agent:
+        await agent.put(encode("grid.readings", grid_reading("FR", ts)), key=b"FR")
+        await agent.put(encode("grid.readings", grid_reading("FR", ts - 3_600_000)), key=b"FR")
+    assert len(recorder.dead) == 1 and "too late" in recorder.dead[0]["reason"]
+    assert zone_meta_table["FR"]["too_late_count"] == 1
+
+
+async def _feed_fleet(ts: int) -> None:
+    fleet = SimulatedFleet(seed=1, hours_per_second=1.0)
+    async with agents.node_registrations.test_context() as agent:
+        for reg in fleet.registrations(ts):
+            await agent.put(encode("node.registry", reg), key=reg["node_id"].encode())
+    async with agents.node_telemetry.test_context() as agent:
+        for sample in fleet.tick(ts, 1.0)[0]:
+            await agent.put(encode("node.telemetry", sample), key=sample["node_id"].encode())
+    async with agents.zone_windows.test_context() as agent:
+        for zone in ("FR", "DE", "ES", "PT", "NL", "BE", "IT", "GB", "US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO"):
+            await agent.put(encode("grid.readings", grid_reading(zone, ts, 300.0, renewable_pct=30.0)), key=zone.encode())
+
+
+async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
+    ts = now_ms()
+    await _feed_fleet(ts)
+    nodes, zones = agents.routing_inputs()
+    assert len(nodes) == 20 and len(zones) == 11
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 2.0}
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
+        await agent.put(encode("workload.events", submission_event(request, "w2", ts)), key=b"w2")
+    decisions = recorder.on("routing.decisions")
+    assert [d["type"] for d in decisions] == ["initial", "initial"]
+    assert decisions[0]["tier"] == 1  # recyclers first
+    assert len(decisions[0]["alternatives"]) == 20
+    # the first workload's 70 GB are reserved: the second cannot share that GPU
+    assert decisions[0]["chosen_node_id"] != decisions[1]["chosen_node_id"]
+    commands = recorder.on("node.commands")
+    assert [c["action"] for c in commands] == ["start", "start"]
+    assert node_reservation_table[decisions[0]["chosen_node_id"]] == {"w1": 70_000}
+    assert workload_state_table["w1"]["state"] == "routed"
+
+
+async def test_router_dead_letters_illegal_transitions_and_releases_on_completion(recorder):
+    ts = now_ms()
+    await _feed_fleet(ts)
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 1000, "expected_hours": 1.0}
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
+        node_id = recorder.on("node.commands")[0]["node_id"]
+        base = {"workload_id": "w1", "ts_ms": ts, "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
+                "decision_id": None, "reason": None, "request": None}  # fmt: skip
+        await agent.put(encode("workload.events", {**base, "event_id": "e1", "type": "completed"}), key=b"w1")
+        await agent.put(encode("workload.events", {**base, "event_id": "e2", "type": "started"}), key=b"w1")
+        await agent.put(encode("workload.events", {**base, "event_id": "e2", "type": "started"}), key=b"w1")
+        await agent.put(encode("workload.events", {**base, "event_id": "e3", "type": "completed"}), key=b"w1")
+    assert len(recorder.dead) == 1 and "illegal in state 'routed'" in recorder.dead[0]["reason"]
+    assert workload_state_table["w1"]["state"] == "completed"
+    assert node_reservation_table[node_id] == {}
