@@ -219,7 +219,7 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
             "SELECT * FROM routing_decisions WHERE workload_id = ? ORDER BY ts_ms, decision_id", [workload_id]
         )
         events = store.query(
-            "SELECT * FROM workload_events WHERE workload_id = ? AND applied ORDER BY ts_ms, event_id", [workload_id]
+            "SELECT * FROM workload_events WHERE workload_id = ? AND applied ORDER BY ts_ms, rowid", [workload_id]
         )
         return {**rows[0], "decisions": [_decision(d) for d in decisions], "events": events}
 
@@ -243,8 +243,8 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     @app.get("/api/v1/dead-letters")
     def dead_letters(limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         rows = store.query(
-            "SELECT source_topic, source_partition, source_offset, ts_ms, stage, reason, length(raw) AS raw_bytes "
-            "FROM dead_letters ORDER BY ts_ms DESC LIMIT ?",
+            "SELECT source_topic, source_partition, source_offset, ts_ms, stage, reason, "
+            "octet_length(raw) AS raw_bytes FROM dead_letters ORDER BY ts_ms DESC LIMIT ?",
             [limit],
         )
         return rows

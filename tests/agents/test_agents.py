@@ -86,7 +86,9 @@ async def _feed_fleet(ts: int) -> None:
             await agent.put(encode("node.telemetry", sample), key=sample["node_id"].encode())
     async with agents.zone_windows.test_context() as agent:
         for zone in ("FR", "DE", "ES", "PT", "NL", "BE", "IT", "GB", "US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO"):
-            await agent.put(encode("grid.readings", grid_reading(zone, ts, 300.0, renewable_pct=30.0)), key=zone.encode())
+            await agent.put(
+                encode("grid.readings", grid_reading(zone, ts, 300.0, renewable_pct=30.0)), key=zone.encode()
+            )
 
 
 async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
