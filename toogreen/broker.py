@@ -22,6 +22,16 @@ class BrokerError(RuntimeError):
     pass
 
 
+def die_with_parent() -> None:
+    """For ``Popen(preexec_fn=...)``: a child of ours gets SIGTERM when we die, however we die (Linux)."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
         return True
@@ -63,6 +73,7 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

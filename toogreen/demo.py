@@ -19,7 +19,7 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from toogreen.broker import EmbeddedBroker, ensure_topics, port_open
+from toogreen.broker import EmbeddedBroker, die_with_parent, ensure_topics, port_open
 from toogreen.settings import Settings
 
 console = Console(stderr=True)
@@ -62,7 +62,12 @@ class Stack:
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115  (the child owns it)
         proc = subprocess.Popen(
-            toogreen_argv(*args), stdout=log, stderr=subprocess.STDOUT, env=self.child_env(), start_new_session=True
+            toogreen_argv(*args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.child_env(),
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
+            preexec_fn=die_with_parent,
         )
         self.children.append((name, proc))
         return proc
@@ -142,7 +147,12 @@ def _host_port(bootstrap: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _interrupt(_sig: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, duration_s: float | None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     run_dir = settings.storage.duckdb_path.parent / "demo-logs"
     run_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings, run_dir)
