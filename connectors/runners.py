@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
@@ -98,6 +99,46 @@ def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliverySt
             producer.flush()
     finally:
         consumer.close()
+    return producer.flush()
+
+
+def run_nvml(
+    settings: Settings, stop: threading.Event, node_id: str, interval_s: float, count: int | None
+) -> DeliveryStats:
+    """Real GPUs through NVML: one sample per GPU every ``interval_s``."""
+    from connectors.nvml import NvmlReader, to_telemetry
+
+    reader = NvmlReader()
+    producer = RecordProducer(settings.bootstrap)
+    taken = 0
+    try:
+        while not stop.is_set() and (count is None or taken < count):
+            for index in range(len(reader.handles)):
+                node = f"{node_id}-{index}"
+                producer.send(NODE_TELEMETRY.name, node, to_telemetry(node, reader.sample(index), "nvml"))
+            producer.flush()
+            taken += 1
+            stop.wait(interval_s)
+    finally:
+        reader.close()
+    return producer.flush()
+
+
+def run_trace_replay(
+    settings: Settings, stop: threading.Event, path: Path, node_id: str, speed: float, loops: int
+) -> DeliveryStats:
+    """The real H100 trace as a node's telemetry, paced ``speed`` times faster than recorded."""
+    from connectors.nvml import read_trace, replay
+
+    producer = RecordProducer(settings.bootstrap)
+    started, t0 = _now_ms(), time.monotonic()
+    for record in replay(read_trace(path), node_id, speed, started, loops):
+        if stop.is_set():
+            break
+        if (wait := (record["ts_ms"] - started) / 1000 - (time.monotonic() - t0)) > 0:
+            producer.flush()
+            stop.wait(wait)
+        producer.send(NODE_TELEMETRY.name, node_id, record)
     return producer.flush()
 
 

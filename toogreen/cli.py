@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,10 @@ produce_app = typer.Typer(
     help="Producers: push grid readings, node telemetry, workloads into Kafka.", no_args_is_help=True
 )
 app.add_typer(produce_app, name="produce")
+grid_app = typer.Typer(help="Grid data tools that need no Kafka.", no_args_is_help=True)
+app.add_typer(grid_app, name="grid")
+replay_app = typer.Typer(help="Replay historical data through the pipeline in event time.", no_args_is_help=True)
+app.add_typer(replay_app, name="replay")
 console = Console(stderr=True)
 
 
@@ -127,14 +132,96 @@ def produce_grid(count: int = typer.Option(0, help="Ticks to send (0 = until Ctr
 
 
 @produce_app.command("telemetry")
-def produce_telemetry() -> None:
-    """The simulated fleet (a simulator): registers 20 nodes, obeys node.commands, reports telemetry and progress."""
-    from connectors.runners import run_simulated_fleet
+def produce_telemetry(
+    source: str = typer.Option("simulated", help="simulated (the demo fleet), nvml (this machine's GPUs), replay"),
+    node_id: str = typer.Option("nvml-node", help="Node id (nvml: suffixed by the GPU index; replay: as is)"),
+    trace: Path = typer.Option(None, help="replay: the NVML trace (default: shared/data/nvml/h100_trace.jsonl)"),
+    speed: float = typer.Option(1.0, help="replay: speed-up over the recorded pace"),
+    loops: int = typer.Option(1, help="replay: times through the trace"),
+    interval_s: float = typer.Option(1.0, help="nvml: seconds between samples"),
+    count: int = typer.Option(0, help="nvml: samples per GPU (0 = until Ctrl-C)"),
+) -> None:
+    """GPU telemetry into node.telemetry: the simulated fleet (a simulator: registers 20 nodes, obeys
+    node.commands), real NVML, or a replay of the real H100 trace."""
+    from connectors.runners import run_nvml, run_simulated_fleet, run_trace_replay
 
+    settings = get_settings()
     _ensure_topics()
-    stats = run_simulated_fleet(get_settings(), _stop_on_signals())
+    stop = _stop_on_signals()
+    if source == "simulated":
+        stats = run_simulated_fleet(settings, stop)
+    elif source == "nvml":
+        stats = run_nvml(settings, stop, node_id, interval_s, count or None)
+    elif source == "replay":
+        path = trace or settings.data_dir / "nvml" / "h100_trace.jsonl"
+        stats = run_trace_replay(settings, stop, path, node_id, speed, loops)
+    else:
+        raise typer.BadParameter(f"unknown source {source!r}: simulated, nvml or replay")
     console.print(
-        f"fleet: sent {stats.sent}, delivered {stats.delivered}, rejected {stats.rejected}, failed {stats.failed}"
+        f"telemetry ({source}): sent {stats.sent}, delivered {stats.delivered}, rejected {stats.rejected}, "
+        f"failed {stats.failed}"
+    )
+
+
+@grid_app.command("intensity")
+def grid_intensity(
+    entsoe_csv: Path = typer.Option(..., exists=True, dir_okay=False, help="ENTSO-E production CSV"),
+    zone: str = typer.Option(..., help="Zone code (FR, GB, ...)"),
+    out: Path = typer.Option(..., help="Output CSV: Time, Carbon Intensity, Renewable Percentage"),
+    without_imports: bool = typer.Option(False, help="Production-based intensity (leave the import columns out)"),
+) -> None:
+    """Carbon intensity (IPCC 2014 lifecycle factors, configurable) and renewable share from a fuel mix."""
+    from connectors.entsoe import intensities, read_production_csv, write_intensity_csv
+    from toogreen.domain.zones import UnknownZoneError, require_zone
+
+    try:
+        require_zone(zone)
+    except UnknownZoneError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    series = read_production_csv(entsoe_csv)
+    n = write_intensity_csv(intensities(series.mixes, get_settings().grid, not without_imports), out)
+    console.print(
+        f"{zone}: wrote {n} rows to {out} ({series.duplicates} duplicate timestamps dropped, {series.empty_cells} "
+        f"empty cells, {series.rows_without_data} rows without data; intensity "
+        f"{'production-based' if without_imports else 'with imports'})"
+    )
+
+
+@replay_app.command("grid")
+def replay_grid(
+    csv_files: list[str] = typer.Option(
+        ..., "--csv", help="ZONE=PATH: a production CSV or a Time,Carbon Intensity CSV"
+    ),
+    speed: float = typer.Option(0.0, help="Event time per wall time (e.g. 525600 = a year in a minute); 0 = flat out"),
+    start: datetime = typer.Option(None, help="First timestamp (UTC)"),
+    days: float = typer.Option(0.0, help="Days to replay from --start (0 = all)"),
+) -> None:
+    """Replay historical grid files through grid.readings with their own timestamps (event time)."""
+    from datetime import UTC, timedelta
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from connectors.replay import load_readings, merge_in_time, play
+    from toogreen.kafka_io import RecordProducer
+
+    settings = get_settings()
+    lo = start.replace(tzinfo=UTC) if start else None
+    hi = lo + timedelta(days=days) if lo and days else None
+    series = []
+    for item in csv_files:
+        zone, _, path = item.partition("=")
+        if not path:
+            raise typer.BadParameter(f"--csv takes ZONE=PATH, got {item!r}")
+        series.append(load_readings(zone, Path(path), settings.grid, lo, hi))
+    readings = merge_in_time(series)
+    _ensure_topics()
+    producer = RecordProducer(settings.bootstrap)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("replaying", total=len(readings))
+        stats = play(producer, readings, speed, _stop_on_signals(), lambda n: progress.update(task, completed=n))
+    console.print(
+        f"replay: sent {stats.sent}, delivered {stats.delivered}, rejected {stats.rejected}, failed {stats.failed}"
     )
 
 

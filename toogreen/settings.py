@@ -113,6 +113,42 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = 64 * 1024
 
 
+def _ipcc_2014_lifecycle() -> dict[str, float]:
+    return {
+        "Biomass": 18, "Fossil Gas": 469, "Fossil Hard coal": 1001, "Fossil Brown coal/Lignite": 1001,
+        "Fossil Oil": 840, "Geothermal": 45, "Hydro Run-of-river and poundage": 4, "Hydro Water Reservoir": 4,
+        "Nuclear": 16, "Solar": 46, "Wind Onshore": 12, "Wind Offshore": 12, "Other": 770, "Other renewable": 22,
+        "Waste": 0,
+    }  # fmt: skip
+
+
+def _import_factors_2020() -> dict[str, float]:
+    return {
+        "AT": 133, "BE": 153, "CH": 12, "CZ": 545, "DE": 379, "DK": 154, "ES": 220, "FR": 39, "GB": 233, "IE": 348,
+        "IT": 339, "LU": 139, "NL": 452, "NO": 11, "PL": 791, "SE": 12,
+    }  # fmt: skip
+
+
+class GridSourceSettings(BaseModel):
+    """Real grid sources: emission factors for fuel mixes, ENTSO-E and Electricity Maps endpoints."""
+
+    lifecycle_factors_gco2_per_kwh: dict[str, float] = Field(default_factory=_ipcc_2014_lifecycle)
+    import_factors_gco2_per_kwh: dict[str, float] = Field(default_factory=_import_factors_2020)
+    renewable_fuels: list[str] = Field(
+        default_factory=lambda: [
+            "Biomass", "Geothermal", "Hydro Run-of-river and poundage", "Hydro Water Reservoir", "Solar",
+            "Wind Onshore", "Wind Offshore", "Other renewable",
+        ]
+    )  # fmt: skip
+    entsoe_api_base: str = "https://web-api.tp.entsoe.eu/api"
+    entsoe_token: str | None = None
+    electricitymaps_api_base: str = "https://api.electricitymap.org/v3"
+    electricitymaps_token: str | None = None
+    cache_ttl_s: float = 300.0
+    http_timeout_s: float = 15.0
+    max_retries: int = 5
+
+
 class DemoSettings(BaseModel):
     """The demo's simulated sources (all labelled synthetic / simulated)."""
 
@@ -138,6 +174,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     api: ApiSettings = ApiSettings()
     demo: DemoSettings = DemoSettings()
+    grid: GridSourceSettings = GridSourceSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property
