@@ -219,7 +219,7 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
             "SELECT * FROM routing_decisions WHERE workload_id = ? ORDER BY ts_ms, decision_id", [workload_id]
         )
         events = store.query(
-            "SELECT * FROM workload_events WHERE workload_id = ? AND applied ORDER BY ts_ms, rowid", [workload_id]
+            "SELECT * FROM workload_events WHERE workload_id = ? AND applied ORDER BY log_offset, ts_ms", [workload_id]
         )
         return {**rows[0], "decisions": [_decision(d) for d in decisions], "events": events}
 

@@ -145,7 +145,9 @@ class Store:
                 applied = True
             except IllegalTransition:
                 applied = False
-            event_rows.append({k: e[k] for k in EVENT_COLUMNS} | {"applied": applied})
+            event_rows.append(
+                {k: e[k] for k in EVENT_COLUMNS} | {"applied": applied, "log_offset": e.get("log_offset")}
+            )
             if not applied:
                 continue
             row = _workload_after(row, e, state)

@@ -61,7 +61,7 @@ def rows_from_messages(messages: list[Any]) -> tuple[dict[str, list[Row]], list[
         if problems:
             rows["dead_letters"].append(dead_letter_row(msg, f"{topic}: invalid record: {'; '.join(problems)}"))
         elif topic == WORKLOAD_EVENTS.name:
-            events.append(record)
+            events.append({**record, "log_offset": msg.offset()})
         else:
             table, build = SIMPLE_TABLES[topic]
             rows[table].append(build(record))

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS workloads (
 CREATE TABLE IF NOT EXISTS workload_events (
     event_id VARCHAR PRIMARY KEY,
     workload_id VARCHAR NOT NULL, ts_ms BIGINT, type VARCHAR, node_id VARCHAR, progress_pct DOUBLE,
-    checkpoint_uri VARCHAR, decision_id VARCHAR, reason VARCHAR, applied BOOLEAN
+    checkpoint_uri VARCHAR, decision_id VARCHAR, reason VARCHAR, applied BOOLEAN,
+    log_offset BIGINT  -- position in its workload.events partition: a workload's events in log order
 );
 CREATE TABLE IF NOT EXISTS routing_decisions (
     decision_id VARCHAR PRIMARY KEY,
@@ -88,3 +89,5 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     ts_ms BIGINT, stage VARCHAR, reason VARCHAR, key BLOB, raw BLOB,
     PRIMARY KEY (source_topic, source_partition, source_offset)
 );
+-- Files written by an older version gain the columns added since.
+ALTER TABLE workload_events ADD COLUMN IF NOT EXISTS log_offset BIGINT;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    run_dir: Path = tmp_path_factory.mktemp("system")
+@contextmanager
+def running_core(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:
+    """Broker, worker, API with its sink (each test module gets its own, so grid clocks never mix)."""
+    run_dir: Path = tmp_path_factory.mktemp(name)
     env = {
         "TOOGREEN_BROKER__EMBEDDED_PORT": str(free_port()),
         "TOOGREEN_API__PORT": str(free_port()),
@@ -39,12 +41,26 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(settings, run_dir, env=env)
     try:
         start_core(stack)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The core plus the simulated fleet and the synthetic grid, live."""
+    with running_core(tmp_path_factory, "system") as stack:
         stack.spawn("fleet", "produce", "telemetry")
         stack.spawn("grid", "produce", "grid")
         stack.wait_for("routable nodes", lambda: _routable(stack) >= 15, 90)
         yield stack
-    finally:
-        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The core alone, for tests that bring their own inputs."""
+    with running_core(tmp_path_factory, "core") as stack:
+        yield stack
 
 
 def _routable(stack: Stack) -> int:
