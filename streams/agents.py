@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faust.types import EventT
 
 from streams.app import (
@@ -18,10 +20,12 @@ from streams.app import (
     app,
     grid_topic,
     node_reservation_table,
+    node_running_table,
     node_state_table,
     registry_topic,
     settings,
     telemetry_topic,
+    workload_accrual_table,
     workload_state_table,
     workload_topic,
     zone_meta_table,
@@ -30,9 +34,11 @@ from streams.app import (
 )
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
+from toogreen.domain.accounting import Slot, accrue, energy_between_j
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.router import handle_workload_event
 from toogreen.domain.scoring import NodeView, ZoneView
+from toogreen.domain.settlement import settle
 from toogreen.domain.validation import (
     validate_grid_reading,
     validate_registration,
@@ -41,7 +47,16 @@ from toogreen.domain.validation import (
 )
 from toogreen.domain.windows import WindowAggregate
 from toogreen.domain.zone_state import ZoneMeta, apply_reading, keys_needed, zone_view_from_dict, zone_view_to_dict
-from toogreen.topics import GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS, ZONE_WINDOWS
+from toogreen.signing import load_or_create_key, sign_receipt
+from toogreen.topics import (
+    BILLING_RECORDS,
+    GRID_READINGS,
+    NODE_REGISTRY,
+    NODE_TELEMETRY,
+    SETTLEMENT_RECEIPTS,
+    WORKLOAD_EVENTS,
+    ZONE_WINDOWS,
+)
 
 emitter: Emitter = KafkaEmitter(app)
 
@@ -100,12 +115,49 @@ async def node_registrations(stream: Any) -> None:
             node_state_table[reg["node_id"]] = apply_registration(node_state_table.get(reg["node_id"]), reg)
 
 
+def accrue_energy(node_id: str, before: dict[str, Any] | None, sample: dict[str, Any]) -> None:
+    """Give each workload running on the node its share of the energy drawn since the previous sample."""
+    running = node_running_table.get(node_id) or {}
+    if not running or not before or "telemetry" not in before or "registration" not in before:
+        return
+    prev, reg = before["telemetry"], before["registration"]
+    if sample["ts_ms"] <= prev["last_seen_ms"]:
+        return
+    zone = zone_view_table.get(reg["zone"])
+    if zone is None:
+        return
+    energy_j, method = energy_between_j(
+        {"ts_ms": prev["last_seen_ms"], "power_w": prev["power_w"], "energy_j": prev["energy_j"]}, sample
+    )
+    declared = reg.get("declared_carbon_gco2_per_kwh") if reg["node_type"] == "recycler" else None
+    span_ms = sample["ts_ms"] - prev["last_seen_ms"]
+    for workload_id, held in running.items():
+        # energy drawn before the workload started here is not its own: pro-rate the first interval
+        start_ms = max(prev["last_seen_ms"], held["since_ms"])
+        if start_ms >= sample["ts_ms"]:
+            continue
+        slot = Slot(
+            node_id=node_id,
+            zone=reg["zone"],
+            pue=reg["pue"],
+            share=held["fraction"] or 1.0 / len(running),
+            carbon_gco2_per_kwh=zone["carbon_gco2_per_kwh"],
+            window_start_ms=zone["window_start_ms"],
+            market_gco2_per_kwh=declared,
+        )
+        own_j = energy_j * (sample["ts_ms"] - start_ms) / span_ms
+        intervals = workload_accrual_table.get(workload_id) or []
+        workload_accrual_table[workload_id] = accrue(intervals, slot, start_ms, sample["ts_ms"], own_j, method)
+
+
 @app.agent(telemetry_topic)
 async def node_telemetry(stream: Any) -> None:
     async for event in stream.events():
         sample = await decode_or_dead_letter(event, NODE_TELEMETRY.name, "node_telemetry", validate_telemetry)
         if sample is not None:
-            node_state_table[sample["node_id"]] = apply_telemetry(node_state_table.get(sample["node_id"]), sample)
+            before = node_state_table.get(sample["node_id"])
+            accrue_energy(sample["node_id"], before, sample)
+            node_state_table[sample["node_id"]] = apply_telemetry(before, sample)
 
 
 def _validate_workload_event(event: dict[str, Any]) -> list[str]:
@@ -150,8 +202,36 @@ async def workloads(stream: Any) -> None:
             held = dict(node_reservation_table.get(node_id) or {})
             if held.pop(wid, None) is not None:
                 node_reservation_table[node_id] = held
+        if result.running_on:
+            held = {"fraction": 0.0, "since_ms": record["ts_ms"]}  # 0: an equal share of a whole GPU
+            node_running_table[result.running_on] = {
+                **(node_running_table.get(result.running_on) or {}),
+                workload_id: held,
+            }
+        if result.stopped_on:
+            running = dict(node_running_table.get(result.stopped_on) or {})
+            if running.pop(workload_id, None) is not None:
+                node_running_table[result.stopped_on] = running
         for out in result.emits:
             await emitter.emit(out.topic, out.key, out.record)
+        if result.settle:
+            await settle_workload(workload_id, result.state or {}, record["ts_ms"])
+
+
+@lru_cache(maxsize=1)
+def signing_key() -> Ed25519PrivateKey:
+    return load_or_create_key(settings.settlement.signing_key_path)
+
+
+async def settle_workload(workload_id: str, state: dict[str, Any], now_ms: int) -> None:
+    """Receipt and billing record for what the workload ran, then forget its accruals."""
+    settled = settle(state, workload_accrual_table.get(workload_id) or [], now_ms, settings)
+    if settled is None:
+        return
+    receipt, billing = settled
+    await emitter.emit(SETTLEMENT_RECEIPTS.name, workload_id, sign_receipt(receipt, signing_key()))
+    await emitter.emit(BILLING_RECORDS.name, workload_id, billing)
+    workload_accrual_table.pop(workload_id, None)
 
 
 __all__ = ["node_registrations", "node_telemetry", "routing_inputs", "workloads", "zone_windows"]

@@ -58,5 +58,8 @@ zone_view_table = _table("zone-views", global_=True)
 node_state_table = _table("node-state", global_=True)
 # VRAM the router has reserved per node: {workload_id: vram_mb}.
 node_reservation_table = _table("node-reservations", global_=True)
+# Which workloads draw energy on each node now ({workload_id: share}), and what each has drawn (its intervals).
+node_running_table = _table("node-running", global_=True)
+workload_accrual_table = _table("workload-accruals", global_=True)
 # Partitioned by workload id: each workload's lifecycle state.
 workload_state_table = _table("workload-state")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from toogreen.settings import Settings, get_settings
+
+# Keys the tests create (receipt signing, Solana payer) go to a scratch folder, never into the checkout.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="toogreen-tests-"))
+os.environ.setdefault("TOOGREEN_SETTLEMENT__SIGNING_KEY_PATH", str(_SCRATCH / "signing.pem"))
+os.environ.setdefault("TOOGREEN_SETTLEMENT__SOLANA_PAYER_KEY_PATH", str(_SCRATCH / "payer.json"))
 
 
 @pytest.fixture

@@ -160,6 +160,23 @@ class DemoSettings(BaseModel):
     workload_hours_per_second: float = 1 / 60
 
 
+class SettlementSettings(BaseModel):
+    """Carbon receipts, billing, Stripe metering and Solana payouts (SPEC §6, §8)."""
+
+    signing_key_path: Path = PROJECT_ROOT / "var" / "keys" / "receipt-signing-ed25519.pem"
+    baseline_gco2_per_kwh: float = 300.0
+    baseline_name: str = "fixed reference intensity"
+    stripe_api_key: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_meter_event_name: str = "gpu_hours"
+    stripe_default_customer: str | None = None
+    stripe_customers: dict[str, str] = Field(default_factory=dict, description="submitter -> Stripe customer id")
+    solana_rpc_url: str | None = None
+    solana_payer_key_path: Path = PROJECT_ROOT / "var" / "keys" / "solana-payer.json"
+    eur_per_sol: float = 150.0
+    max_payout_attempts: int = 5
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -175,6 +192,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     demo: DemoSettings = DemoSettings()
     grid: GridSourceSettings = GridSourceSettings()
+    settlement: SettlementSettings = SettlementSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

@@ -7,10 +7,12 @@ import time
 import pytest
 
 import streams.agents as agents
-from connectors.fleet_sim import SimulatedFleet
+from connectors.fleet_sim import FLEET, SimulatedFleet
 from streams.app import (
     node_reservation_table,
+    node_running_table,
     node_state_table,
+    workload_accrual_table,
     workload_state_table,
     zone_meta_table,
     zone_view_table,
@@ -22,7 +24,7 @@ from toogreen.codec import encode
 from toogreen.submission import submission_event
 
 TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
-          workload_state_table)  # fmt: skip
+          workload_state_table, node_running_table, workload_accrual_table)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +130,42 @@ async def test_router_dead_letters_illegal_transitions_and_releases_on_completio
     assert len(recorder.dead) == 1 and "illegal in state 'routed'" in recorder.dead[0]["reason"]
     assert workload_state_table["w1"]["state"] == "completed"
     assert node_reservation_table[node_id] == {}
+
+
+async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receipt(recorder, data_dir):
+    """The trace replayed as one node's telemetry while a workload runs there: the receipt's kWh matches the
+    trace's energy counter (× PUE) within 1 %, and a billing record follows."""
+    from connectors.nvml import read_trace, replay
+    from toogreen.signing import verify_receipt
+
+    ts = now_ms()
+    await _feed_fleet(ts)
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 1.0}
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
+        node_id = recorder.on("node.commands")[0]["node_id"]
+        _, _, node_type, _, _, pue, _, declared = next(row for row in FLEET if row[0] == node_id)
+        assert node_type == "recycler"
+        samples = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))
+        base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
+                "decision_id": None, "reason": None, "request": None}  # fmt: skip
+        start = {**base, "event_id": "s", "type": "started", "ts_ms": samples[0]["ts_ms"]}
+        await agent.put(encode("workload.events", start), key=b"w1")
+    async with agents.node_telemetry.test_context() as agent:
+        for sample in samples:
+            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
+    async with agents.workloads.test_context() as agent:
+        done = {**base, "event_id": "c", "type": "completed", "ts_ms": samples[-1]["ts_ms"], "progress_pct": 100.0}
+        await agent.put(encode("workload.events", done), key=b"w1")
+
+    receipt = recorder.on("settlement.receipts")[0]
+    counter_kwh = (samples[-1]["energy_j"] - samples[0]["energy_j"]) / 3.6e6 * pue
+    assert receipt["kwh"] == pytest.approx(counter_kwh, rel=0.01)
+    assert {i["node_id"] for i in receipt["intervals"]} == {node_id}
+    assert receipt["gco2_market_based"] == pytest.approx(receipt["kwh"] * declared, rel=1e-4)
+    assert verify_receipt(receipt, agents.signing_key().public_key()).valid
+    billing = recorder.on("billing.records")[0]
+    assert billing["kwh"] == pytest.approx(receipt["kwh"], rel=1e-6) and billing["fee"] == pytest.approx(
+        0.15 * billing["charge"], abs=0.01
+    )
+    assert "w1" not in workload_accrual_table and node_running_table[node_id] == {}

@@ -30,6 +30,9 @@ class RouterResult:
     reserve: tuple[str, str, int] | None = None  # (node_id, workload_id, vram_mb)
     release: tuple[str, str] | None = None  # (node_id, workload_id)
     rejected_reason: str | None = None  # the event is illegal: dead-letter it with this reason
+    running_on: str | None = None  # the workload now draws energy on this node
+    stopped_on: str | None = None  # ... and no longer on this one
+    settle: bool = False  # the workload has ended: settle what it ran
 
 
 def decision_id_for(workload_id: str, sequence: int, kind: str) -> str:
@@ -129,6 +132,12 @@ def handle_workload_event(
         new["node_id"] = event["node_id"]
     if target in TERMINAL and new.get("node_id"):
         result.release = (new["node_id"], event["workload_id"])
+    if target in TERMINAL:
+        result.settle = True
+    if target is WorkloadState.RUNNING and event["type"] in ("started", "resumed"):
+        result.running_on = new.get("node_id")
+    elif event["type"] == "checkpointed" or target in TERMINAL:
+        result.stopped_on = new.get("node_id")
     return result
 
 
@@ -168,6 +177,7 @@ def _route_submission(
         return RouterResult(state=state, emits=emits)
 
     node_id = decision.chosen.node_id
+    state["price_eur_per_gpu_hour"] = decision.chosen.price_eur_per_gpu_hour
     event_id = f"{decision_id}:routed"
     emits.append(
         Emit(

@@ -1,0 +1,105 @@
+"""Energy and carbon accounting for workloads (SPEC §6), as pure functions over telemetry samples.
+
+Energy between two samples of a node is the NVML energy counter's delta where both samples carry it (and it
+did not go backwards), else the trapezoid of the power samples. A workload gets its share of the node's energy
+(its MIG slice's compute fraction, or an equal split among whole-GPU co-tenants) × the site's PUE. Emissions are
+Σ energy of each interval × the zone's intensity in that interval (location-based); a recycler's declared
+source gives the market-based figure beside it, never netted in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+J_PER_KWH = 3_600_000.0
+
+
+def energy_between_j(prev: Mapping[str, Any], cur: Mapping[str, Any]) -> tuple[float, str]:
+    """Joules drawn by the GPU between two telemetry samples, and how they were measured."""
+    dt_s = (cur["ts_ms"] - prev["ts_ms"]) / 1000.0
+    if dt_s <= 0:
+        return 0.0, "none"
+    e0, e1 = prev.get("energy_j"), cur.get("energy_j")
+    if e0 is not None and e1 is not None and e1 >= e0:
+        return e1 - e0, "nvml_energy_counter"
+    return 0.5 * (prev["power_w"] + cur["power_w"]) * dt_s, "integrated_power"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where and how a workload drew energy at one moment."""
+
+    node_id: str
+    zone: str
+    pue: float
+    share: float
+    carbon_gco2_per_kwh: float
+    window_start_ms: int
+    market_gco2_per_kwh: float | None = None
+
+
+def accrue(
+    intervals: list[dict[str, Any]], slot: Slot, start_ms: int, end_ms: int, gpu_energy_j: float, method: str
+) -> list[dict[str, Any]]:
+    """The workload's intervals after adding ``gpu_energy_j`` of its node drawn in [start, end]. Consecutive
+    samples on the same node in the same zone window extend one interval, so a receipt stays small."""
+    kwh = gpu_energy_j * slot.share * slot.pue / J_PER_KWH
+    gco2 = kwh * slot.carbon_gco2_per_kwh
+    market = None if slot.market_gco2_per_kwh is None else kwh * slot.market_gco2_per_kwh
+    out = list(intervals)
+    last = out[-1] if out else None
+    same = (
+        last is not None
+        and last["node_id"] == slot.node_id
+        and last["zone"] == slot.zone
+        and last["window_start_ms"] == slot.window_start_ms
+        and last["end_ms"] == start_ms
+    )
+    if same:
+        kwh_total = last["kwh"] + kwh
+        out[-1] = {
+            **last,
+            "end_ms": end_ms,
+            "kwh": kwh_total,
+            "gco2": last["gco2"] + gco2,
+            "carbon_gco2_per_kwh": (last["gco2"] + gco2) / kwh_total if kwh_total > 0 else slot.carbon_gco2_per_kwh,
+            "gpu_ms": last["gpu_ms"] + (end_ms - start_ms) * slot.share,
+            "market_gco2": None if market is None else (last["market_gco2"] or 0.0) + market,
+            "methods": sorted({*last["methods"], method}),
+        }
+    else:
+        out.append({
+            "node_id": slot.node_id, "zone": slot.zone, "window_start_ms": slot.window_start_ms,
+            "start_ms": start_ms, "end_ms": end_ms, "kwh": kwh, "gco2": gco2,
+            "carbon_gco2_per_kwh": slot.carbon_gco2_per_kwh, "gpu_ms": (end_ms - start_ms) * slot.share,
+            "market_gco2": market, "methods": [method],
+        })  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class Totals:
+    kwh: float
+    gco2_actual: float
+    gco2_baseline: float
+    gco2_market_based: float | None
+    gpu_hours: float
+
+    @property
+    def gco2_saved(self) -> float:
+        return self.gco2_baseline - self.gco2_actual
+
+
+def totals(intervals: Iterable[Mapping[str, Any]], baseline_gco2_per_kwh: float) -> Totals:
+    items = list(intervals)
+    kwh = sum(i["kwh"] for i in items)
+    market = [i["market_gco2"] for i in items if i.get("market_gco2") is not None]
+    return Totals(
+        kwh=kwh,
+        gco2_actual=sum(i["gco2"] for i in items),
+        gco2_baseline=kwh * baseline_gco2_per_kwh,
+        gco2_market_based=sum(market) if market else None,
+        gpu_hours=sum(i["gpu_ms"] for i in items) / 3_600_000.0,
+    )
