@@ -157,6 +157,15 @@ class Store:
         if changed:
             self._upsert(cur, "workloads", list(changed.values()))
 
+    def execute_write(self, sql: str, params: Iterable[Any] | None = None) -> None:
+        """One statement that changes rows, serialised with the batch writes."""
+        with self._write_lock:
+            cur = self.con.cursor()
+            try:
+                cur.execute(sql, list(params) if params is not None else None)
+            finally:
+                cur.close()
+
     # -- reading ---------------------------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts, on a fresh cursor (safe from any thread)."""

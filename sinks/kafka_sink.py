@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from sinks.duckdb_store import Store
 from sinks.rows import SIMPLE_TABLES, SINK_TOPICS, Row
+from sinks.settlement import Settler
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.validation import validate_grid_reading, validate_registration, validate_telemetry
 from toogreen.settings import Settings
@@ -71,9 +72,10 @@ def rows_from_messages(messages: list[Any]) -> tuple[dict[str, list[Row]], list[
 class DuckDBSink:
     """Consumes, writes, commits; publishes the analysts' snapshot on an interval."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, settler: Settler | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.settler = settler
         self._stop = threading.Event()
         self.batches = 0
         self.records = 0
@@ -119,6 +121,7 @@ class DuckDBSink:
                         log.warning("sink consume error: %s", m.error())
                 if good:
                     self.write_and_commit(consumer, good)
+                self._settle()
                 self._maybe_snapshot()
         finally:
             consumer.close()
@@ -132,6 +135,14 @@ class DuckDBSink:
         consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
         self.batches += 1
         self.records += len(messages)
+
+    def _settle(self) -> None:
+        if self.settler is None:
+            return
+        try:
+            self.settler.settle_pending()
+        except Exception:
+            log.exception("settlement pass failed; it is retried on the next pass")
 
     def _maybe_snapshot(self) -> None:
         now = time.monotonic()

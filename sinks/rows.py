@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from toogreen.domain.receipts import receipt_hash
 from toogreen.topics import (
     BILLING_RECORDS,
     DEAD_LETTERS,
@@ -59,7 +60,12 @@ def command_row(r: Row) -> Row:
 
 
 def receipt_row(r: Row) -> Row:
-    return {**r, "intervals": json.dumps(r["intervals"]), "data_sources": json.dumps(r["data_sources"])}
+    return {
+        **r,
+        "intervals": json.dumps(r["intervals"]),
+        "data_sources": json.dumps(r["data_sources"]),
+        "receipt_hash": receipt_hash(r),
+    }
 
 
 def billing_row(r: Row) -> Row:

@@ -91,3 +91,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 -- Files written by an older version gain the columns added since.
 ALTER TABLE workload_events ADD COLUMN IF NOT EXISTS log_offset BIGINT;
+ALTER TABLE carbon_receipts ADD COLUMN IF NOT EXISTS receipt_hash VARCHAR;
+ALTER TABLE billing_records ADD COLUMN IF NOT EXISTS stripe_status VARCHAR;
+ALTER TABLE billing_records ADD COLUMN IF NOT EXISTS stripe_attempts INTEGER DEFAULT 0;
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS wallet VARCHAR;
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS lamports BIGINT;
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS memo VARCHAR;
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS attempts INTEGER DEFAULT 0;
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS reason VARCHAR;

@@ -79,12 +79,13 @@ def sink() -> None:
     """Run the DuckDB sink alone (no API): every topic into the DuckDB file, idempotently."""
     from sinks.duckdb_store import Store
     from sinks.kafka_sink import DuckDBSink
+    from sinks.settlement import build_settler
 
     settings = get_settings()
     _ensure_topics()
     stop = _stop_on_signals()
     store = Store(settings.storage.duckdb_path)
-    duck = DuckDBSink(settings, store)
+    duck = DuckDBSink(settings, store, build_settler(store, settings))
     thread = duck.start_thread()
     console.print(
         f"[green]sink writing {settings.storage.duckdb_path}[/green]; snapshot {settings.storage.snapshot_path}"
@@ -103,12 +104,13 @@ def api(with_sink: bool = typer.Option(True, help="Run the DuckDB sink in this p
     from api.app import create_app
     from sinks.duckdb_store import Store
     from sinks.kafka_sink import DuckDBSink
+    from sinks.settlement import build_settler
     from toogreen.kafka_io import RecordProducer
 
     settings = get_settings()
     _ensure_topics()
     store = Store(settings.storage.duckdb_path)
-    duck = DuckDBSink(settings, store) if with_sink else None
+    duck = DuckDBSink(settings, store, build_settler(store, settings)) if with_sink else None
     if duck:
         duck.start_thread()
     application = create_app(settings, store, RecordProducer(settings.bootstrap))

@@ -168,7 +168,7 @@ class SettlementSettings(BaseModel):
     baseline_name: str = "fixed reference intensity"
     stripe_api_key: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
-    stripe_meter_event_name: str = "gpu_hours"
+    stripe_meter_event_name: str = "gpu_seconds"
     stripe_default_customer: str | None = None
     stripe_customers: dict[str, str] = Field(default_factory=dict, description="submitter -> Stripe customer id")
     solana_rpc_url: str | None = None
