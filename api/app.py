@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -20,6 +22,7 @@ from toogreen.domain.scoring import WorkloadSpec, ZoneView, route
 from toogreen.domain.zones import ZONES
 from toogreen.kafka_io import RecordProducer
 from toogreen.settings import Settings
+from toogreen.signing import load_or_create_key, public_key_hex, public_key_pem, verify_receipt
 from toogreen.submission import submission_event
 from toogreen.topics import WORKLOAD_EVENTS
 
@@ -90,6 +93,11 @@ def _decision(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "alternatives": json.loads(row["alternatives"]), "grid_windows": json.loads(row["grid_windows"])}
 
 
+def receipt_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The receipt as it was signed, from its DuckDB row."""
+    return {**row, "intervals": json.loads(row["intervals"]), "data_sources": json.loads(row["data_sources"])}
+
+
 def create_app(settings: Settings, store: Store, producer: RecordProducer | None) -> FastAPI:
     app = FastAPI(
         title="Too Green To Go",
@@ -97,6 +105,10 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
         description="Routes AI workloads to the GPUs where electricity is cleanest and cheapest.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+
+    @lru_cache(maxsize=1)
+    def signing_key() -> Ed25519PrivateKey:
+        return load_or_create_key(settings.settlement.signing_key_path)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -221,7 +233,79 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
         events = store.query(
             "SELECT * FROM workload_events WHERE workload_id = ? AND applied ORDER BY log_offset, ts_ms", [workload_id]
         )
-        return {**rows[0], "decisions": [_decision(d) for d in decisions], "events": events}
+        receipt = store.query("SELECT receipt_id FROM carbon_receipts WHERE workload_id = ?", [workload_id])
+        billing = store.query(
+            "SELECT * EXCLUDE (metering_ids) FROM billing_records WHERE workload_id = ?", [workload_id]
+        )
+        return {
+            **rows[0],
+            "receipt_id": receipt[0]["receipt_id"] if receipt else None,
+            "billing": billing,
+            "decisions": [_decision(d) for d in decisions],
+            "events": events,
+        }
+
+    @app.get("/api/v1/receipts/{receipt_id}")
+    def get_receipt(receipt_id: str) -> dict[str, Any]:
+        rows = store.query("SELECT * EXCLUDE (receipt_hash) FROM carbon_receipts WHERE receipt_id = ?", [receipt_id])
+        if not rows:
+            raise HTTPException(404, f"unknown receipt {receipt_id!r}")
+        return receipt_from_row(rows[0])
+
+    @app.post("/api/v1/receipts/verify")
+    def verify(receipt: dict[str, Any]) -> dict[str, Any]:
+        result = verify_receipt(receipt, signing_key().public_key())
+        return {"valid": result.valid, "failed_check": result.failed_check}
+
+    @app.get("/api/v1/public-key")
+    def public_key() -> dict[str, str]:
+        key = signing_key()
+        return {"algorithm": "Ed25519", "hex": public_key_hex(key), "pem": public_key_pem(key)}
+
+    @app.get("/api/v1/billing")
+    def billing(workload_id: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        where, params = ("WHERE b.workload_id = ?", [workload_id]) if workload_id else ("", [])
+        records = store.query(
+            f"SELECT b.* EXCLUDE (metering_ids), p.status AS payout_status, p.rail AS payout_rail, "
+            f"p.lamports AS payout_lamports, p.reference AS payout_reference FROM billing_records b "
+            f"LEFT JOIN payouts p ON p.workload_id = b.workload_id {where} ORDER BY b.ts_ms DESC LIMIT ?",
+            [*params, limit],
+        )
+        totals = store.query(
+            "SELECT count(*) AS records, coalesce(sum(gpu_hours), 0) AS gpu_hours, coalesce(sum(kwh), 0) AS kwh, "
+            "coalesce(sum(charge), 0) AS charge, coalesce(sum(fee), 0) AS fee, coalesce(sum(payout), 0) AS payout "
+            "FROM billing_records"
+        )[0]
+        return {"currency": settings.pricing.currency, "totals": totals, "records": records}
+
+    @app.get("/api/v1/sustainability")
+    def sustainability() -> dict[str, Any]:
+        base = """
+            WITH iv AS (
+              SELECT r.workload_id, unnest(from_json(r.intervals,
+                '[{"node_id":"VARCHAR","zone":"VARCHAR","kwh":"DOUBLE","gco2":"DOUBLE"}]'), recursive := true)
+              FROM carbon_receipts r)
+            SELECT GROUP_KEY AS key, sum(iv.kwh) AS kwh, sum(iv.gco2) AS gco2_actual,
+                   sum(iv.kwh) * ? AS gco2_baseline
+            FROM iv LEFT JOIN nodes n USING (node_id) GROUP BY ALL ORDER BY 1
+        """
+        baseline = float(settings.settlement.baseline_gco2_per_kwh)
+        total = store.query(
+            "SELECT count(*) AS receipts, coalesce(sum(kwh), 0) AS kwh, coalesce(sum(gco2_actual), 0) AS gco2_actual, "
+            "coalesce(sum(gco2_baseline), 0) AS gco2_baseline, coalesce(sum(gco2_saved), 0) AS gco2_saved, "
+            "sum(gco2_market_based) AS gco2_market_based FROM carbon_receipts"
+        )[0]
+
+        def grouped(key: str) -> list[dict[str, Any]]:
+            rows = store.query(base.replace("GROUP_KEY", key), [baseline])
+            return [{**r, "gco2_saved": r["gco2_baseline"] - r["gco2_actual"]} for r in rows]
+
+        return {
+            "baseline": f"{settings.settlement.baseline_name} {baseline:g} gCO2eq/kWh",
+            "totals": total,
+            "by_zone": grouped("iv.zone"),
+            "by_provider_type": grouped("n.node_type"),
+        }
 
     @app.get("/api/v1/decisions")
     def decisions(

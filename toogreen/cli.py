@@ -24,6 +24,8 @@ produce_app = typer.Typer(
 app.add_typer(produce_app, name="produce")
 grid_app = typer.Typer(help="Grid data tools that need no Kafka.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
+receipt_app = typer.Typer(help="Carbon receipts: verify one with nothing but the public key.", no_args_is_help=True)
+app.add_typer(receipt_app, name="receipt")
 replay_app = typer.Typer(help="Replay historical data through the pipeline in event time.", no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
 console = Console(stderr=True)
@@ -278,6 +280,39 @@ def submit(
         console.print(f"[red]{response.status_code}[/red] {response.text}")
         raise typer.Exit(1)
     typer.echo(json.dumps(response.json()))
+
+
+@receipt_app.command("verify")
+def receipt_verify(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The receipt as JSON"),
+    public_key: Path = typer.Option(None, help="PEM or hex public key (default: the platform key's public half)"),
+) -> None:
+    """Exit 0 for a valid receipt, 1 for an invalid one (saying which check failed)."""
+    from toogreen.signing import load_or_create_key, load_public_key, verify_receipt
+
+    try:
+        receipt = json.loads(file.read_text())
+    except ValueError as exc:
+        console.print(f"[red]invalid:[/red] {file} is not JSON ({exc})")
+        raise typer.Exit(1) from exc
+    if public_key is not None:
+        trusted = load_public_key(public_key.read_text())
+    else:
+        trusted = load_or_create_key(get_settings().settlement.signing_key_path).public_key()
+    result = verify_receipt(receipt, trusted)
+    if result.valid:
+        typer.echo(f"valid: receipt {receipt.get('receipt_id')} for workload {receipt.get('workload_id')}")
+        return
+    typer.echo(f"invalid: {result.failed_check}")
+    raise typer.Exit(1)
+
+
+@receipt_app.command("public-key")
+def receipt_public_key() -> None:
+    """Print the platform's receipt-signing public key (PEM)."""
+    from toogreen.signing import load_or_create_key, public_key_pem
+
+    typer.echo(public_key_pem(load_or_create_key(get_settings().settlement.signing_key_path)), nl=False)
 
 
 @app.command()

@@ -155,7 +155,11 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     run_dir = settings.storage.duckdb_path.parent / "demo-logs"
     run_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(settings, run_dir)
+    env = {}
+    if not settings.settlement.solana_rpc_url:
+        # gamers' payouts in the demo are real transactions executed by an in-process Solana VM (LiteSVM)
+        env["TOOGREEN_SETTLEMENT__SOLANA_RPC_URL"] = "litesvm"
+    stack = Stack(settings, run_dir, env=env)
     started = time.monotonic()
     try:
         with Progress(
@@ -180,6 +184,8 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
             f"  analysts     duckdb {settings.storage.snapshot_path}   (a snapshot refreshed every "
             f"{settings.storage.snapshot_interval_s:.0f} s)\n"
             f"  logs         {run_dir}\n"
+            f"  settlement   receipts at {url}/api/v1/sustainability, bills at {url}/api/v1/billing "
+            f"(gamer payouts: {'in-process Solana VM' if env else settings.settlement.solana_rpc_url})\n"
             f"  broker       {settings.bootstrap}{' (embedded Tansu)' if settings.uses_embedded_broker else ''}\n"
             "Ctrl-C stops everything."
         )

@@ -54,7 +54,7 @@ def test_zones_have_windowed_values(system: Stack):
 def test_submitted_workload_is_routed_and_seen_in_api_and_duckdb(system: Stack):
     api = system.api_url()
     body = {"name": "it-job", "workload_type": "fine_tune", "image": "ghcr.io/x/y:1", "vram_mb": 20_000,
-            "expected_hours": 0.02}  # fmt: skip
+            "expected_hours": 0.06}  # fmt: skip
     response = httpx.post(f"{api}/api/v1/workloads", json=body, timeout=15)
     assert response.status_code == 202, response.text
     wid = response.json()["workload_id"]
@@ -77,7 +77,7 @@ def test_submitted_workload_is_routed_and_seen_in_api_and_duckdb(system: Stack):
     )
     assert rows == [(decision["chosen_node_id"], "initial")]
 
-    # 0.02 h at the fleet's 1 simulated hour per minute finishes in about a second: the node is freed
+    # 0.06 h at the fleet's 1 simulated hour per minute finishes in about 4 s: the node is freed
     done = eventually(
         lambda: (w := httpx.get(f"{api}/api/v1/workloads/{wid}").json())["status"] == "completed" and w,
         what="completion",
@@ -85,6 +85,17 @@ def test_submitted_workload_is_routed_and_seen_in_api_and_duckdb(system: Stack):
     assert [e["type"] for e in done["events"]][:3] == ["submitted", "routed", "started"]
     nodes = {n["node_id"]: n for n in httpx.get(f"{api}/api/v1/nodes").json()}
     assert nodes[decision["chosen_node_id"]]["vram_reserved_mb"] == 0
+
+    # settled: a signed receipt for the energy it drew, verifiable through the API, and a bill
+    settled = eventually(
+        lambda: (w := httpx.get(f"{api}/api/v1/workloads/{wid}").json())["receipt_id"] and w["billing"] and w,
+        what="receipt and billing",
+    )
+    receipt = httpx.get(f"{api}/api/v1/receipts/{settled['receipt_id']}").json()
+    assert receipt["kwh"] > 0 and receipt["intervals"][0]["node_id"] == decision["chosen_node_id"]
+    assert httpx.post(f"{api}/api/v1/receipts/verify", json=receipt).json()["valid"] is True
+    bill = settled["billing"][0]
+    assert bill["charge"] == pytest.approx(bill["fee"] + bill["payout"], abs=0.011)
 
 
 def test_bad_bodies_get_422_and_oversized_ones_413(system: Stack):

@@ -49,6 +49,7 @@ def client(tmp_path):
     app = create_app(Settings(), store, producer)
     with TestClient(app) as c:
         c.producer = producer
+        c.store = store
         yield c
     store.close()
 
@@ -106,3 +107,60 @@ def test_unknown_workload_is_404(client):
 
 def test_openapi_is_served(client):
     assert "/api/v1/workloads" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.fixture
+def settled(client, tmp_path):
+    """A settled workload in the store, signed with the platform key the API serves."""
+    from sinks.rows import billing_row, receipt_row
+    from toogreen.domain.accounting import Slot, accrue
+    from toogreen.domain.settlement import settle
+    from toogreen.signing import load_or_create_key, sign_receipt
+
+    settings = Settings()
+    intervals = accrue([], Slot("gm-fr-4090-1", "FR", 1.0, 1.0, 50.0, 0), 0, 3_600_000, 3.6e6, "c")
+    intervals = accrue(intervals, Slot("dc-de-h100-1", "DE", 1.25, 1.0, 400.0, 0), 3_600_000, 7_200_000, 3.6e6, "c")
+    receipt, billing = settle({"workload_id": "w9", "price_eur_per_gpu_hour": 1.0}, intervals, 7_200_000, settings)
+    receipt = sign_receipt(receipt, load_or_create_key(settings.settlement.signing_key_path))
+    return receipt, billing, receipt_row(receipt), billing_row(billing)
+
+
+def test_receipts_round_trip_verify_and_tamper(client, settled):
+    receipt, billing, rrow, brow = settled
+    store = client.store
+    store.write({"carbon_receipts": [rrow], "billing_records": [brow]}, [])
+    served = client.get(f"/api/v1/receipts/{receipt['receipt_id']}").json()
+    assert served == receipt
+    assert client.post("/api/v1/receipts/verify", json=served).json() == {"valid": True, "failed_check": None}
+    forged = {**served, "gco2_actual": served["gco2_actual"] / 2}
+    assert client.post("/api/v1/receipts/verify", json=forged).json()["valid"] is False
+    assert client.get("/api/v1/public-key").json()["hex"] == receipt["public_key"]
+    assert client.get("/api/v1/receipts/nope").status_code == 404
+
+    sustainability = client.get("/api/v1/sustainability").json()
+    assert sustainability["totals"]["receipts"] == 1
+    by_zone = {z["key"]: z for z in sustainability["by_zone"]}
+    assert by_zone["FR"]["kwh"] == pytest.approx(1.0) and by_zone["DE"]["gco2_actual"] == pytest.approx(500.0)
+    by_type = {t["key"]: t for t in sustainability["by_provider_type"]}
+    assert set(by_type) == {"gamer", "datacenter"}
+    bill = client.get("/api/v1/billing").json()
+    assert bill["totals"]["charge"] == billing["charge"] and bill["records"][0]["workload_id"] == "w9"
+
+
+def test_cli_verifies_with_only_the_public_key(settled, tmp_path):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from toogreen.cli import app as cli
+
+    receipt = settled[0]
+    good, bad, pub = tmp_path / "r.json", tmp_path / "bad.json", tmp_path / "pub.pem"
+    good.write_text(_json.dumps(receipt))
+    bad.write_text(_json.dumps({**receipt, "kwh": receipt["kwh"] + 1}))
+    assert CliRunner().invoke(cli, ["receipt", "public-key"]).exit_code == 0
+    pub.write_text(CliRunner().invoke(cli, ["receipt", "public-key"]).output)
+    ok = CliRunner().invoke(cli, ["receipt", "verify", str(good), "--public-key", str(pub)])
+    assert ok.exit_code == 0 and ok.output.startswith("valid")
+    no = CliRunner().invoke(cli, ["receipt", "verify", str(bad), "--public-key", str(pub)])
+    assert no.exit_code == 1 and "signature does not match" in no.output
