@@ -170,15 +170,22 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     @app.get("/api/v1/nodes")
     def nodes() -> list[dict[str, Any]]:
         rows = store.query("SELECT * FROM nodes ORDER BY node_id")
-        reserved = {
-            r["node_id"]: r["mb"]
-            for r in store.query(
-                "SELECT node_id, sum(vram_mb) AS mb FROM workloads WHERE status IN ? GROUP BY node_id",
-                [list(ACTIVE_STATES)],
-            )
-        }
-        views = [v for r in rows if (v := to_node_view(_node_state(r), int(reserved.get(r["node_id"]) or 0)))]
-        decision = route(REFERENCE_WORKLOAD, views, zone_views(store), _now_ms(), settings.scoring, settings.pricing)
+        holds: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in store.query(
+            "SELECT w.workload_id, w.node_id, w.vram_mb, d.mig_profile FROM workloads w "
+            "LEFT JOIN routing_decisions d ON d.decision_id = w.last_decision_id WHERE w.status IN ?",
+            [list(ACTIVE_STATES)],
+        ):
+            holds.setdefault(r["node_id"], {})[r["workload_id"]] = {
+                "vram_mb": r["vram_mb"],
+                "mig_profile": r["mig_profile"],
+            }
+        reserved = {node: sum(h["vram_mb"] for h in held.values()) for node, held in holds.items()}
+        views = [v for r in rows if (v := to_node_view(_node_state(r), holds.get(r["node_id"], {})))]
+        decision = route(
+            REFERENCE_WORKLOAD, views, zone_views(store), _now_ms(), settings.scoring, settings.pricing,
+            migration=settings.migration,
+        )  # fmt: skip
         scored = {c.node_id: c for c in decision.alternatives}
         out = []
         for r in rows:

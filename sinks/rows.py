@@ -56,7 +56,7 @@ def decision_row(r: Row) -> Row:
 
 def command_row(r: Row) -> Row:
     return {k: r[k] for k in ("command_id", "node_id", "ts_ms", "action", "workload_id", "checkpoint_uri",
-                              "vram_mb", "expected_hours")}  # fmt: skip
+                              "vram_mb", "expected_hours", "mig_profile", "decision_id")}  # fmt: skip
 
 
 def receipt_row(r: Row) -> Row:

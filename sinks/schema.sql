@@ -59,12 +59,13 @@ CREATE TABLE IF NOT EXISTS routing_decisions (
     decision_id VARCHAR PRIMARY KEY,
     workload_id VARCHAR NOT NULL, ts_ms BIGINT, type VARCHAR, chosen_node_id VARCHAR, chosen_zone VARCHAR,
     tier INTEGER, score DOUBLE, carbon_part DOUBLE, price_part DOUBLE, utilisation_part DOUBLE, reason VARCHAR,
-    alternatives JSON, grid_windows JSON
+    alternatives JSON, grid_windows JSON, mig_profile VARCHAR, from_node_id VARCHAR, from_zone VARCHAR,
+    score_gain DOUBLE, saved_gco2 DOUBLE, move_cost_s DOUBLE
 );
 CREATE TABLE IF NOT EXISTS node_commands (
     command_id VARCHAR PRIMARY KEY,
     node_id VARCHAR, ts_ms BIGINT, action VARCHAR, workload_id VARCHAR, checkpoint_uri VARCHAR, vram_mb BIGINT,
-    expected_hours DOUBLE
+    expected_hours DOUBLE, mig_profile VARCHAR, decision_id VARCHAR
 );
 CREATE TABLE IF NOT EXISTS carbon_receipts (
     receipt_id VARCHAR PRIMARY KEY,
@@ -99,3 +100,11 @@ ALTER TABLE payouts ADD COLUMN IF NOT EXISTS lamports BIGINT;
 ALTER TABLE payouts ADD COLUMN IF NOT EXISTS memo VARCHAR;
 ALTER TABLE payouts ADD COLUMN IF NOT EXISTS attempts INTEGER DEFAULT 0;
 ALTER TABLE payouts ADD COLUMN IF NOT EXISTS reason VARCHAR;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS mig_profile VARCHAR;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS from_node_id VARCHAR;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS from_zone VARCHAR;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS score_gain DOUBLE;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS saved_gco2 DOUBLE;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS move_cost_s DOUBLE;
+ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS mig_profile VARCHAR;
+ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS decision_id VARCHAR;

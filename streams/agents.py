@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -22,7 +23,9 @@ from streams.app import (
     node_reservation_table,
     node_running_table,
     node_state_table,
+    queued_workload_table,
     registry_topic,
+    running_workload_table,
     settings,
     telemetry_topic,
     workload_accrual_table,
@@ -36,8 +39,9 @@ from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import Slot, accrue, energy_between_j
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
+from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore
 from toogreen.domain.router import handle_workload_event
-from toogreen.domain.scoring import NodeView, ZoneView
+from toogreen.domain.scoring import NodeView, ZoneView, node_carbon
 from toogreen.domain.settlement import settle
 from toogreen.domain.validation import (
     validate_grid_reading,
@@ -105,6 +109,10 @@ async def zone_windows(stream: Any) -> None:
             zone_window_table.pop(key, None)
         if outcome.view is not None:
             zone_view_table[zone] = zone_view_to_dict(outcome.view)
+            running = dict(running_workload_table.items())
+            now = int(time.time() * 1000)
+            for workload_id in workloads_to_rescore(outcome.view, running, now, settings.migration):
+                await request_rescore(workload_id, now, f"zone {zone} window changed")
 
 
 @app.agent(registry_topic)
@@ -158,6 +166,11 @@ async def node_telemetry(stream: Any) -> None:
             before = node_state_table.get(sample["node_id"])
             accrue_energy(sample["node_id"], before, sample)
             node_state_table[sample["node_id"]] = apply_telemetry(before, sample)
+            was = ((before or {}).get("telemetry") or {}).get("health")
+            if was is not None and was != sample["health"]:
+                now = int(time.time() * 1000)
+                for workload_id in workloads_on_node(sample["node_id"], dict(running_workload_table.items())):
+                    await request_rescore(workload_id, now, f"node {sample['node_id']} is now {sample['health']}")
 
 
 def _validate_workload_event(event: dict[str, Any]) -> list[str]:
@@ -172,8 +185,7 @@ def routing_inputs() -> tuple[list[NodeView], dict[str, ZoneView]]:
     """Every routable node and zone as the tables hold them now."""
     nodes = []
     for node_id, state in node_state_table.items():
-        reserved = sum((node_reservation_table.get(node_id) or {}).values())
-        view = to_node_view(state, reserved)
+        view = to_node_view(state, node_reservation_table.get(node_id) or {})
         if view is not None:
             nodes.append(view)
     zones = {zone: zone_view_from_dict(data) for zone, data in zone_view_table.items()}
@@ -187,35 +199,74 @@ async def workloads(stream: Any) -> None:
         if record is None:
             continue
         workload_id = record["workload_id"]
-        nodes, zones = routing_inputs() if record["type"] == "submitted" else ([], {})
+        needs_views = record["type"] in ("submitted", "retry", "rescore")
+        nodes, zones = routing_inputs() if needs_views else ([], {})
         result = handle_workload_event(record, workload_state_table.get(workload_id), nodes, zones, settings)
         if result.rejected_reason:
             await emitter.dead_letter(event, "workloads", result.rejected_reason)
             continue
         if result.state is not None:
             workload_state_table[workload_id] = result.state
-        if result.reserve:
-            node_id, wid, vram_mb = result.reserve
-            node_reservation_table[node_id] = {**(node_reservation_table.get(node_id) or {}), wid: vram_mb}
-        if result.release:
-            node_id, wid = result.release
+        for node_id, hold in result.reserve:
+            node_reservation_table[node_id] = {**(node_reservation_table.get(node_id) or {}), workload_id: hold}
+        for node_id in result.release:
             held = dict(node_reservation_table.get(node_id) or {})
-            if held.pop(wid, None) is not None:
+            if held.pop(workload_id, None) is not None:
                 node_reservation_table[node_id] = held
-        if result.running_on:
-            held = {"fraction": 0.0, "since_ms": record["ts_ms"]}  # 0: an equal share of a whole GPU
-            node_running_table[result.running_on] = {
-                **(node_running_table.get(result.running_on) or {}),
-                workload_id: held,
-            }
         if result.stopped_on:
             running = dict(node_running_table.get(result.stopped_on) or {})
             if running.pop(workload_id, None) is not None:
                 node_running_table[result.stopped_on] = running
+            running_workload_table.pop(workload_id, None)
+        if result.running_on:
+            node_id, fraction = result.running_on
+            held = {"fraction": fraction if fraction < 1.0 else 0.0, "since_ms": record["ts_ms"]}
+            node_running_table[node_id] = {**(node_running_table.get(node_id) or {}), workload_id: held}
+            track_running(workload_id, node_id, nodes, zones)
+        if result.queued is True:
+            queued_workload_table[workload_id] = record["ts_ms"]
+        elif result.queued is False:
+            queued_workload_table.pop(workload_id, None)
         for out in result.emits:
             await emitter.emit(out.topic, out.key, out.record)
         if result.settle:
             await settle_workload(workload_id, result.state or {}, record["ts_ms"])
+
+
+def track_running(workload_id: str, node_id: str, nodes: list[NodeView], zones: dict[str, ZoneView]) -> None:
+    """Remember where a workload runs and how clean that is, so grid changes can find it."""
+    if not nodes:
+        nodes, zones = routing_inputs()
+    node = next((n for n in nodes if n.node_id == node_id), None)
+    zone = zones.get(node.zone) if node else None
+    if node is None or zone is None:
+        return
+    running_workload_table[workload_id] = {
+        "node_id": node_id, "zone": node.zone, "carbon_gco2_per_kwh": node_carbon(node, zone),
+        "last_rescore_ms": int(time.time() * 1000),
+    }  # fmt: skip
+
+
+async def request_rescore(workload_id: str, now_ms: int, why: str) -> None:
+    """Ask the workload's own partition to re-score it (its router owns its state)."""
+    entry = running_workload_table.get(workload_id)
+    if entry is not None:
+        running_workload_table[workload_id] = {**entry, "last_rescore_ms": now_ms}
+    event = {"event_id": f"rescore:{workload_id}:{now_ms}", "workload_id": workload_id, "ts_ms": now_ms,
+             "type": "rescore", "node_id": None, "progress_pct": None, "checkpoint_uri": None, "decision_id": None,
+             "reason": why, "request": None}  # fmt: skip
+    await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
+
+
+@app.timer(interval=settings.migration.queue_retry_s, on_leader=True)
+async def retry_queue() -> None:
+    """Queued workloads are tried again as capacity frees and the grid changes."""
+    now = int(time.time() * 1000)
+    for workload_id in list(queued_workload_table.keys()):
+        event = {"event_id": f"retry:{workload_id}:{now}", "workload_id": workload_id, "ts_ms": now, "type": "retry",
+                 "node_id": None, "progress_pct": None, "checkpoint_uri": None, "decision_id": None,
+                 "reason": "queue retry", "request": None}  # fmt: skip
+        await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 
 @lru_cache(maxsize=1)

@@ -61,5 +61,8 @@ node_reservation_table = _table("node-reservations", global_=True)
 # Which workloads draw energy on each node now ({workload_id: share}), and what each has drawn (its intervals).
 node_running_table = _table("node-running", global_=True)
 workload_accrual_table = _table("workload-accruals", global_=True)
+# Running workloads by id ({node_id, zone, carbon_gco2_per_kwh, last_rescore_ms}) for re-scoring, and the queue.
+running_workload_table = _table("running-workloads", global_=True)
+queued_workload_table = _table("queued-workloads", global_=True)
 # Partitioned by workload id: each workload's lifecycle state.
 workload_state_table = _table("workload-state")

@@ -69,6 +69,24 @@ class ScoringSettings(BaseModel):
     zone_stale_after_s: float = 1800.0
 
 
+class MigrationSettings(BaseModel):
+    """Rerouting: when a move is worth it, and what one costs (measured on a real H100)."""
+
+    min_gain: float = 0.25
+    min_dwell_s: float = 120.0
+    max_moves: int = 5
+    checkpoint_bytes_per_param: float = 12.0
+    vram_bytes_per_param: float = 16.0
+    save_s_per_gb: float = 1.86
+    restore_s_per_gb: float = 0.78
+    first_step_s: float = 0.16
+    checkpoint_power_w: float = 145.0
+    link_gbps: float = 10.0
+    mig_max_util_pct: float = 70.0
+    queue_retry_s: float = 5.0
+    rescore_min_interval_s: float = 10.0
+
+
 class PricingSettings(BaseModel):
     """One price table and its dynamic factors (SPEC §5)."""
 
@@ -188,6 +206,7 @@ class Settings(BaseSettings):
     surplus: SurplusSettings = SurplusSettings()
     scoring: ScoringSettings = ScoringSettings()
     pricing: PricingSettings = PricingSettings()
+    migration: MigrationSettings = MigrationSettings()
     storage: StorageSettings = StorageSettings()
     api: ApiSettings = ApiSettings()
     demo: DemoSettings = DemoSettings()

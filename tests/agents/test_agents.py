@@ -12,6 +12,8 @@ from streams.app import (
     node_reservation_table,
     node_running_table,
     node_state_table,
+    queued_workload_table,
+    running_workload_table,
     workload_accrual_table,
     workload_state_table,
     zone_meta_table,
@@ -24,7 +26,8 @@ from toogreen.codec import encode
 from toogreen.submission import submission_event
 
 TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
-          workload_state_table, node_running_table, workload_accrual_table)  # fmt: skip
+          workload_state_table, node_running_table, workload_accrual_table, running_workload_table,
+          queued_workload_table)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +113,7 @@ async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
     assert decisions[0]["chosen_node_id"] != decisions[1]["chosen_node_id"]
     commands = recorder.on("node.commands")
     assert [c["action"] for c in commands] == ["start", "start"]
-    assert node_reservation_table[decisions[0]["chosen_node_id"]] == {"w1": 70_000}
+    assert node_reservation_table[decisions[0]["chosen_node_id"]] == {"w1": {"vram_mb": 70_000, "mig_profile": None}}
     assert workload_state_table["w1"]["state"] == "routed"
 
 

@@ -29,14 +29,14 @@ def test_submission_is_routed_with_a_decision_an_event_and_a_start_command():
     assert decision["chosen_node_id"] == "dc-1" and decision["alternatives"][0]["eligible"]
     assert decision["grid_windows"][0]["zone"] == "FR"
     assert routed["type"] == "routed" and command["action"] == "start" and command["vram_mb"] == 16_000
-    assert result.state["state"] == "routed" and result.reserve == ("dc-1", "w1", 16_000)
+    assert result.state["state"] == "routed" and result.reserve == [("dc-1", {"vram_mb": 16_000, "mig_profile": None})]
 
 
-def test_unplaceable_submission_is_rejected_with_the_reason():
+def test_a_workload_no_node_could_ever_hold_is_rejected_with_the_reason():
     big = submission_event({**REQUEST, "vram_mb": 200_000}, "w2", NOW)
     result = handle_workload_event(big, None, NODES, ZONES, S)
     decision, rejected = (e.record for e in result.emits)
-    assert decision["type"] == "rejected" and "VRAM" in decision["reason"]
+    assert decision["type"] == "rejected" and "no node has 200000 MiB" in decision["reason"]
     assert rejected["type"] == "rejected" and result.state["state"] == "rejected"
 
 
@@ -54,4 +54,4 @@ def test_illegal_event_is_rejected_and_terminal_releases_the_node():
     assert "illegal" in illegal.rejected_reason and illegal.state is None
     running = handle_workload_event(_event("started", node_id="dc-1"), state, [], {}, S).state
     done = handle_workload_event(_event("completed", node_id="dc-1"), running, [], {}, S)
-    assert done.state["state"] == "completed" and done.release == ("dc-1", "w1")
+    assert done.state["state"] == "completed" and done.release == ["dc-1"] and done.settle

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class WorkloadState(StrEnum):
     SUBMITTED = "submitted"
+    QUEUED = "queued"
     ROUTED = "routed"
     RUNNING = "running"
     CHECKPOINTED = "checkpointed"
@@ -23,8 +24,11 @@ _ACTIVE = (WorkloadState.ROUTED, WorkloadState.RUNNING, WorkloadState.CHECKPOINT
 # event type -> (states it may arrive in, state it leads to); None stands for "no state yet".
 TRANSITIONS: dict[str, tuple[tuple[WorkloadState | None, ...], WorkloadState]] = {
     "submitted": ((None,), WorkloadState.SUBMITTED),
-    "routed": ((WorkloadState.SUBMITTED,), WorkloadState.ROUTED),
-    "rejected": ((WorkloadState.SUBMITTED,), WorkloadState.REJECTED),
+    "queued": ((WorkloadState.SUBMITTED,), WorkloadState.QUEUED),
+    "retry": ((WorkloadState.QUEUED,), WorkloadState.QUEUED),
+    "routed": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.ROUTED),
+    "rejected": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.REJECTED),
+    "rescore": ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
     "started": ((WorkloadState.ROUTED,), WorkloadState.RUNNING),
     "progress": ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
     "checkpointed": ((WorkloadState.RUNNING,), WorkloadState.CHECKPOINTED),
@@ -32,7 +36,7 @@ TRANSITIONS: dict[str, tuple[tuple[WorkloadState | None, ...], WorkloadState]] =
     "resumed": ((WorkloadState.MIGRATING,), WorkloadState.RUNNING),
     "completed": ((WorkloadState.RUNNING,), WorkloadState.COMPLETED),
     "failed": (_ACTIVE, WorkloadState.FAILED),
-    "cancelled": ((WorkloadState.SUBMITTED, *_ACTIVE), WorkloadState.CANCELLED),
+    "cancelled": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED, *_ACTIVE), WorkloadState.CANCELLED),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from toogreen.domain.scoring import NodeView
@@ -54,13 +56,15 @@ def apply_telemetry(state: dict[str, Any] | None, sample: dict[str, Any]) -> dic
     return base
 
 
-def to_node_view(state: dict[str, Any], reserved_mb: int) -> NodeView | None:
-    """What routing sees; None until the node has both registered and reported telemetry."""
+def to_node_view(state: dict[str, Any], reservations: Mapping[str, Mapping[str, Any]]) -> NodeView | None:
+    """What routing sees; None until the node has both registered and reported telemetry. ``reservations`` are
+    the router's holds on the node ({workload_id: {"vram_mb", "mig_profile"}})."""
     reg, tel = state.get("registration"), state.get("telemetry")
     if not reg or not tel:
         return None
     # The router's own reservations cover workloads the node has not yet reported in its memory figures.
-    used = max(tel["mem_used_mb"], reserved_mb)
+    used = max(tel["mem_used_mb"], sum(int(r["vram_mb"]) for r in reservations.values()))
+    slices = Counter(r["mig_profile"] for r in reservations.values() if r.get("mig_profile"))
     return NodeView(
         node_id=reg["node_id"],
         node_type=reg["node_type"],
@@ -73,4 +77,8 @@ def to_node_view(state: dict[str, Any], reserved_mb: int) -> NodeView | None:
         health=tel["health"],
         last_seen_ms=tel["last_seen_ms"],
         declared_carbon_gco2_per_kwh=reg.get("declared_carbon_gco2_per_kwh"),
+        mig_capable=bool(reg.get("mig_capable")),
+        max_power_w=float(reg.get("max_power_w") or 0.0),
+        whole_tenants=sum(1 for r in reservations.values() if not r.get("mig_profile")),
+        mig_used=tuple(sorted(slices.items())),
     )

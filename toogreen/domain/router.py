@@ -1,19 +1,39 @@
-"""What the router does with one workload event: apply it to the workload's state machine and, for a
-submission, decide where it runs. Returns the records to emit; the Faust agent only decodes and sends."""
+"""What the router does with one workload event: apply it to the workload's state machine and decide.
+
+- a submission is placed (a whole GPU, else a MIG slice), queued until capacity or the grid allows, or rejected
+  (its deadline cannot be met, or no node could ever hold it);
+- a queued workload is tried again on ``retry``;
+- a running workload is re-scored on ``rescore`` and moved when worth it: checkpoint → checkpointed → stop the
+  old node, resume on the new one from the checkpoint → resumed; a failed resume rolls back to the origin;
+- every decision (initial, queued, rejected, reroute, no_move) is a ``routing.decisions`` record.
+
+Returns the records to emit; the Faust agent only decodes and sends.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
-from toogreen.domain.scoring import Candidate, Decision, NodeView, WorkloadSpec, ZoneView, route
+from toogreen.domain.migration import checkpoint_gb, judge_move, move_cost
+from toogreen.domain.scoring import (
+    MS_PER_HOUR,
+    Candidate,
+    Decision,
+    NodeView,
+    WorkloadSpec,
+    ZoneView,
+    node_carbon,
+    route,
+)
 from toogreen.settings import Settings
 from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
 
 APPLIED_IDS_KEPT = 16
+TYPICAL_LOAD = 0.8  # share of a GPU's power limit a running workload draws, for remaining-energy estimates
 
 
 @dataclass(frozen=True)
@@ -27,12 +47,13 @@ class Emit:
 class RouterResult:
     state: dict[str, Any] | None  # new workload state (None: unchanged)
     emits: list[Emit] = field(default_factory=list)
-    reserve: tuple[str, str, int] | None = None  # (node_id, workload_id, vram_mb)
-    release: tuple[str, str] | None = None  # (node_id, workload_id)
+    reserve: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (node_id, {"vram_mb", "mig_profile"})
+    release: list[str] = field(default_factory=list)  # node ids this workload no longer holds
     rejected_reason: str | None = None  # the event is illegal: dead-letter it with this reason
-    running_on: str | None = None  # the workload now draws energy on this node
-    stopped_on: str | None = None  # ... and no longer on this one
+    running_on: tuple[str, float] | None = None  # (node, compute fraction): it now draws energy there
+    stopped_on: str | None = None  # ... and no longer here
     settle: bool = False  # the workload has ended: settle what it ran
+    queued: bool | None = None  # True: now waits in the queue; False: left it
 
 
 def decision_id_for(workload_id: str, sequence: int, kind: str) -> str:
@@ -54,30 +75,24 @@ def workload_spec(workload_id: str, request: Mapping[str, Any]) -> WorkloadSpec:
 
 def _candidate_record(c: Candidate) -> dict[str, Any]:
     return {
-        "node_id": c.node_id,
-        "zone": c.zone,
-        "node_type": c.node_type,
-        "tier": c.tier,
-        "eligible": c.eligible,
-        "excluded_reason": c.excluded_reason,
-        "score": c.score,
-        "carbon_part": c.carbon_part,
-        "price_part": c.price_part,
-        "utilisation_part": c.utilisation_part,
-        "carbon_gco2_per_kwh": c.carbon_gco2_per_kwh,
-        "price_eur_per_gpu_hour": c.price_eur_per_gpu_hour,
-        "utilisation_pct": c.utilisation_pct,
-    }
+        "node_id": c.node_id, "zone": c.zone, "node_type": c.node_type, "tier": c.tier, "eligible": c.eligible,
+        "excluded_reason": c.excluded_reason, "score": c.score, "carbon_part": c.carbon_part,
+        "price_part": c.price_part, "utilisation_part": c.utilisation_part,
+        "carbon_gco2_per_kwh": c.carbon_gco2_per_kwh, "price_eur_per_gpu_hour": c.price_eur_per_gpu_hour,
+        "utilisation_pct": c.utilisation_pct, "mig_profile": c.mig_profile,
+    }  # fmt: skip
 
 
-def decision_record(decision: Decision, decision_id: str, workload_id: str, kind: str, ts_ms: int) -> dict[str, Any]:
+def decision_record(
+    decision: Decision, decision_id: str, workload_id: str, kind: str, ts_ms: int, **extra: Any
+) -> dict[str, Any]:
     """The ``routing.decisions`` record of a decision, with every alternative and the windows used."""
-    chosen = decision.chosen
+    chosen = decision.chosen if kind in ("initial", "reroute") else None
     return {
         "decision_id": decision_id,
         "workload_id": workload_id,
         "ts_ms": ts_ms,
-        "type": kind if chosen else "rejected",
+        "type": kind,
         "chosen_node_id": chosen.node_id if chosen else None,
         "chosen_zone": chosen.zone if chosen else None,
         "tier": chosen.tier if chosen else None,
@@ -85,7 +100,13 @@ def decision_record(decision: Decision, decision_id: str, workload_id: str, kind
         "carbon_part": chosen.carbon_part if chosen else None,
         "price_part": chosen.price_part if chosen else None,
         "utilisation_part": chosen.utilisation_part if chosen else None,
-        "reason": decision.reason,
+        "reason": extra.pop("reason", decision.reason),
+        "mig_profile": chosen.mig_profile if chosen else None,
+        "from_node_id": extra.get("from_node_id"),
+        "from_zone": extra.get("from_zone"),
+        "score_gain": extra.get("score_gain"),
+        "saved_gco2": extra.get("saved_gco2"),
+        "move_cost_s": extra.get("move_cost_s"),
         "alternatives": [_candidate_record(c) for c in decision.alternatives],
         "grid_windows": [
             {
@@ -105,6 +126,32 @@ def _remember(state: dict[str, Any], *event_ids: str) -> None:
     state["applied_event_ids"] = (state.get("applied_event_ids", []) + list(event_ids))[-APPLIED_IDS_KEPT:]
 
 
+def _event(workload_id: str, ts: int, kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id, "workload_id": workload_id, "ts_ms": ts, "type": kind,
+        "node_id": fields.get("node_id"), "progress_pct": fields.get("progress_pct"),
+        "checkpoint_uri": fields.get("checkpoint_uri"), "decision_id": fields.get("decision_id"),
+        "reason": fields.get("reason"), "request": None,
+    }  # fmt: skip
+
+
+def _command(node_id: str, action: str, workload_id: str, ts: int, decision_id: str, state: Mapping[str, Any],
+             checkpoint_uri: str | None = None, mig_profile: str | None = None) -> dict[str, Any]:  # fmt: skip
+    request = state["request"]
+    remaining = float(request["expected_hours"]) * (1 - (state.get("progress_pct") or 0.0) / 100)
+    return {
+        "command_id": f"{decision_id}:{action}:{node_id}", "node_id": node_id, "ts_ms": ts, "action": action,
+        "workload_id": workload_id, "checkpoint_uri": checkpoint_uri, "vram_mb": int(request["vram_mb"]),
+        "expected_hours": round(remaining, 6), "image": request.get("image"), "command": request.get("command"),
+        "mig_profile": mig_profile, "decision_id": decision_id,
+    }  # fmt: skip
+
+
+def _next_decision_id(state: dict[str, Any], kind: str) -> str:
+    state["decisions"] = state.get("decisions", 0) + 1
+    return decision_id_for(state["workload_id"], state["decisions"], kind)
+
+
 def handle_workload_event(
     event: dict[str, Any],
     state: dict[str, Any] | None,
@@ -112,99 +159,239 @@ def handle_workload_event(
     zones: Mapping[str, ZoneView],
     settings: Settings,
 ) -> RouterResult:
-    """Apply ``event`` to the workload ``state``; on submission, route it."""
+    """Apply ``event`` to the workload ``state``; place, queue, reject, re-score or move as it requires."""
     if state and event["event_id"] in state.get("applied_event_ids", []):
         return RouterResult(state=None)  # a redelivery, or an event this router emitted and already applied
     current = WorkloadState(state["state"]) if state else None
+    kind = event["type"]
+    if kind == "rescore" and (current is not WorkloadState.RUNNING or (state or {}).get("pending_move")):
+        return RouterResult(state=None)  # only a running workload that is not already moving is re-scored
+    if kind == "retry" and current is not WorkloadState.QUEUED:
+        return RouterResult(state=None)  # placed meanwhile
+    moving = current is WorkloadState.MIGRATING and state and state.get("pending_move")
+    if kind == "failed" and moving and event.get("node_id") == state["pending_move"]["target_node"]:
+        return _roll_back(event, dict(state))
     try:
-        target = next_state(current, event["type"])
+        target = next_state(current, kind)
     except IllegalTransition as exc:
         return RouterResult(state=None, rejected_reason=f"workload {event['workload_id']}: {exc}")
 
-    new = dict(state or {"workload_id": event["workload_id"], "decisions": 0})
+    new = dict(state or {"workload_id": event["workload_id"], "decisions": 0, "moves": 0})
     new["state"] = target.value
     _remember(new, event["event_id"])
-    if event["type"] == "submitted":
+    if kind == "submitted":
         new["request"] = event["request"]
-        return _route_submission(event, new, nodes, zones, settings)
+        new["submitted_ms"] = event["ts_ms"]
+        return _place(event, new, nodes, zones, settings, first=True)
+    if kind == "retry":
+        return _place(event, new, nodes, zones, settings, first=False)
+    if kind == "rescore":
+        return _rescore(event, new, nodes, zones, settings)
+    if kind == "checkpointed" and new.get("pending_move"):
+        return _migrate(event, new)
+
     result = RouterResult(state=new)
-    if event.get("node_id"):
-        new["node_id"] = event["node_id"]
-    if target in TERMINAL and new.get("node_id"):
-        result.release = (new["node_id"], event["workload_id"])
-    if target in TERMINAL:
-        result.settle = True
-    if target is WorkloadState.RUNNING and event["type"] in ("started", "resumed"):
-        result.running_on = new.get("node_id")
-    elif event["type"] == "checkpointed" or target in TERMINAL:
+    if event.get("progress_pct") is not None:
+        new["progress_pct"] = event["progress_pct"]
+    if kind == "started":
+        new["node_id"] = event.get("node_id") or new.get("node_id")
+        result.running_on = (new["node_id"], new.get("compute_fraction", 1.0))
+    elif kind == "resumed":
+        move = new.pop("pending_move", None) or {}
+        new["node_id"] = event.get("node_id") or move.get("target_node") or new.get("node_id")
+        new["mig_profile"] = move.get("target_profile", new.get("mig_profile"))
+        new["compute_fraction"] = move.get("target_fraction", new.get("compute_fraction", 1.0))
+        if move and not move.get("rollback"):
+            new["moves"] = new.get("moves", 0) + 1
+            new["last_move_ms"] = event["ts_ms"]
+            new["price_eur_per_gpu_hour"] = move.get("target_price", new.get("price_eur_per_gpu_hour"))
+        result.running_on = (new["node_id"], new["compute_fraction"])
+    elif kind == "checkpointed":
         result.stopped_on = new.get("node_id")
+    if target in TERMINAL:
+        if new.get("node_id"):
+            result.release.append(new["node_id"])
+            result.stopped_on = new["node_id"]
+        result.settle = True
+        result.queued = False
     return result
 
 
-def _route_submission(
+def _place(
+    event: dict[str, Any],
+    state: dict[str, Any],
+    nodes: Iterable[NodeView],
+    zones: Mapping[str, ZoneView],
+    settings: Settings,
+    first: bool,
+) -> RouterResult:
+    workload_id, now = event["workload_id"], event["ts_ms"]
+    request = state["request"]
+    spec = workload_spec(workload_id, request)
+    nodes = list(nodes)
+    decision = route(spec, nodes, zones, now, settings.scoring, settings.pricing, migration=settings.migration)
+    result = RouterResult(state=state)
+    if decision.chosen is None:
+        never_fits = nodes and all(n.vram_mb < spec.vram_mb for n in nodes)
+        too_late = spec.deadline_ms is not None and now + spec.expected_hours * MS_PER_HOUR > spec.deadline_ms
+        if never_fits or too_late:
+            why = (
+                f"no node has {spec.vram_mb} MiB of VRAM" if never_fits else "its deadline can no longer be met"
+            ) + f" ({decision.reason})"
+            decision_id = _next_decision_id(state, "rejected")
+            result.emits.append(_decision_emit(decision, decision_id, workload_id, "rejected", now, reason=why))
+            event_id = f"{decision_id}:rejected"
+            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+                workload_id, now, "rejected", event_id, decision_id=decision_id, reason=why)))  # fmt: skip
+            state["state"] = WorkloadState.REJECTED.value
+            _remember(state, event_id)
+            result.queued = False
+            return result
+        if first:  # the first time only: the queue's retries are not decisions worth a record each
+            decision_id = _next_decision_id(state, "queued")
+            why = f"waiting for capacity or a better grid: {decision.reason}"
+            result.emits.append(_decision_emit(decision, decision_id, workload_id, "queued", now, reason=why))
+            event_id = f"{decision_id}:queued"
+            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+                workload_id, now, "queued", event_id, decision_id=decision_id, reason=why)))  # fmt: skip
+            state["state"] = WorkloadState.QUEUED.value
+            _remember(state, event_id)
+        result.queued = True
+        return result
+
+    chosen = decision.chosen
+    decision_id = _next_decision_id(state, "initial")
+    result.emits.append(_decision_emit(decision, decision_id, workload_id, "initial", now))
+    event_id = f"{decision_id}:routed"
+    result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+        workload_id, now, "routed", event_id, node_id=chosen.node_id, decision_id=decision_id,
+        reason=decision.reason)))  # fmt: skip
+    state.update(
+        state=WorkloadState.ROUTED.value, node_id=chosen.node_id, mig_profile=chosen.mig_profile,
+        compute_fraction=chosen.compute_fraction, price_eur_per_gpu_hour=chosen.price_eur_per_gpu_hour,
+    )  # fmt: skip
+    result.emits.append(Emit(NODE_COMMANDS.name, chosen.node_id, _command(
+        chosen.node_id, "start", workload_id, now, decision_id, state, mig_profile=chosen.mig_profile)))  # fmt: skip
+    _remember(state, event_id)
+    result.reserve.append((chosen.node_id, {"vram_mb": int(request["vram_mb"]), "mig_profile": chosen.mig_profile}))
+    result.queued = False
+    return result
+
+
+def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind: str, ts: int, **extra: Any) -> Emit:
+    return Emit(
+        ROUTING_DECISIONS.name, workload_id, decision_record(decision, decision_id, workload_id, kind, ts, **extra)
+    )
+
+
+def _rescore(
     event: dict[str, Any],
     state: dict[str, Any],
     nodes: Iterable[NodeView],
     zones: Mapping[str, ZoneView],
     settings: Settings,
 ) -> RouterResult:
+    """Re-score a running workload; move it if the best alternative is worth the move."""
     workload_id, now = event["workload_id"], event["ts_ms"]
-    request = event["request"]
-    decision = route(workload_spec(workload_id, request), nodes, zones, now, settings.scoring, settings.pricing)
-    state["decisions"] += 1
-    decision_id = decision_id_for(workload_id, state["decisions"], "initial")
-    record = decision_record(decision, decision_id, workload_id, "initial", now)
-    emits = [Emit(ROUTING_DECISIONS.name, workload_id, record)]
-    follow = {
-        "workload_id": workload_id,
-        "ts_ms": now,
-        "decision_id": decision_id,
-        "progress_pct": None,
-        "checkpoint_uri": None,
-        "request": None,
-    }
+    result = RouterResult(state=state)
+    nodes = list(nodes)
+    here = next((n for n in nodes if n.node_id == state.get("node_id")), None)
+    here_zone = zones.get(here.zone) if here else None
+    if here is None or here_zone is None:
+        return result
+    request = state["request"]
+    spec = workload_spec(workload_id, request)
+    remaining_h = spec.expected_hours * (1 - (state.get("progress_pct") or 0.0) / 100)
+    spec = replace(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)  # the deadline held at placement
+    others = [n for n in nodes if n.node_id != here.node_id]
+    decision = route(spec, others, zones, now, settings.scoring, settings.pricing, migration=settings.migration)
+    current_carbon = node_carbon(here, here_zone)
     if decision.chosen is None:
-        event_id = f"{decision_id}:rejected"
-        emits.append(
-            Emit(
-                WORKLOAD_EVENTS.name,
-                workload_id,
-                {**follow, "event_id": event_id, "type": "rejected", "node_id": None, "reason": decision.reason},
-            )
-        )
-        state["state"] = WorkloadState.REJECTED.value
-        _remember(state, event_id)
-        return RouterResult(state=state, emits=emits)
+        return result  # nowhere to go: nothing to record
+    alt = decision.chosen
+    fraction = state.get("compute_fraction", 1.0)
+    power_kw = (here.max_power_w or 400.0) * TYPICAL_LOAD * fraction / 1000
+    remaining_kwh = power_kw * remaining_h  # at the GPU; node_carbon already carries the PUE
+    ckpt = checkpoint_gb(spec.vram_mb, request.get("checkpoint_gb"), settings.migration)
+    cost = move_cost(ckpt, current_carbon, alt.carbon_gco2_per_kwh or 0.0, alt.price_eur_per_gpu_hour or 0.0,
+                     settings.migration)  # fmt: skip
+    since = None if state.get("last_move_ms") is None else (now - state["last_move_ms"]) / 1000
+    verdict = judge_move(current_carbon, alt.carbon_gco2_per_kwh or 0.0, remaining_kwh, cost, state.get("moves", 0),
+                         since, settings.migration)  # fmt: skip
+    extra = {"from_node_id": here.node_id, "from_zone": here.zone, "score_gain": round(verdict.gain, 6),
+             "saved_gco2": round(verdict.saved_gco2, 6), "move_cost_s": round(cost.seconds, 3)}  # fmt: skip
+    if not verdict.move:
+        if state.get("last_no_move_reason") != verdict.reason.split(" (")[0][:40]:
+            state["last_no_move_reason"] = verdict.reason.split(" (")[0][:40]
+            decision_id = _next_decision_id(state, "no_move")
+            why = f"stays on {here.node_id}: {verdict.reason}"
+            result.emits.append(_decision_emit(decision, decision_id, workload_id, "no_move", now, reason=why, **extra))
+        return result
+    state.pop("last_no_move_reason", None)
+    decision_id = _next_decision_id(state, "reroute")
+    why = f"move {here.node_id} ({here.zone}) → {alt.node_id} ({alt.zone}): {verdict.reason}"
+    result.emits.append(_decision_emit(decision, decision_id, workload_id, "reroute", now, reason=why, **extra))
+    uri = f"ckpt://{here.node_id}/{workload_id}/{decision_id}"
+    result.emits.append(Emit(NODE_COMMANDS.name, here.node_id, _command(
+        here.node_id, "checkpoint", workload_id, now, decision_id, state, checkpoint_uri=uri)))  # fmt: skip
+    state["pending_move"] = {
+        "decision_id": decision_id, "origin_node": here.node_id, "origin_profile": state.get("mig_profile"),
+        "origin_fraction": fraction, "target_node": alt.node_id, "target_profile": alt.mig_profile,
+        "target_fraction": alt.compute_fraction, "target_price": alt.price_eur_per_gpu_hour, "checkpoint_uri": uri,
+    }  # fmt: skip
+    # the target is held from now, so no one else is placed there while the checkpoint is written
+    result.reserve.append((alt.node_id, {"vram_mb": spec.vram_mb, "mig_profile": alt.mig_profile}))
+    return result
 
-    node_id = decision.chosen.node_id
-    state["price_eur_per_gpu_hour"] = decision.chosen.price_eur_per_gpu_hour
-    event_id = f"{decision_id}:routed"
-    emits.append(
-        Emit(
-            WORKLOAD_EVENTS.name,
-            workload_id,
-            {**follow, "event_id": event_id, "type": "routed", "node_id": node_id, "reason": decision.reason},
-        )
-    )
-    emits.append(
-        Emit(
-            NODE_COMMANDS.name,
-            node_id,
-            {
-                "command_id": f"{decision_id}:start",
-                "node_id": node_id,
-                "ts_ms": now,
-                "action": "start",
-                "workload_id": workload_id,
-                "checkpoint_uri": None,
-                "vram_mb": int(request["vram_mb"]),
-                "expected_hours": float(request["expected_hours"]),
-                "image": request.get("image"),
-                "command": request.get("command"),
-            },
-        )
-    )
-    state["state"] = WorkloadState.ROUTED.value
-    state["node_id"] = node_id
+
+def _migrate(event: dict[str, Any], state: dict[str, Any]) -> RouterResult:
+    """Checkpointed for a move: stop the old node, resume on the new one from the checkpoint."""
+    workload_id, now = event["workload_id"], event["ts_ms"]
+    move = state["pending_move"]
+    uri = event.get("checkpoint_uri") or move["checkpoint_uri"]
+    move["checkpoint_uri"] = uri
+    if event.get("progress_pct") is not None:
+        state["progress_pct"] = event["progress_pct"]
+    result = RouterResult(state=state)
+    event_id = f"{move['decision_id']}:migrating"
+    result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+        workload_id, now, "migrating", event_id, node_id=move["target_node"], checkpoint_uri=uri,
+        decision_id=move["decision_id"])))  # fmt: skip
+    result.emits.append(Emit(NODE_COMMANDS.name, move["origin_node"], _command(
+        move["origin_node"], "stop", workload_id, now, move["decision_id"], state)))  # fmt: skip
+    result.emits.append(Emit(NODE_COMMANDS.name, move["target_node"], _command(
+        move["target_node"], "resume", workload_id, now, move["decision_id"], state, checkpoint_uri=uri,
+        mig_profile=move["target_profile"])))  # fmt: skip
+    state["state"] = WorkloadState.MIGRATING.value
     _remember(state, event_id)
-    return RouterResult(state=state, emits=emits, reserve=(node_id, workload_id, int(request["vram_mb"])))
+    result.stopped_on = move["origin_node"]
+    if move["origin_node"] != move["target_node"]:
+        result.release.append(move["origin_node"])
+    return result
+
+
+def _roll_back(event: dict[str, Any], state: dict[str, Any]) -> RouterResult:
+    """The new node could not resume the workload: resume it where it came from, from the same checkpoint."""
+    workload_id, now = event["workload_id"], event["ts_ms"]
+    move = state["pending_move"]
+    _remember(state, event["event_id"])
+    origin = move["origin_node"]
+    why = f"resume on {move['target_node']} failed ({event.get('reason') or 'no reason given'}): back to {origin}"
+    decision_id = _next_decision_id(state, "reroute")
+    empty = Decision(None, (), why)
+    record = decision_record(empty, decision_id, workload_id, "reroute", now, reason=why,
+                             from_node_id=move["target_node"])  # fmt: skip
+    record.update(chosen_node_id=origin, mig_profile=move.get("origin_profile"))
+    result = RouterResult(state=state, emits=[Emit(ROUTING_DECISIONS.name, workload_id, record)])
+    result.emits.append(Emit(NODE_COMMANDS.name, origin, _command(
+        origin, "resume", workload_id, now, decision_id, state, checkpoint_uri=move["checkpoint_uri"],
+        mig_profile=move.get("origin_profile"))))  # fmt: skip
+    state["pending_move"] = {
+        **move, "decision_id": decision_id, "target_node": origin, "target_profile": move.get("origin_profile"),
+        "target_fraction": move.get("origin_fraction", 1.0), "rollback": True,
+    }  # fmt: skip
+    result.release.append(move["target_node"])
+    result.reserve.append(
+        (origin, {"vram_mb": int(state["request"]["vram_mb"]), "mig_profile": move.get("origin_profile")})
+    )
+    return result

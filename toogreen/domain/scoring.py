@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from toogreen.domain.mig import choose_profile, compute_fraction
 from toogreen.domain.pricing import quote
-from toogreen.settings import PricingSettings, ScoringSettings
+from toogreen.settings import MigrationSettings, PricingSettings, ScoringSettings
 
 MS_PER_HOUR = 3_600_000
 NON_COMPLIANT_TIER = 4
@@ -45,6 +46,10 @@ class NodeView:
     health: str
     last_seen_ms: int
     declared_carbon_gco2_per_kwh: float | None = None
+    mig_capable: bool = False
+    max_power_w: float = 0.0
+    whole_tenants: int = 0  # workloads holding the whole GPU
+    mig_used: tuple[tuple[str, int], ...] = ()  # MIG slices held: (profile name, count)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class Candidate:
     carbon_gco2_per_kwh: float | None = None
     price_eur_per_gpu_hour: float | None = None
     utilisation_pct: float | None = None
+    mig_profile: str | None = None
+    compute_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,6 @@ def _exclusion(
         return f"no grid data for zone {node.zone}"
     if now_ms - zone.last_ts_ms > settings.zone_stale_after_s * 1000:
         return f"zone {node.zone} readings stale ({(now_ms - zone.last_ts_ms) / 1000:.0f} s old)"
-    if node.vram_free_mb < workload.vram_mb:
-        return f"needs {workload.vram_mb} MiB VRAM, {node.vram_free_mb} free"
     if workload.green_only and tier == NON_COMPLIANT_TIER:
         return "green-only workload, node not compliant"
     if workload.max_carbon_gco2_kwh is not None and carbon is not None and carbon > workload.max_carbon_gco2_kwh:
@@ -138,11 +143,78 @@ def _exclusion(
     return None
 
 
+def _whole_gpu_misfit(workload: WorkloadSpec, node: NodeView) -> str | None:
+    if node.whole_tenants:
+        return "GPU busy with a whole-GPU workload"
+    if node.mig_used:
+        return f"GPU split into {sum(c for _p, c in node.mig_used)} MIG slice(s)"
+    if node.vram_free_mb < workload.vram_mb:
+        return f"needs {workload.vram_mb} MiB VRAM, {node.vram_free_mb} free"
+    return None
+
+
+def _slice_misfit(
+    workload: WorkloadSpec, node: NodeView, migration: MigrationSettings
+) -> tuple[str | None, str | None, float]:
+    """(reason it cannot take a slice, profile name, compute fraction)."""
+    if not node.mig_capable:
+        return "no MIG on this GPU", None, 1.0
+    if node.whole_tenants:
+        return "GPU busy with a whole-GPU workload", None, 1.0
+    if node.util_pct >= migration.mig_max_util_pct:
+        return f"utilisation {node.util_pct:.0f}% too high to offer slices", None, 1.0
+    profile = choose_profile(node.gpu_model, workload.vram_mb, dict(node.mig_used))
+    if profile is None:
+        return f"no free MIG slice holds {workload.vram_mb} MiB", None, 1.0
+    return None, profile.name, compute_fraction(node.gpu_model, profile)
+
+
 def _normalise(values: list[float]) -> list[float]:
     lo, hi = min(values), max(values)
     if hi - lo < 1e-12:
         return [0.0 for _ in values]
     return [(v - lo) / (hi - lo) for v in values]
+
+
+WHOLE_GPU_MISFITS = ("GPU busy", "GPU split", "needs ")
+
+
+def _consider(
+    workload: WorkloadSpec,
+    node: NodeView,
+    zone: ZoneView | None,
+    now_ms: int,
+    scoring: ScoringSettings,
+    pricing: PricingSettings,
+    demand: float,
+    migration: MigrationSettings | None = None,
+) -> Candidate:
+    """One node as a candidate: a whole GPU, or (with ``migration`` settings) a MIG slice of it."""
+    tier = tier_of(node, zone, scoring) if zone else None
+    carbon = node_carbon(node, zone) if zone else None
+    profile, fraction = None, 1.0
+    if migration is None:
+        misfit = _whole_gpu_misfit(workload, node)
+    else:
+        misfit, profile, fraction = _slice_misfit(workload, node, migration)
+    price = None
+    if zone:
+        strength = zone.surplus_strength if zone.surplus else 0.0
+        price = quote(node.gpu_model, zone.renewable_pct, strength, pricing, demand, fraction).eur_per_gpu_hour
+    why_not = _exclusion(workload, node, zone, tier, carbon, price, now_ms, scoring) or misfit
+    return Candidate(
+        node_id=node.node_id,
+        zone=node.zone,
+        node_type=node.node_type,
+        tier=tier,
+        eligible=why_not is None,
+        excluded_reason=why_not,
+        carbon_gco2_per_kwh=carbon,
+        price_eur_per_gpu_hour=price,
+        utilisation_pct=node.util_pct,
+        mig_profile=profile,
+        compute_fraction=round(fraction, 6),
+    )
 
 
 def route(
@@ -153,34 +225,20 @@ def route(
     scoring: ScoringSettings,
     pricing: PricingSettings,
     demand: float = 1.0,
+    migration: MigrationSettings | None = None,
 ) -> Decision:
-    """Choose a node for ``workload``: strict tier priority, composite score inside a tier, node id on ties."""
-    considered: list[Candidate] = []
-    for node in sorted(nodes, key=lambda n: n.node_id):
-        zone = zones.get(node.zone)
-        tier = tier_of(node, zone, scoring) if zone else None
-        carbon = node_carbon(node, zone) if zone else None
-        price = (
-            quote(
-                node.gpu_model, zone.renewable_pct, zone.surplus_strength if zone.surplus else 0.0, pricing, demand
-            ).eur_per_gpu_hour
-            if zone
-            else None
-        )
-        why_not = _exclusion(workload, node, zone, tier, carbon, price, now_ms, scoring)
-        considered.append(
-            Candidate(
-                node_id=node.node_id,
-                zone=node.zone,
-                node_type=node.node_type,
-                tier=tier,
-                eligible=why_not is None,
-                excluded_reason=why_not,
-                carbon_gco2_per_kwh=carbon,
-                price_eur_per_gpu_hour=price,
-                utilisation_pct=node.util_pct,
-            )
-        )
+    """Choose a node for ``workload``: strict tier priority, composite score inside a tier, node id on ties. A
+    whole idle GPU first; when none fits and ``migration`` settings are given, a MIG slice by the same rules."""
+    ordered = sorted(nodes, key=lambda n: n.node_id)
+    considered = [_consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand) for node in ordered]
+    if not any(c.eligible for c in considered) and migration is not None:
+        # no whole GPU fits: a MIG slice, under the same rules
+        considered = [
+            _consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand, migration)
+            if c.excluded_reason and c.excluded_reason.startswith(WHOLE_GPU_MISFITS)
+            else c
+            for node, c in zip(ordered, considered, strict=True)
+        ]
 
     scored = {c.node_id: c for c in considered}
     for tier in sorted({c.tier for c in considered if c.eligible and c.tier is not None}):
@@ -207,8 +265,9 @@ def route(
         why = "; ".join(reasons[:4]) if reasons else "no nodes registered"
         return Decision(None, alternatives, f"no node fits: {why}", zones_used)
     best = eligible[0]
+    where = f"MIG slice {best.mig_profile} of " if best.mig_profile else ""
     reason = (
-        f"tier {best.tier} ({best.node_type}) in {best.zone}: score {best.score:.3f}, "
+        f"{where}tier {best.tier} ({best.node_type}) in {best.zone}: score {best.score:.3f}, "
         f"{best.carbon_gco2_per_kwh:.0f} gCO2/kWh, {best.price_eur_per_gpu_hour:.2f} EUR/GPU-h; "
         f"{len(eligible)} of {len(alternatives)} nodes eligible"
     )

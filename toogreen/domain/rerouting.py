@@ -1,0 +1,28 @@
+"""Which running workloads a grid or node change affects, so that only those are re-scored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from toogreen.domain.scoring import ZoneView
+from toogreen.settings import MigrationSettings
+
+
+def workloads_to_rescore(
+    zone: ZoneView, running: Mapping[str, Mapping[str, Any]], now_ms: int, settings: MigrationSettings
+) -> list[str]:
+    """Workloads running in ``zone`` (their own grid changed), and those elsewhere for which a node in ``zone``
+    could now be at least ``min_gain`` cleaner; each at most once per ``rescore_min_interval_s``."""
+    floor_ms = settings.rescore_min_interval_s * 1000
+    out = []
+    for workload_id, r in running.items():
+        if now_ms - r.get("last_rescore_ms", 0) < floor_ms:
+            continue
+        if r["zone"] == zone.zone or zone.carbon_gco2_per_kwh <= r["carbon_gco2_per_kwh"] * (1 - settings.min_gain):
+            out.append(workload_id)
+    return sorted(out)
+
+
+def workloads_on_node(node_id: str, running: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return sorted(w for w, r in running.items() if r["node_id"] == node_id)
