@@ -78,7 +78,6 @@ class SimNode:
     declared_carbon: float | None
     energy_j: float = 0.0
     running: dict[str, SimWorkload] = field(default_factory=dict)
-    checkpoints: dict[str, SimWorkload] = field(default_factory=dict)
 
     @property
     def spec(self) -> tuple[int, float, float]:
@@ -88,10 +87,12 @@ class SimNode:
 class SimulatedFleet:
     """State of every simulated node; :meth:`apply_command` and :meth:`tick` return the records to send."""
 
-    def __init__(self, seed: int, hours_per_second: float) -> None:
+    def __init__(self, seed: int, hours_per_second: float, rows: tuple = FLEET) -> None:
         self._rng = random.Random(seed)
         self.hours_per_second = hours_per_second
-        self.nodes = {row[0]: SimNode(*row) for row in FLEET if row[4] in ZONES}
+        self.nodes = {row[0]: SimNode(*row) for row in rows if row[4] in ZONES}
+        self.checkpoints: dict[str, SimWorkload] = {}  # shared checkpoint storage, by location
+        self.refuse_starts_on: set[str] = set()  # for tests: nodes whose next start or resume fails
         self._seq = 0
 
     def registrations(self, ts_ms: int) -> list[dict[str, Any]]:
@@ -145,12 +146,19 @@ class SimulatedFleet:
         if node is None:
             return []
         vram = node.spec[0]
+        if action in ("start", "resume") and node.node_id in self.refuse_starts_on:
+            self.refuse_starts_on.discard(node.node_id)
+            return [self._event(node, wid, "failed", ts_ms, reason=f"{node.node_id} could not start the container")]
         if action in ("start", "resume"):
             used = sum(w.vram_mb for w in node.running.values())
             if used + cmd["vram_mb"] > vram:
                 return [self._event(node, wid, "failed", ts_ms, reason=f"not enough VRAM on {node.node_id}")]
-            prior = node.checkpoints.pop(wid, None) if action == "resume" else None
-            wl = prior or SimWorkload(wid, cmd["vram_mb"], max(cmd["expected_hours"], 1e-3))
+            saved = self.checkpoints.get(cmd.get("checkpoint_uri") or "") if action == "resume" else None
+            wl = (
+                SimWorkload(wid, saved.vram_mb, saved.expected_hours, saved.progress_pct)
+                if saved
+                else SimWorkload(wid, cmd["vram_mb"], max(cmd["expected_hours"], 1e-3))
+            )
             wl.resumed_from = cmd.get("checkpoint_uri") if action == "resume" else None
             node.running[wid] = wl
             kind = "resumed" if action == "resume" else "started"
@@ -161,7 +169,7 @@ class SimulatedFleet:
             return []
         if action == "checkpoint":
             uri = cmd.get("checkpoint_uri") or f"sim://{node.node_id}/{wid}/{ts_ms}.ckpt"
-            node.checkpoints[wid] = SimWorkload(wid, wl.vram_mb, wl.expected_hours, wl.progress_pct)
+            self.checkpoints[uri] = SimWorkload(wid, wl.vram_mb, wl.expected_hours, wl.progress_pct)
             return [self._event(node, wid, "checkpointed", ts_ms, checkpoint_uri=uri, progress_pct=wl.progress_pct)]
         if action == "stop":
             node.running.pop(wid, None)

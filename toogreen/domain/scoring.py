@@ -176,7 +176,8 @@ def _normalise(values: list[float]) -> list[float]:
     return [(v - lo) / (hi - lo) for v in values]
 
 
-WHOLE_GPU_MISFITS = ("GPU busy", "GPU split", "needs ")
+# Reasons a whole GPU did not fit that a slice might not share: no idle GPU big enough, or over budget.
+WHOLE_GPU_MISFITS = ("GPU busy", "GPU split", "needs ", "cost ")
 
 
 def _consider(
