@@ -4,19 +4,21 @@ call the pure domain logic for anything computed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from api.models import WorkloadSubmission
+from api.models import SurplusEvent, WorkloadSubmission
 from sinks.duckdb_store import Store
 from toogreen.codec import EncodeError
+from toogreen.domain.admin import surplus_event_readings
 from toogreen.domain.node_state import to_node_view
 from toogreen.domain.scoring import WorkloadSpec, ZoneView, route
 from toogreen.domain.zones import ZONES
@@ -24,7 +26,7 @@ from toogreen.kafka_io import RecordProducer
 from toogreen.settings import Settings
 from toogreen.signing import load_or_create_key, public_key_hex, public_key_pem, verify_receipt
 from toogreen.submission import submission_event
-from toogreen.topics import WORKLOAD_EVENTS
+from toogreen.topics import GRID_READINGS, WORKLOAD_EVENTS
 
 ACTIVE_STATES = ("routed", "running", "checkpointed", "migrating")
 REFERENCE_WORKLOAD = WorkloadSpec(workload_id="reference", vram_mb=1, expected_hours=1.0)
@@ -98,6 +100,16 @@ def receipt_from_row(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "intervals": json.loads(row["intervals"]), "data_sources": json.loads(row["data_sources"])}
 
 
+async def _publish_over_time(producer: RecordProducer, readings: list[dict[str, Any]]) -> None:
+    """Each reading when its time comes (event time = wall time), so no reading lies in the future."""
+    for reading in readings:
+        delay = (reading["ts_ms"] - _now_ms()) / 1000
+        if delay > 0:
+            await asyncio.sleep(delay)
+        producer.send(GRID_READINGS.name, reading["zone"], reading)
+        await asyncio.to_thread(producer.flush, 10)
+
+
 def create_app(settings: Settings, store: Store, producer: RecordProducer | None) -> FastAPI:
     app = FastAPI(
         title="Too Green To Go",
@@ -105,6 +117,7 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
         description="Routes AI workloads to the GPUs where electricity is cleanest and cheapest.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    pending: set[asyncio.Task[None]] = set()  # surplus events still publishing
 
     @lru_cache(maxsize=1)
     def signing_key() -> Ed25519PrivateKey:
@@ -330,6 +343,27 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = store.query(f"SELECT * FROM routing_decisions {where} ORDER BY ts_ms DESC LIMIT ?", [*params, limit])
         return [_decision(r) for r in rows]
+
+    @app.post("/api/v1/admin/surplus-events", status_code=202)
+    async def surplus_event(body: SurplusEvent, authorization: str | None = Header(None)) -> dict[str, Any]:
+        if authorization != f"Bearer {settings.api.admin_token}":
+            raise HTTPException(401, "admin only: send Authorization: Bearer <admin token>")
+        if body.zone not in ZONES:
+            raise HTTPException(422, f"unknown zone {body.zone!r}: known zones are {', '.join(ZONES)}")
+        if producer is None:
+            raise HTTPException(503, "this API runs without a Kafka producer")
+        latest = store.query(
+            "SELECT * EXCLUDE (ts) FROM grid_readings WHERE zone = ? ORDER BY ts_ms DESC LIMIT 1", [body.zone]
+        )
+        readings = surplus_event_readings(
+            body.zone, latest[0] if latest else None, ZONES[body.zone].typical_carbon_gco2_per_kwh,
+            body.curtailment_mw, body.minutes, _now_ms(), settings.api.surplus_event_step_s,
+        )  # fmt: skip
+        task = asyncio.create_task(_publish_over_time(producer, readings))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return {"zone": body.zone, "curtailment_mw": body.curtailment_mw, "readings": len(readings),
+                "from_ms": readings[0]["ts_ms"], "until_ms": readings[-1]["ts_ms"], "source": "admin"}  # fmt: skip
 
     @app.get("/api/v1/dead-letters")
     def dead_letters(limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:

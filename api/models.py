@@ -61,3 +61,13 @@ class WorkloadSubmission(BaseModel):
         data["deadline_ms"] = int(self.deadline.timestamp() * 1000) if self.deadline else None
         data["submitter"] = submitter
         return data
+
+
+class SurplusEvent(BaseModel):
+    """An admin's declaration of curtailed renewable power in a zone for a span of minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zone: str
+    curtailment_mw: float = Field(gt=0, le=100_000)
+    minutes: float = Field(gt=0, le=24 * 60)

@@ -129,6 +129,8 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 64 * 1024
+    admin_token: str = Field(default="demo-admin-token", description="Bearer token of the admin role")
+    surplus_event_step_s: float = 30.0
 
 
 def _ipcc_2014_lifecycle() -> dict[str, float]:

@@ -146,3 +146,27 @@ async def test_identical_inputs_give_identical_decisions(monkeypatch):
             await loop.submit(f"w{i}", vram_mb=20_000 * (i + 1))
         runs.append([(d["decision_id"], d["chosen_node_id"], d["score"], d["tier"]) for d in loop.decisions()])
     assert runs[0] == runs[1] and len(runs[0]) == 3
+
+
+async def test_a_declared_surplus_draws_a_running_workload_to_the_discounted_zone(loop):
+    """Equal carbon everywhere: only the surplus (curtailment → up to 40 % off) makes the other zone better."""
+    from toogreen.codec import encode
+    from toogreen.domain.admin import surplus_event_readings
+
+    flat = {"DE": 300.0, "FR": 300.0, "ES": 300.0}
+    await loop.setup(flat)
+    await loop.submit("w1")
+    here = loop.where("w1")
+    target_zone = "ES" if here != "dc-es" else "FR"
+    loop.grid_ts += 300_000
+    admin = surplus_event_readings(target_zone, None, 300.0, 2500.0, 0.0, loop.grid_ts, 30.0)[0]
+    async with agents.zone_windows.test_context() as agent:
+        for zone, carbon in flat.items():
+            r = admin if zone == target_zone else {**admin, "zone": zone, "curtailment_mw": None, "source": "test"}
+            r = {**r, "carbon_intensity_gco2_per_kwh": carbon, "renewable_pct": 60.0, "price": 50.0}
+            await agent.put(encode("grid.readings", r), key=zone.encode())
+    await loop.drain()
+    assert agents.zone_view_table[target_zone]["surplus"] is True
+    move = loop.decisions("w1", "reroute")[0]
+    assert move["chosen_zone"] == target_zone and "cheaper" in move["reason"]
+    assert loop.where("w1") == move["chosen_node_id"]

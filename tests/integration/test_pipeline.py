@@ -191,3 +191,26 @@ def test_replaying_the_log_into_duckdb_changes_nothing(system: Stack, tmp_path):
     _replay(settings, store, "replay-b", upto)  # a second consumer group reads the same log again
     assert state() == first
     store.close()
+
+
+def test_an_admin_surplus_event_shows_in_zones_through_the_pipeline(system: Stack):
+    api = system.api_url()
+    token = system.settings.api.admin_token
+    r = httpx.post(f"{api}/api/v1/admin/surplus-events", json={"zone": "PT", "curtailment_mw": 3000, "minutes": 0.2},
+                   headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert r.status_code == 202, r.text
+
+    def pt_in_surplus() -> dict | None:
+        pt = next(z for z in httpx.get(f"{api}/api/v1/zones").json() if z["zone"] == "PT")
+        return pt if pt["surplus"] and "curtailment 3000 MW" in (pt["surplus_reason"] or "") else None
+
+    pt = eventually(pt_in_surplus, what="PT in surplus")
+    assert pt["window_5m"]["curtailment_max_mw"] == 3000.0
+    rows = eventually(
+        lambda: (
+            snapshot_rows(system, "SELECT count(*) FROM grid_readings WHERE zone = 'PT' AND source = 'admin'")[0][0]
+            >= 1
+        ),
+        what="admin readings in DuckDB",
+    )
+    assert rows

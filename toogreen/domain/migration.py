@@ -50,38 +50,53 @@ def move_cost(
 class MoveVerdict:
     move: bool
     reason: str
-    gain: float  # relative improvement of the alternative's carbon intensity
+    gain: float  # relative improvement of the alternative (carbon, or price where that is the better case)
     saved_gco2: float
     cost: MoveCost | None
+    saved_eur: float = 0.0
+
+
+@dataclass(frozen=True)
+class MoveOption:
+    """The running workload's place now and its best alternative, per unit of its remaining run."""
+
+    current_carbon: float  # gCO2eq/kWh at the node (PUE included)
+    alternative_carbon: float
+    remaining_kwh: float  # at the GPU
+    current_price: float  # €/h for this workload (slice fraction included)
+    alternative_price: float
+    remaining_hours: float
 
 
 def judge_move(
-    current_carbon: float,
-    alternative_carbon: float,
-    remaining_kwh: float,
+    option: MoveOption,
     cost: MoveCost,
     moves_so_far: int,
     since_last_move_s: float | None,
     settings: MigrationSettings,
 ) -> MoveVerdict:
-    """Move only if the alternative is ≥ ``min_gain`` better, the carbon saved over the remaining run exceeds the
-    move's own, the dwell time has passed, and the workload has moves left."""
-    gain = 0.0 if current_carbon <= 0 else (current_carbon - alternative_carbon) / current_carbon
-    saved = (current_carbon - alternative_carbon) * remaining_kwh - cost.gco2
+    """Move only if the alternative is ≥ ``min_gain`` better in carbon (or in price) and what that saves over
+    the remaining run exceeds what the move itself costs; never within the dwell time or past the move limit."""
+    o = option
+    carbon_gain = 0.0 if o.current_carbon <= 0 else (o.current_carbon - o.alternative_carbon) / o.current_carbon
+    price_gain = 0.0 if o.current_price <= 0 else (o.current_price - o.alternative_price) / o.current_price
+    saved_g = (o.current_carbon - o.alternative_carbon) * o.remaining_kwh - cost.gco2
+    saved_eur = (o.current_price - o.alternative_price) * o.remaining_hours - cost.eur
+    gain = max(carbon_gain, price_gain)
+
+    def verdict(move: bool, reason: str) -> MoveVerdict:
+        return MoveVerdict(move, reason, gain, saved_g, cost, saved_eur)
+
     if moves_so_far >= settings.max_moves:
-        return MoveVerdict(False, f"already moved {moves_so_far} times (max {settings.max_moves})", gain, saved, cost)
+        return verdict(False, f"already moved {moves_so_far} times (max {settings.max_moves})")
     if since_last_move_s is not None and since_last_move_s < settings.min_dwell_s:
-        return MoveVerdict(
-            False, f"moved {since_last_move_s:.0f} s ago (dwell {settings.min_dwell_s:.0f} s)", gain, saved, cost
-        )
+        return verdict(False, f"moved {since_last_move_s:.0f} s ago (dwell {settings.min_dwell_s:.0f} s)")
+    if carbon_gain >= settings.min_gain and saved_g > 0:
+        return verdict(True, f"{carbon_gain:.0%} cleaner; saves {saved_g:.1f} gCO2 net of a {cost.seconds:.0f} s move")
+    if price_gain >= settings.min_gain and saved_eur > 0:
+        return verdict(True, f"{price_gain:.0%} cheaper; saves {saved_eur:.2f} EUR net of a {cost.seconds:.0f} s move")
     if gain < settings.min_gain:
-        return MoveVerdict(
-            False, f"best alternative only {gain:.0%} better (needs {settings.min_gain:.0%})", gain, saved, cost
-        )
-    if saved <= 0:
-        return MoveVerdict(
-            False, f"saving over the remaining run does not cover the move ({cost.gco2:.1f} gCO2)", gain, saved, cost
-        )
-    return MoveVerdict(
-        True, f"{gain:.0%} cleaner; saves {saved:.1f} gCO2 net of a {cost.seconds:.0f} s move", gain, saved, cost
+        return verdict(False, f"best alternative only {gain:.0%} better (needs {settings.min_gain:.0%})")
+    return verdict(
+        False, f"saving over the remaining run does not cover the move ({cost.gco2:.1f} gCO2, {cost.eur:.2f} EUR)"
     )

@@ -13,13 +13,15 @@ def workloads_to_rescore(
     zone: ZoneView, running: Mapping[str, Mapping[str, Any]], now_ms: int, settings: MigrationSettings
 ) -> list[str]:
     """Workloads running in ``zone`` (their own grid changed), and those elsewhere for which a node in ``zone``
-    could now be at least ``min_gain`` cleaner; each at most once per ``rescore_min_interval_s``."""
+    could now be at least ``min_gain`` cleaner, or cheaper because the zone is in surplus; each at most once per
+    ``rescore_min_interval_s``."""
     floor_ms = settings.rescore_min_interval_s * 1000
     out = []
     for workload_id, r in running.items():
         if now_ms - r.get("last_rescore_ms", 0) < floor_ms:
             continue
-        if r["zone"] == zone.zone or zone.carbon_gco2_per_kwh <= r["carbon_gco2_per_kwh"] * (1 - settings.min_gain):
+        cleaner = zone.carbon_gco2_per_kwh <= r["carbon_gco2_per_kwh"] * (1 - settings.min_gain)
+        if r["zone"] == zone.zone or cleaner or zone.surplus:
             out.append(workload_id)
     return sorted(out)
 

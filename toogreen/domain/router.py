@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
-from toogreen.domain.migration import checkpoint_gb, judge_move, move_cost
+from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
 from toogreen.domain.scoring import (
     MS_PER_HOUR,
     Candidate,
@@ -316,8 +316,12 @@ def _rescore(
     cost = move_cost(ckpt, current_carbon, alt.carbon_gco2_per_kwh or 0.0, alt.price_eur_per_gpu_hour or 0.0,
                      settings.migration)  # fmt: skip
     since = None if state.get("last_move_ms") is None else (now - state["last_move_ms"]) / 1000
-    verdict = judge_move(current_carbon, alt.carbon_gco2_per_kwh or 0.0, remaining_kwh, cost, state.get("moves", 0),
-                         since, settings.migration)  # fmt: skip
+    option = MoveOption(
+        current_carbon=current_carbon, alternative_carbon=alt.carbon_gco2_per_kwh or 0.0, remaining_kwh=remaining_kwh,
+        current_price=float(state.get("price_eur_per_gpu_hour") or 0.0),
+        alternative_price=alt.price_eur_per_gpu_hour or 0.0, remaining_hours=remaining_h,
+    )  # fmt: skip
+    verdict = judge_move(option, cost, state.get("moves", 0), since, settings.migration)
     extra = {"from_node_id": here.node_id, "from_zone": here.zone, "score_gain": round(verdict.gain, 6),
              "saved_gco2": round(verdict.saved_gco2, 6), "move_cost_s": round(cost.seconds, 3)}  # fmt: skip
     if not verdict.move:
