@@ -257,8 +257,20 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
         billing = store.query(
             "SELECT * EXCLUDE (metering_ids) FROM billing_records WHERE workload_id = ?", [workload_id]
         )
+        checkpoints = {e["decision_id"]: e["checkpoint_uri"] for e in events if e["type"] == "migrating"}
+        moves = [
+            {
+                "decision_id": d["decision_id"], "ts_ms": d["ts_ms"], "from_node_id": d["from_node_id"],
+                "from_zone": d["from_zone"], "to_node_id": d["chosen_node_id"], "to_zone": d["chosen_zone"],
+                "checkpoint_uri": checkpoints.get(d["decision_id"]), "score_gain": d["score_gain"],
+                "saved_gco2": d["saved_gco2"], "move_cost_s": d["move_cost_s"], "reason": d["reason"],
+            }
+            for d in decisions
+            if d["type"] == "reroute"
+        ]  # fmt: skip
         return {
             **rows[0],
+            "moves": moves,
             "receipt_id": receipt[0]["receipt_id"] if receipt else None,
             "billing": billing,
             "decisions": [_decision(d) for d in decisions],
@@ -330,7 +342,7 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     @app.get("/api/v1/decisions")
     def decisions(
         workload_id: str | None = None,
-        type: str | None = Query(None, pattern="^(initial|reroute|rejected)$"),
+        type: str | None = Query(None, pattern="^(initial|reroute|rejected|queued|no_move)$"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
         clauses, params = [], []

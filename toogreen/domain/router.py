@@ -28,6 +28,7 @@ from toogreen.domain.scoring import (
     ZoneView,
     node_carbon,
     route,
+    tier_of,
 )
 from toogreen.settings import Settings
 from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
@@ -303,11 +304,13 @@ def _rescore(
     spec = workload_spec(workload_id, request)
     remaining_h = spec.expected_hours * (1 - (state.get("progress_pct") or 0.0) / 100)
     spec = replace(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)  # the deadline held at placement
-    others = [n for n in nodes if n.node_id != here.node_id]
+    # a move keeps its GPU model (an expected run time means nothing on another one) and never drops a tier
+    here_tier = tier_of(here, here_zone, settings.scoring)
+    others = [n for n in nodes if n.node_id != here.node_id and n.gpu_model == here.gpu_model]
     decision = route(spec, others, zones, now, settings.scoring, settings.pricing, migration=settings.migration)
     current_carbon = node_carbon(here, here_zone)
-    if decision.chosen is None:
-        return result  # nowhere to go: nothing to record
+    if decision.chosen is None or (decision.chosen.tier or 99) > here_tier:
+        return result  # nowhere as good to go: nothing to record
     alt = decision.chosen
     fraction = state.get("compute_fraction", 1.0)
     power_kw = (here.max_power_w or 400.0) * TYPICAL_LOAD * fraction / 1000
