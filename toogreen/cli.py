@@ -316,6 +316,49 @@ def receipt_public_key() -> None:
 
 
 @app.command()
+def evaluate(
+    grid: list[str] = typer.Option(..., "--grid", help="ZONE=PATH, a 'Time, Carbon Intensity' CSV (repeatable)"),
+    fleet: Path = typer.Option(None, exists=True, help="CSV: node_id,zone,node_type,gpu_model,vram_mb,power_w,pue"),
+    workloads: Path = typer.Option(None, exists=True, help="CSV: workload_id,submitted_at,duration_h,deadline_at,..."),
+    start: str = typer.Option(None, help="First day (UTC, e.g. 2020-01-06); default: the grid's first day"),
+    days: float = typer.Option(7.0, help="Days of submissions"),
+    per_day: float = typer.Option(40.0, help="Generated workloads per day (when no --workloads)"),
+    seed: int = typer.Option(7),
+    out: Path = typer.Option(..., help="Where the JSON goes"),
+    plot_png: Path = typer.Option(None, "--plot", help="Also draw intensity and where the work ran (PNG)"),
+    policy: list[str] = typer.Option(None, help="Only these policies (default: all)"),
+) -> None:
+    """Replay historical grid data through the routing policies (ours uses the agents' own router code)."""
+    from toogreen.evaluation.inputs import (
+        HOUR_MS,
+        day_start,
+        generated_fleet,
+        generated_workloads,
+        load_grid,
+        read_fleet,
+        read_workloads,
+    )  # fmt: skip
+    from toogreen.evaluation.report import evaluate as run_all
+    from toogreen.evaluation.report import plot, write_report
+    from toogreen.evaluation.simulate import POLICIES, Scenario
+
+    series = load_grid(grid)
+    first = min(s.points[0].ts_ms for s in series.values())
+    start_ms = day_start(start) if start else first - first % (24 * HOUR_MS)
+    end_ms = start_ms + int(days * 24 * HOUR_MS)
+    nodes = read_fleet(fleet) if fleet else generated_fleet(sorted(series), seed)
+    trace = read_workloads(workloads) if workloads else generated_workloads(start_ms, days, per_day, seed)
+    scenario = Scenario(series, nodes, trace, start_ms, end_ms, get_settings(), seed)
+    chosen = tuple(policy) if policy else POLICIES
+    report, results = run_all(scenario, chosen)
+    write_report(report, out)
+    for name, summary in report["policies"].items():
+        typer.echo(f"{name:20s} {json.dumps(summary)}")
+    if plot_png and "toogreen" in results:
+        plot(scenario, results["toogreen"], plot_png, f"toogreen on {', '.join(sorted(series))}")
+
+
+@app.command()
 def sql(query: str, snapshot: Path = typer.Option(None, help="Default: the configured snapshot path")) -> None:
     """Run a read-only SQL query on the analysts' DuckDB snapshot."""
     import duckdb

@@ -1,0 +1,1 @@
+"""The offline evaluation: historical grids, a fleet and a workload trace through the routing policies."""

@@ -1,0 +1,391 @@
+"""The evaluation's policies over a historical grid, a fleet and a workload trace.
+
+``toogreen`` and ``toogreen_no_reroute`` drive the router's own event handler (``toogreen.domain.router``: the
+code the Faust agent runs) with the events a fleet would send back; ``carbon_agnostic`` and ``price_only`` are
+the baselines; ``oracle`` is the hindsight lower bound, an LP over time slots (free preemption and migration).
+Time advances in slots of the grid's resolution; a node runs one workload at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from toogreen.domain.migration import checkpoint_gb, move_cost
+from toogreen.domain.pricing import base_price
+from toogreen.domain.router import handle_workload_event
+from toogreen.domain.scoring import NodeView, ZoneView, tier_of
+from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
+from toogreen.settings import Settings
+from toogreen.submission import submission_event
+from toogreen.topics import NODE_COMMANDS
+
+BUSY_UTIL_PCT = 90.0
+
+
+@dataclass
+class PolicyResult:
+    gco2: float = 0.0
+    eur: float = 0.0
+    gpu_hours: float = 0.0
+    kwh: float = 0.0
+    deadline_misses: int = 0
+    moves: int = 0
+    # (zone, slot start ms, GPU-hours) of what ran where, for the plot
+    usage: list[tuple[str, int, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "gco2": round(self.gco2, 3),
+            "eur": round(self.eur, 2),
+            "gpu_hours": round(self.gpu_hours, 3),
+            "kwh": round(self.kwh, 3),
+            "deadline_misses": self.deadline_misses,
+            "moves": self.moves,
+        }
+
+
+@dataclass
+class Scenario:
+    grid: dict[str, GridSeries]
+    fleet: list[FleetNode]
+    workloads: list[TraceWorkload]
+    start_ms: int
+    end_ms: int
+    settings: Settings
+    seed: int
+
+    @property
+    def slot_ms(self) -> int:
+        return min(g.step_ms for g in self.grid.values())
+
+    def zone_views(self, t: int) -> dict[str, ZoneView]:
+        views = {}
+        for zone, series in self.grid.items():
+            p = series.at(t)
+            views[zone] = ZoneView(zone, p.carbon_gco2_per_kwh, p.renewable_pct, p.price, False, 0.0, t, t)
+        return views
+
+    def energy_price_eur_per_hour(self, node: FleetNode, t: int) -> float:
+        price = self.grid[node.zone].at(t).price
+        return 0.0 if price is None else price * node.power_w * node.pue / 1e6
+
+
+class _Ledger:
+    """Accounting of one policy: energy and carbon per slot, charges, deadlines."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.s = scenario
+        self.result = PolicyResult()
+
+    def run_slot(self, node: FleetNode, t: int, hours: float, eur_per_hour: float) -> None:
+        kwh = node.power_w * node.pue * hours / 1000
+        self.result.kwh += kwh
+        self.result.gco2 += kwh * self.s.grid[node.zone].at(t).carbon_gco2_per_kwh
+        self.result.gpu_hours += hours
+        self.result.eur += eur_per_hour * hours
+        self.result.usage.append((node.zone, t, hours))
+
+    def finished(self, w: TraceWorkload, at_ms: int) -> None:
+        if at_ms > w.deadline_ms:
+            self.result.deadline_misses += 1
+
+
+def _request(w: TraceWorkload) -> dict[str, Any]:
+    return {
+        "name": w.workload_id,
+        "workload_type": "training",
+        "image": "eval",
+        "vram_mb": w.vram_mb,
+        "expected_hours": w.duration_h,
+        "priority": w.priority,
+        "green_only": w.green_only,
+        "deadline_ms": w.deadline_ms,
+    }
+
+
+def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
+    """Our router, event by event, as the agent runs it."""
+    ledger = _Ledger(s)
+    by_id = {n.node_id: n for n in s.fleet}
+    trace = {w.workload_id: w for w in s.workloads}
+    states: dict[str, dict[str, Any]] = {}
+    holds: dict[str, dict[str, dict[str, Any]]] = {n.node_id: {} for n in s.fleet}
+    remaining: dict[str, float] = {}  # hours of work left, for running workloads
+    arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
+    queued: set[str] = set()
+    slot_h = s.slot_ms / HOUR_MS
+    seq = 0
+
+    def views(t: int) -> list[NodeView]:
+        return [
+            NodeView(
+                n.node_id,
+                n.node_type,
+                n.gpu_model,
+                n.zone,
+                n.pue,
+                n.vram_mb,
+                n.vram_mb - sum(h["vram_mb"] for h in holds[n.node_id].values()),
+                BUSY_UTIL_PCT if holds[n.node_id] else 0.0,
+                "healthy",
+                t,
+                None,
+                False,
+                n.power_w,
+                len(holds[n.node_id]),
+                (),
+            )
+            for n in s.fleet
+        ]
+
+    def event(wid: str, kind: str, t: int, **extra: Any) -> dict[str, Any]:
+        nonlocal seq
+        seq += 1
+        return {
+            "event_id": f"eval:{seq}",
+            "workload_id": wid,
+            "ts_ms": t,
+            "type": kind,
+            "node_id": extra.get("node_id"),
+            "progress_pct": extra.get("progress_pct"),
+            "checkpoint_uri": extra.get("checkpoint_uri"),
+            "decision_id": None,
+            "reason": None,
+            "request": extra.get("request"),
+        }
+
+    def handle(ev: dict[str, Any], t: int, zones: dict[str, ZoneView]) -> None:
+        wid = ev["workload_id"]
+        needs = ev["type"] in ("submitted", "retry", "rescore")
+        result = handle_workload_event(ev, states.get(wid), views(t) if needs else [], zones, s.settings)
+        if result.state is not None:
+            states[wid] = result.state
+        for node_id, hold in result.reserve:
+            holds[node_id][wid] = hold
+        for node_id in result.release:
+            holds[node_id].pop(wid, None)
+        if result.queued is True:
+            queued.add(wid)
+        elif result.queued is False:
+            queued.discard(wid)
+        if states.get(wid, {}).get("state") == "rejected" and wid not in remaining:
+            ledger.result.deadline_misses += 1
+            remaining[wid] = -1.0  # counted
+        for out in result.emits:
+            if out.topic != NODE_COMMANDS.name:
+                continue  # the router applied its own events already
+            cmd = out.record
+            if cmd["action"] == "start":
+                remaining[wid] = trace[wid].duration_h
+                handle(event(wid, "started", t, node_id=cmd["node_id"]), t, zones)
+            elif cmd["action"] == "checkpoint":
+                progress = 100 * (1 - remaining[wid] / trace[wid].duration_h)
+                handle(
+                    event(
+                        wid,
+                        "checkpointed",
+                        t,
+                        node_id=cmd["node_id"],
+                        checkpoint_uri=cmd["checkpoint_uri"],
+                        progress_pct=progress,
+                    ),
+                    t,
+                    zones,
+                )
+            elif cmd["action"] == "resume":
+                origin = by_id[states[wid]["pending_move"]["origin_node"]]
+                target = by_id[cmd["node_id"]]
+                ckpt = checkpoint_gb(cmd["vram_mb"], None, s.settings.migration)
+                cost = move_cost(
+                    ckpt,
+                    s.grid[origin.zone].at(t).carbon_gco2_per_kwh * origin.pue,
+                    s.grid[target.zone].at(t).carbon_gco2_per_kwh * target.pue,
+                    0.0,
+                    s.settings.migration,
+                )
+                ledger.result.gco2 += cost.gco2
+                ledger.result.kwh += cost.kwh
+                remaining[wid] += cost.seconds / 3600  # the time the move costs
+                if not states[wid]["pending_move"].get("rollback"):
+                    ledger.result.moves += 1
+                handle(event(wid, "resumed", t, node_id=cmd["node_id"]), t, zones)
+
+    t = s.start_ms
+    horizon = s.end_ms + 7 * 24 * HOUR_MS  # let late work finish; what is still running then missed its deadline
+    while t < horizon and (arrivals or queued or any(r > 0 for r in remaining.values())):
+        zones = s.zone_views(t)
+        while arrivals and arrivals[0].submitted_ms <= t:
+            w = arrivals.popleft()
+            handle(submission_event(_request(w), w.workload_id, t), t, zones)
+        for wid in sorted(queued):
+            handle(event(wid, "retry", t), t, zones)
+        running = sorted(w for w, r in remaining.items() if r > 0 and states[w]["state"] == "running")
+        if reroute:
+            for wid in running:
+                progress = 100 * (1 - remaining[wid] / trace[wid].duration_h)
+                handle(event(wid, "progress", t, progress_pct=max(progress, 0.0)), t, zones)
+                handle(event(wid, "rescore", t), t, zones)
+        for wid in sorted(w for w, r in remaining.items() if r > 0 and states[w]["state"] == "running"):
+            node = by_id[states[wid]["node_id"]]
+            hours = min(slot_h, remaining[wid])
+            price = float(states[wid].get("price_eur_per_gpu_hour") or 0.0)
+            ledger.run_slot(node, t, hours, price)
+            remaining[wid] -= hours
+            if remaining[wid] <= 1e-9:
+                remaining[wid] = 0.0
+                done_at = t + int(hours * HOUR_MS)
+                handle(event(wid, "completed", done_at, node_id=node.node_id, progress_pct=100.0), t, zones)
+                ledger.finished(trace[wid], done_at)
+        t += s.slot_ms
+    ledger.result.deadline_misses += sum(1 for r in remaining.values() if r > 0)  # never finished
+    ledger.result.deadline_misses += sum(1 for w in s.workloads if w.workload_id not in remaining)  # never placed
+    return ledger.result
+
+
+def run_fcfs_policy(s: Scenario, choose: str) -> PolicyResult:
+    """First come, first served onto a free fitting node: drawn at random (``carbon_agnostic``), or the cheapest
+    by the price table plus the energy price where the grid data has one (``price_only``)."""
+    rng = random.Random(s.seed)
+    ledger = _Ledger(s)
+    arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
+    waiting: list[TraceWorkload] = []
+    busy: dict[str, tuple[TraceWorkload, float]] = {}  # node -> (workload, hours left)
+    slot_h = s.slot_ms / HOUR_MS
+    t = s.start_ms
+    horizon = s.end_ms + 7 * 24 * HOUR_MS
+    while t < horizon and (arrivals or waiting or busy):
+        while arrivals and arrivals[0].submitted_ms <= t:
+            waiting.append(arrivals.popleft())
+        still = []
+        for w in waiting:
+            free = [n for n in s.fleet if n.node_id not in busy and n.vram_mb >= w.vram_mb]
+            if not free:
+                still.append(w)
+                continue
+            if choose == "random":
+                node = rng.choice(free)
+            else:
+                node = min(
+                    free,
+                    key=lambda n: (
+                        base_price(n.gpu_model, s.settings.pricing) + s.energy_price_eur_per_hour(n, t),
+                        n.node_id,
+                    ),
+                )
+            busy[node.node_id] = (w, w.duration_h)
+        waiting = still
+        for node in s.fleet:
+            if node.node_id not in busy:
+                continue
+            w, left = busy[node.node_id]
+            hours = min(slot_h, left)
+            ledger.run_slot(node, t, hours, base_price(node.gpu_model, s.settings.pricing))
+            if left - hours <= 1e-9:
+                del busy[node.node_id]
+                ledger.finished(w, t + int(hours * HOUR_MS))
+            else:
+                busy[node.node_id] = (w, left - hours)
+        t += s.slot_ms
+    ledger.result.deadline_misses += len(busy) + len(waiting) + len(arrivals)
+    return ledger.result
+
+
+def run_oracle(s: Scenario) -> PolicyResult:
+    """Hindsight lower bound: the LP over (workload, node, slot) that minimises gCO2 under the same node
+    capacities (one workload per node per slot), windows (submission to deadline), VRAM and green-only rules,
+    with preemption and migration free. Unmet work is a deadline miss at a prohibitive cost."""
+    import numpy as np
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    slot_ms, slot_h = s.slot_ms, s.slot_ms / HOUR_MS
+    first = s.start_ms
+    n_slots = math.ceil((max(w.deadline_ms for w in s.workloads) - first) / slot_ms) + 1
+    zone_ci = {z: [g.at(first + k * slot_ms).carbon_gco2_per_kwh for k in range(n_slots)] for z, g in s.grid.items()}
+    zones_at = [s.zone_views(first + k * slot_ms) for k in range(n_slots)]
+    cols_w, cols_n, cols_k, cost = [], [], [], []
+    for wi, w in enumerate(s.workloads):
+        k0 = max(0, math.ceil((w.submitted_ms - first) / slot_ms))
+        k1 = min(n_slots, int((w.deadline_ms - first) // slot_ms))
+        for ni, n in enumerate(s.fleet):
+            if n.vram_mb < w.vram_mb:
+                continue
+            for k in range(k0, k1):
+                if w.green_only:
+                    view = NodeView(
+                        n.node_id, n.node_type, n.gpu_model, n.zone, n.pue, n.vram_mb, n.vram_mb, 0.0, "healthy", 0
+                    )
+                    if tier_of(view, zones_at[k][n.zone], s.settings.scoring) == 4:
+                        continue
+                cols_w.append(wi)
+                cols_n.append(ni)
+                cols_k.append(k)
+                cost.append(n.power_w * n.pue * slot_h / 1000 * zone_ci[n.zone][k])
+    n_x, n_w = len(cost), len(s.workloads)
+    demand = np.array([math.ceil(w.duration_h / slot_h - 1e-9) for w in s.workloads], dtype=float)
+    big = 10 * (max(cost) if cost else 1.0) * max(demand.max(), 1)
+    c = np.concatenate([np.array(cost), np.full(n_w, big)])
+    x_idx = np.arange(n_x)
+    # each workload: its slots of work, or a miss
+    a_eq = coo_matrix(
+        (np.ones(n_x + n_w), (np.concatenate([cols_w, np.arange(n_w)]), np.concatenate([x_idx, n_x + np.arange(n_w)]))),
+        shape=(n_w, n_x + n_w),
+    )
+    # each node and slot: at most one workload; each workload and slot: at most one node
+    node_slot = np.array(cols_n) * n_slots + np.array(cols_k)
+    work_slot = np.array(cols_w) * n_slots + np.array(cols_k)
+    rows = np.concatenate([node_slot, len(s.fleet) * n_slots + work_slot])
+    a_ub = coo_matrix(
+        (np.ones(2 * n_x), (rows, np.concatenate([x_idx, x_idx]))), shape=((len(s.fleet) + n_w) * n_slots, n_x + n_w)
+    )
+    bounds = [(0, 1)] * n_x + [(0, None)] * n_w
+    res = linprog(
+        c, A_ub=a_ub.tocsr(), b_ub=np.ones(a_ub.shape[0]), A_eq=a_eq.tocsr(), b_eq=demand, bounds=bounds, method="highs"
+    )
+    if not res.success:
+        raise RuntimeError(f"oracle LP failed: {res.message}")
+    x, miss = res.x[:n_x], res.x[n_x:]
+    out = PolicyResult()
+    for i in np.nonzero(x > 1e-9)[0]:
+        node = s.fleet[cols_n[i]]
+        share = float(x[i])
+        kwh = node.power_w * node.pue * slot_h / 1000 * share
+        out.kwh += kwh
+        out.gco2 += kwh * zone_ci[node.zone][cols_k[i]]
+        out.gpu_hours += slot_h * share
+        out.eur += base_price(node.gpu_model, s.settings.pricing) * slot_h * share
+        out.usage.append((node.zone, first + cols_k[i] * slot_ms, slot_h * share))
+    out.deadline_misses = int(np.sum(miss > 1e-6))
+    # node changes between consecutive slots of a workload (fractional schedules count their heaviest node)
+    per_w: dict[int, dict[int, tuple[float, int]]] = {}
+    for i in np.nonzero(x > 1e-9)[0]:
+        slots = per_w.setdefault(cols_w[i], {})
+        if cols_k[i] not in slots or x[i] > slots[cols_k[i]][0]:
+            slots[cols_k[i]] = (float(x[i]), cols_n[i])
+    out.moves = sum(
+        sum(1 for a, b in itertools.pairwise(seq) if a != b)
+        for seq in ([v[1] for _k, v in sorted(slots.items())] for slots in per_w.values())
+    )
+    return out
+
+
+POLICIES = ("toogreen", "toogreen_no_reroute", "carbon_agnostic", "price_only", "oracle")
+
+
+def run_policy(s: Scenario, name: str) -> PolicyResult:
+    if name == "toogreen":
+        return run_router_policy(s, reroute=True)
+    if name == "toogreen_no_reroute":
+        return run_router_policy(s, reroute=False)
+    if name == "carbon_agnostic":
+        return run_fcfs_policy(s, "random")
+    if name == "price_only":
+        return run_fcfs_policy(s, "cheapest")
+    if name == "oracle":
+        return run_oracle(s)
+    raise ValueError(f"unknown policy {name!r}: {', '.join(POLICIES)}")
