@@ -1,0 +1,34 @@
+"""The naive per-event pattern, as a baseline: one table write and one awaited send per event."""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+from toogreen.codec import decode
+
+app = faust.App(
+    os.environ.get("NAIVE_APP_ID", "naive-bench"),
+    broker=f"kafka://{os.environ['TOOGREEN_BROKER__BOOTSTRAP']}",
+    store="memory://",
+    broker_rebalance_timeout=4,
+    broker_session_timeout=4,
+    broker_heartbeat_interval=1,
+    web_enabled=False,
+    topic_partitions=int(os.environ.get("TOOGREEN_BROKER__TOPIC_PARTITIONS", "4")),
+)
+topics = app.topic(
+    "grid.readings", "node.telemetry", key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+out = app.topic("naive.out", key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+latest = app.Table("naive-latest", default=None)
+
+
+@app.agent(topics)
+async def naive(stream):
+    async for event in stream.events():
+        record = decode(event.message.topic, event.message.value)
+        key = record.get("zone") or record.get("node_id")
+        latest[key] = record["ts_ms"]
+        await out.send(key=key.encode(), value=b"1")
