@@ -170,3 +170,28 @@ async def test_a_declared_surplus_draws_a_running_workload_to_the_discounted_zon
     move = loop.decisions("w1", "reroute")[0]
     assert move["chosen_zone"] == target_zone and "cheaper" in move["reason"]
     assert loop.where("w1") == move["chosen_node_id"]
+
+
+async def test_a_rerouted_workloads_receipt_covers_both_nodes_and_zones(loop):
+    await loop.setup(CALM)
+    await loop.submit("w1")
+    for _ in range(3):
+        await loop.telemetry()  # energy drawn on dc-de
+    await loop.grid({**CALM, "DE": 600.0})
+    assert loop.where("w1") == "dc-fr"
+    for _ in range(3):
+        await loop.telemetry()  # energy drawn on dc-fr
+    done = {"event_id": "done-w1", "workload_id": "w1", "ts_ms": now_ms(), "type": "completed", "node_id": "dc-fr",
+            "progress_pct": 100.0, "checkpoint_uri": None, "decision_id": None, "reason": None,
+            "request": None}  # fmt: skip
+    await loop.workload_event(done)
+    receipt = loop.rec.on("settlement.receipts")[0]
+    where = [(i["node_id"], i["zone"]) for i in receipt["intervals"]]
+    assert ("dc-de", "DE") in where and ("dc-fr", "FR") in where
+    de = [i for i in receipt["intervals"] if i["zone"] == "DE"]
+    fr = [i for i in receipt["intervals"] if i["zone"] == "FR"]
+    assert all(i["carbon_gco2_per_kwh"] in (100.0, 600.0) for i in de) and all(
+        i["carbon_gco2_per_kwh"] == 300.0 for i in fr
+    )
+    assert max(i["end_ms"] for i in de) <= min(i["start_ms"] for i in fr)  # its own intervals, in order
+    assert receipt["kwh"] == pytest.approx(sum(i["kwh"] for i in receipt["intervals"]), abs=1e-5)
