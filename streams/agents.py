@@ -260,9 +260,11 @@ async def request_rescore(workload_id: str, now_ms: int, why: str) -> None:
 
 @app.timer(interval=settings.migration.queue_retry_s, on_leader=True)
 async def retry_queue() -> None:
-    """Queued workloads are tried again as capacity frees and the grid changes."""
+    """Queued workloads are tried again as capacity frees and the grid changes (the oldest first, a bounded number
+    per tick, so a long queue cannot drown the router in retries)."""
     now = int(time.time() * 1000)
-    for workload_id in list(queued_workload_table.keys()):
+    oldest = sorted(queued_workload_table.items(), key=lambda item: item[1])[: settings.migration.queue_retry_batch]
+    for workload_id, _queued_ms in oldest:
         event = {"event_id": f"retry:{workload_id}:{now}", "workload_id": workload_id, "ts_ms": now, "type": "retry",
                  "node_id": None, "progress_pct": None, "checkpoint_uri": None, "decision_id": None,
                  "reason": "queue retry", "request": None}  # fmt: skip

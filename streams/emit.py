@@ -54,7 +54,9 @@ class KafkaEmitter:
         return self._topics[name]
 
     async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        await self._topic(topic).send(key=key.encode(), value=encode(topic, record))
+        # Buffered, not awaited one by one: Faust flushes the producer before it commits offsets, so what an
+        # event caused is sent before the event counts as processed (at-least-once).
+        self._topic(topic).send_soon(key=key.encode(), value=encode(topic, record))
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         record = dead_letter_record(event, stage, reason)

@@ -84,6 +84,7 @@ class MigrationSettings(BaseModel):
     link_gbps: float = 10.0
     mig_max_util_pct: float = 70.0
     queue_retry_s: float = 5.0
+    queue_retry_batch: int = 50
     rescore_min_interval_s: float = 10.0
 
 
