@@ -40,7 +40,7 @@ from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import Slot, accrue, energy_between_j
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore
-from toogreen.domain.router import handle_workload_event
+from toogreen.domain.router import handle_workload_event, workload_event
 from toogreen.domain.scoring import NodeView, ZoneView, node_carbon
 from toogreen.domain.settlement import settle
 from toogreen.domain.validation import (
@@ -252,9 +252,7 @@ async def request_rescore(workload_id: str, now_ms: int, why: str) -> None:
     entry = running_workload_table.get(workload_id)
     if entry is not None:
         running_workload_table[workload_id] = {**entry, "last_rescore_ms": now_ms}
-    event = {"event_id": f"rescore:{workload_id}:{now_ms}", "workload_id": workload_id, "ts_ms": now_ms,
-             "type": "rescore", "node_id": None, "progress_pct": None, "checkpoint_uri": None, "decision_id": None,
-             "reason": why, "request": None}  # fmt: skip
+    event = workload_event(workload_id, now_ms, "rescore", f"rescore:{workload_id}:{now_ms}", reason=why)
     await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 
@@ -265,9 +263,7 @@ async def retry_queue() -> None:
     now = int(time.time() * 1000)
     oldest = sorted(queued_workload_table.items(), key=lambda item: item[1])[: settings.migration.queue_retry_batch]
     for workload_id, _queued_ms in oldest:
-        event = {"event_id": f"retry:{workload_id}:{now}", "workload_id": workload_id, "ts_ms": now, "type": "retry",
-                 "node_id": None, "progress_pct": None, "checkpoint_uri": None, "decision_id": None,
-                 "reason": "queue retry", "request": None}  # fmt: skip
+        event = workload_event(workload_id, now, "retry", f"retry:{workload_id}:{now}", reason="queue retry")
         await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 

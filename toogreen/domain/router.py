@@ -127,7 +127,8 @@ def _remember(state: dict[str, Any], *event_ids: str) -> None:
     state["applied_event_ids"] = (state.get("applied_event_ids", []) + list(event_ids))[-APPLIED_IDS_KEPT:]
 
 
-def _event(workload_id: str, ts: int, kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
+def workload_event(workload_id: str, ts: int, kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
+    """A ``workload.events`` record (fields not given are null)."""
     return {
         "event_id": event_id, "workload_id": workload_id, "ts_ms": ts, "type": kind,
         "node_id": fields.get("node_id"), "progress_pct": fields.get("progress_pct"),
@@ -242,7 +243,7 @@ def _place(
             decision_id = _next_decision_id(state, "rejected")
             result.emits.append(_decision_emit(decision, decision_id, workload_id, "rejected", now, reason=why))
             event_id = f"{decision_id}:rejected"
-            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
                 workload_id, now, "rejected", event_id, decision_id=decision_id, reason=why)))  # fmt: skip
             state["state"] = WorkloadState.REJECTED.value
             _remember(state, event_id)
@@ -253,7 +254,7 @@ def _place(
             why = f"waiting for capacity or a better grid: {decision.reason}"
             result.emits.append(_decision_emit(decision, decision_id, workload_id, "queued", now, reason=why))
             event_id = f"{decision_id}:queued"
-            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
                 workload_id, now, "queued", event_id, decision_id=decision_id, reason=why)))  # fmt: skip
             state["state"] = WorkloadState.QUEUED.value
             _remember(state, event_id)
@@ -264,7 +265,7 @@ def _place(
     decision_id = _next_decision_id(state, "initial")
     result.emits.append(_decision_emit(decision, decision_id, workload_id, "initial", now))
     event_id = f"{decision_id}:routed"
-    result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+    result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
         workload_id, now, "routed", event_id, node_id=chosen.node_id, decision_id=decision_id,
         reason=decision.reason)))  # fmt: skip
     state.update(
@@ -361,7 +362,7 @@ def _migrate(event: dict[str, Any], state: dict[str, Any]) -> RouterResult:
         state["progress_pct"] = event["progress_pct"]
     result = RouterResult(state=state)
     event_id = f"{move['decision_id']}:migrating"
-    result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, _event(
+    result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
         workload_id, now, "migrating", event_id, node_id=move["target_node"], checkpoint_uri=uri,
         decision_id=move["decision_id"])))  # fmt: skip
     result.emits.append(Emit(NODE_COMMANDS.name, move["origin_node"], _command(

@@ -17,7 +17,7 @@ from typing import Any
 
 from toogreen.domain.migration import checkpoint_gb, move_cost
 from toogreen.domain.pricing import base_price
-from toogreen.domain.router import handle_workload_event
+from toogreen.domain.router import handle_workload_event, workload_event
 from toogreen.domain.scoring import NodeView, ZoneView, tier_of
 from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
 from toogreen.settings import Settings
@@ -143,21 +143,10 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
             for n in s.fleet
         ]
 
-    def event(wid: str, kind: str, t: int, **extra: Any) -> dict[str, Any]:
+    def event(wid: str, kind: str, t: int, **fields: Any) -> dict[str, Any]:
         nonlocal seq
         seq += 1
-        return {
-            "event_id": f"eval:{seq}",
-            "workload_id": wid,
-            "ts_ms": t,
-            "type": kind,
-            "node_id": extra.get("node_id"),
-            "progress_pct": extra.get("progress_pct"),
-            "checkpoint_uri": extra.get("checkpoint_uri"),
-            "decision_id": None,
-            "reason": None,
-            "request": extra.get("request"),
-        }
+        return workload_event(wid, t, kind, f"eval:{seq}", **fields)
 
     def handle(ev: dict[str, Any], t: int, zones: dict[str, ZoneView]) -> None:
         wid = ev["workload_id"]
