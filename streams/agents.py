@@ -1,7 +1,7 @@
 """The Faust agents: decode → call the pure domain logic → emit. Nothing else happens here.
 
-- ``zone_windows``: grid readings into event-time tumbling and hopping windows per zone (``zone.windows``), and
-  each zone's routing view.
+- ``zone_windows``: grid readings into event-time tumbling windows per zone (hopping windows are assembled from
+  them), both emitted on ``zone.windows``, and each zone's routing view.
 - ``node_registrations`` / ``node_telemetry``: each node's state and routing view.
 - ``workloads``: the workload state machine and the router (``routing.decisions``, ``node.commands``).
 """
@@ -102,8 +102,9 @@ async def zone_windows(stream: Any) -> None:
                 f"minus the {settings.windows.grace_s} s grace period: too late for any window",
             )
             continue
-        for key, aggregate, surplus in outcome.updated:
-            zone_window_table[key] = aggregate.to_dict()
+        stored, *derived = outcome.updated  # the tumbling window is stored; hopping windows are assembled from it
+        zone_window_table[stored[0]] = stored[1].to_dict()
+        for _key, aggregate, surplus in (stored, *derived):
             await emitter.emit(ZONE_WINDOWS.name, zone, aggregate.to_record(surplus))
         for key in outcome.expired_keys:
             zone_window_table.pop(key, None)

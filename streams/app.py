@@ -50,7 +50,7 @@ def _table(name: str, *, global_: bool = False) -> faust.Table:
     return factory(name, default=None)
 
 
-# Partitioned by zone: window aggregates ("zone|kind|start") and each zone's bookkeeping.
+# Partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping.
 zone_window_table = _table("zone-window-aggregates")
 zone_meta_table = _table("zone-meta")
 # Read by the router on every worker: the routing view of each zone and of each node.

@@ -68,7 +68,8 @@ def _apply(readings, meta=None, windows=None):
         out = apply_reading(
             r, have, meta, SPECS, grace_ms=600_000, keep_ms=6 * 3_600_000, surplus_settings=SurplusSettings()
         )
-        for key, agg, _s in out.updated:
+        if out.updated:
+            key, agg, _s = out.updated[0]  # only the tumbling window is stored
             windows[key] = agg
         for key in out.expired_keys:
             windows.pop(key)
@@ -98,6 +99,24 @@ def test_reading_past_grace_is_refused_and_counted():
     base = 3_600_000 * 100
     outcomes, _windows, meta = _apply([grid_reading(ts_ms=base + 3_000_000), grid_reading(ts_ms=base)])
     assert outcomes[1].too_late and meta.too_late_count == 1
+
+
+def test_hopping_windows_are_assembled_from_the_tumbling_ones():
+    base = 3_600_000 * 100
+    readings = [grid_reading(ts_ms=base + i * 300_000, carbon=float(10 * i)) for i in range(15)]
+    outcomes, _windows, _meta = _apply(readings)
+    last = {agg.start_ms: agg for _k, agg, _s in outcomes[-1].updated if agg.kind == "hopping"}
+    hour = last[base + 3 * 300_000]  # the hour holding readings 3..14
+    assert hour.count == 12 and hour.carbon.mean == pytest.approx(sum(10 * i for i in range(3, 15)) / 12)
+    assert hour.carbon.min == 30 and hour.carbon.max == 140 and hour.carbon.last == 140
+
+
+def test_settings_that_cannot_assemble_hopping_windows_are_refused():
+    from toogreen.domain.windows import specs_from
+    from toogreen.settings import WindowSettings
+
+    with pytest.raises(ValueError, match="must hop by the tumbling window"):
+        specs_from(WindowSettings(tumbling_s=300, hopping_size_s=3600, hopping_step_s=600))
 
 
 def test_old_windows_expire():

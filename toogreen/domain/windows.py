@@ -8,7 +8,7 @@ evaluation can use the same code.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from toogreen.settings import SurplusSettings, WindowSettings
@@ -27,7 +27,13 @@ class WindowSpec:
 
 
 def specs_from(settings: WindowSettings) -> tuple[WindowSpec, WindowSpec]:
-    """The tumbling and hopping window specs the settings describe."""
+    """The tumbling and hopping window specs the settings describe. A hopping window is assembled from the
+    tumbling windows it spans, so it must hop by one tumbling window and span a whole number of them."""
+    if settings.hopping_step_s != settings.tumbling_s or settings.hopping_size_s % settings.tumbling_s:
+        raise ValueError(
+            f"hopping windows ({settings.hopping_size_s} s by {settings.hopping_step_s} s) must hop by the tumbling "
+            f"window ({settings.tumbling_s} s) and span a whole number of them"
+        )
     return (
         WindowSpec("tumbling", settings.tumbling_s * 1000, settings.tumbling_s * 1000),
         WindowSpec("hopping", settings.hopping_size_s * 1000, settings.hopping_step_s * 1000),
@@ -64,6 +70,10 @@ class Stat:
             last=value if newer else self.last,
             last_ts_ms=ts_ms if newer else self.last_ts_ms,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "total": self.total, "total_sq": self.total_sq, "min": self.min, "max": self.max,
+                "last": self.last, "last_ts_ms": self.last_ts_ms}  # fmt: skip
 
     @property
     def mean(self) -> float | None:
@@ -108,12 +118,22 @@ class WindowAggregate:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # written out by hand: dataclasses.asdict deep-copies and was most of a reading's cost
+        return {
+            "zone": self.zone, "kind": self.kind, "start_ms": self.start_ms, "end_ms": self.end_ms,
+            "count": self.count, "late_count": self.late_count, "carbon": self.carbon.to_dict(),
+            "renewable": self.renewable.to_dict(), "price": self.price.to_dict(),
+            "curtailment_max_mw": self.curtailment_max_mw, "last_ts_ms": self.last_ts_ms,
+        }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowAggregate:
-        stats = {k: Stat(**data[k]) for k in ("carbon", "renewable", "price")}
-        return cls(**{**data, **stats})
+        return cls(
+            zone=data["zone"], kind=data["kind"], start_ms=data["start_ms"], end_ms=data["end_ms"],
+            count=data["count"], late_count=data["late_count"], carbon=Stat(**data["carbon"]),
+            renewable=Stat(**data["renewable"]), price=Stat(**data["price"]),
+            curtailment_max_mw=data["curtailment_max_mw"], last_ts_ms=data["last_ts_ms"],
+        )  # fmt: skip
 
     def to_record(self, surplus: Surplus) -> dict[str, Any]:
         """The ``zone.windows`` Avro record of this aggregate."""
@@ -143,6 +163,40 @@ class WindowAggregate:
             "surplus_reason": surplus.reason,
             "surplus_strength": surplus.strength,
         }
+
+
+def _merge_stats(stats: list[Stat]) -> Stat:
+    filled = [s for s in stats if s.n]
+    if not filled:
+        return Stat()
+    newest = max(filled, key=lambda s: s.last_ts_ms)
+    return Stat(
+        n=sum(s.n for s in filled),
+        total=sum(s.total for s in filled),
+        total_sq=sum(s.total_sq for s in filled),
+        min=min(s.min for s in filled),
+        max=max(s.max for s in filled),
+        last=newest.last,
+        last_ts_ms=newest.last_ts_ms,
+    )
+
+
+def assemble(zone: str, spec: WindowSpec, start_ms: int, parts: list[WindowAggregate]) -> WindowAggregate:
+    """A (hopping) window made of the tumbling windows inside it."""
+    curtailments = [p.curtailment_max_mw for p in parts if p.curtailment_max_mw is not None]
+    return WindowAggregate(
+        zone=zone,
+        kind=spec.kind,
+        start_ms=start_ms,
+        end_ms=start_ms + spec.size_ms,
+        count=sum(p.count for p in parts),
+        late_count=sum(p.late_count for p in parts),
+        carbon=_merge_stats([p.carbon for p in parts]),
+        renewable=_merge_stats([p.renewable for p in parts]),
+        price=_merge_stats([p.price for p in parts]),
+        curtailment_max_mw=max(curtailments) if curtailments else None,
+        last_ts_ms=max((p.last_ts_ms for p in parts), default=-1),
+    )
 
 
 def empty_window(zone: str, spec: WindowSpec, start_ms: int) -> WindowAggregate:

@@ -3,6 +3,7 @@ the routing view of the zone (its newest tumbling window, judged for surplus aga
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from toogreen.domain.windows import (
     Surplus,
     WindowAggregate,
     WindowSpec,
+    assemble,
     detect_surplus,
     empty_window,
     is_too_late,
@@ -47,10 +49,27 @@ class ZoneMeta:
 @dataclass
 class ReadingOutcome:
     too_late: bool
+    # (key, aggregate, surplus): the tumbling window to store, then the hopping windows it changed (derived)
     updated: list[tuple[str, WindowAggregate, Surplus]]
     expired_keys: list[str]
     meta: ZoneMeta
     view: ZoneView | None
+
+
+def _tumbling_starts_in(start_ms: int, size_ms: int, tumbling: WindowSpec) -> range:
+    return range(start_ms, start_ms + size_ms, tumbling.step_ms)
+
+
+def keys_needed(zone: str, ts_ms: int, meta: ZoneMeta, specs: tuple[WindowSpec, WindowSpec]) -> list[str]:
+    """The tumbling-window keys :func:`apply_reading` reads for a reading at ``ts_ms``: those making up every
+    hopping window the reading falls in, and those behind the window holding the watermark."""
+    tumbling, hopping = specs
+    watermark = max(meta.watermark_ms, ts_ms)
+    first = min(hopping.starts(ts_ms)[0], watermark - watermark % tumbling.step_ms - hopping.size_ms)
+    last = max(ts_ms, watermark)
+    return [
+        window_key(zone, tumbling.kind, s) for s in range(first - first % tumbling.step_ms, last + 1, tumbling.step_ms)
+    ]
 
 
 def apply_reading(
@@ -62,7 +81,8 @@ def apply_reading(
     keep_ms: int,
     surplus_settings: SurplusSettings,
 ) -> ReadingOutcome:
-    """Absorb ``reading`` into its windows. ``windows`` maps the keys of ``meta.open_keys`` to aggregates."""
+    """Absorb ``reading`` into its tumbling window; derive the hopping windows it changed from the tumbling
+    windows they span (only tumbling windows are stored). ``windows`` holds the keys of :func:`keys_needed`."""
     zone, ts = reading["zone"], reading["ts_ms"]
     if meta.watermark_ms >= 0 and is_too_late(ts, meta.watermark_ms, grace_ms):
         meta.too_late_count += 1
@@ -72,53 +92,27 @@ def apply_reading(
     meta.watermark_ms = max(meta.watermark_ms, ts)
 
     tumbling, hopping = specs
-    changed: dict[str, WindowAggregate] = {}
-    for spec in specs:
-        for start in spec.starts(ts):
-            key = window_key(zone, spec.kind, start)
-            agg = windows.get(key) or empty_window(zone, spec, start)
-            changed[key] = agg.add(reading)
-            if key not in meta.open_keys:
-                meta.open_keys.append(key)
-    merged = {**windows, **changed}
+    start = tumbling.starts(ts)[0]
+    key = window_key(zone, tumbling.kind, start)
+    merged = {**windows, key: (windows.get(key) or empty_window(zone, tumbling, start)).add(reading)}
+    if key not in meta.open_keys:
+        meta.open_keys.append(key)
+
+    def hop(hop_start: int) -> WindowAggregate:
+        parts = [merged[k] for s in _tumbling_starts_in(hop_start, hopping.size_ms, tumbling)
+                 if (k := window_key(zone, tumbling.kind, s)) in merged]  # fmt: skip
+        return assemble(zone, hopping, hop_start, parts)
+
+    this = merged[key]
+    updated = [(key, this, detect_surplus(this, hop(this.end_ms - hopping.size_ms), surplus_settings))]
+    updated += [(window_key(zone, hopping.kind, s), hop(s), Surplus()) for s in hopping.starts(ts)]
 
     horizon = meta.watermark_ms - keep_ms
-    sizes = {spec.kind: spec.size_ms for spec in specs}
-    expired = [k for k in meta.open_keys if _window_end(k, sizes) < horizon]
+    expired = [k for k in meta.open_keys if int(k.rsplit("|", 1)[1]) + tumbling.size_ms < horizon]
     meta.open_keys = [k for k in meta.open_keys if k not in set(expired)]
 
-    # Surplus of a tumbling window is judged against the hopping window that ends with it.
-    updated = []
-    for key, agg in changed.items():
-        baseline = _hopping_ending_at(merged, zone, agg.end_ms, hopping) if agg.kind == "tumbling" else None
-        surplus = detect_surplus(agg, baseline, surplus_settings) if agg.kind == "tumbling" else Surplus()
-        updated.append((key, agg, surplus))
-    view = current_view(zone, merged, meta, tumbling, hopping, surplus_settings)
+    view = current_view(zone, merged, meta, tumbling, lambda end_ms: hop(end_ms - hopping.size_ms), surplus_settings)
     return ReadingOutcome(False, updated, expired, meta, view)
-
-
-def _window_end(key: str, sizes: dict[str, int]) -> int:
-    _zone, kind, start = key.rsplit("|", 2)
-    return int(start) + sizes[kind]
-
-
-def keys_needed(zone: str, ts_ms: int, meta: ZoneMeta, specs: tuple[WindowSpec, WindowSpec]) -> list[str]:
-    """The window keys :func:`apply_reading` reads for a reading at ``ts_ms``: its own windows, the tumbling
-    window holding the watermark, and the hopping windows those are judged against."""
-    tumbling, hopping = specs
-    keys = [window_key(zone, spec.kind, start) for spec in specs for start in spec.starts(ts_ms)]
-    watermark = max(meta.watermark_ms, ts_ms)
-    tumbling_starts = {ts_ms - ts_ms % tumbling.step_ms, watermark - watermark % tumbling.step_ms}
-    for start in sorted(tumbling_starts):
-        keys.append(window_key(zone, tumbling.kind, start))
-        keys.append(window_key(zone, hopping.kind, start + tumbling.size_ms - hopping.size_ms))
-    return list(dict.fromkeys(keys))
-
-
-def _hopping_ending_at(
-    windows: dict[str, WindowAggregate], zone: str, end_ms: int, hopping: WindowSpec
-) -> WindowAggregate | None:
-    return windows.get(window_key(zone, hopping.kind, end_ms - hopping.size_ms))
 
 
 def current_view(
@@ -126,15 +120,16 @@ def current_view(
     windows: dict[str, WindowAggregate],
     meta: ZoneMeta,
     tumbling: WindowSpec,
-    hopping: WindowSpec,
+    hour_ending_at: Callable[[int], WindowAggregate],
     surplus_settings: SurplusSettings,
 ) -> ZoneView | None:
-    """The zone as routing sees it: the tumbling window holding the watermark."""
+    """The zone as routing sees it: the tumbling window holding the watermark, judged for surplus against the
+    hour that ends with it."""
     start = meta.watermark_ms - meta.watermark_ms % tumbling.step_ms
     current = windows.get(window_key(zone, tumbling.kind, start))
     if current is None or current.carbon.mean is None:
         return None
-    surplus = detect_surplus(current, _hopping_ending_at(windows, zone, current.end_ms, hopping), surplus_settings)
+    surplus = detect_surplus(current, hour_ending_at(current.end_ms), surplus_settings)
     return ZoneView(
         zone=zone,
         carbon_gco2_per_kwh=round(current.carbon.mean, 4),
