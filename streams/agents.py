@@ -182,11 +182,22 @@ def _validate_workload_event(event: dict[str, Any]) -> list[str]:
     return []
 
 
+# node id -> (state, holds, view): a node's view is rebuilt only when its state or its holds were replaced
+_node_views: dict[str, tuple[Any, Any, NodeView | None]] = {}
+_NO_HOLDS: dict[str, Any] = {}
+
+
 def routing_inputs() -> tuple[list[NodeView], dict[str, ZoneView]]:
     """Every routable node and zone as the tables hold them now."""
     nodes = []
     for node_id, state in node_state_table.items():
-        view = to_node_view(state, node_reservation_table.get(node_id) or {})
+        holds = node_reservation_table.get(node_id) or _NO_HOLDS
+        cached = _node_views.get(node_id)
+        if cached is not None and cached[0] is state and cached[1] is holds:
+            view = cached[2]
+        else:
+            view = to_node_view(state, holds)
+            _node_views[node_id] = (state, holds, view)
         if view is not None:
             nodes.append(view)
     zones = {zone: zone_view_from_dict(data) for zone, data in zone_view_table.items()}

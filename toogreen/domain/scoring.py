@@ -189,8 +189,10 @@ def _consider(
     pricing: PricingSettings,
     demand: float,
     migration: MigrationSettings | None = None,
+    prices: dict[tuple[str, str, float], float] | None = None,
 ) -> Candidate:
-    """One node as a candidate: a whole GPU, or (with ``migration`` settings) a MIG slice of it."""
+    """One node as a candidate: a whole GPU, or (with ``migration`` settings) a MIG slice of it. ``prices``
+    memoises the quote per GPU model, zone and slice within one decision."""
     tier = tier_of(node, zone, scoring) if zone else None
     carbon = node_carbon(node, zone) if zone else None
     profile, fraction = None, 1.0
@@ -200,8 +202,13 @@ def _consider(
         misfit, profile, fraction = _slice_misfit(workload, node, migration)
     price = None
     if zone:
-        strength = zone.surplus_strength if zone.surplus else 0.0
-        price = quote(node.gpu_model, zone.renewable_pct, strength, pricing, demand, fraction).eur_per_gpu_hour
+        memo_key = (node.gpu_model, zone.zone, fraction)
+        price = prices.get(memo_key) if prices is not None else None
+        if price is None:
+            strength = zone.surplus_strength if zone.surplus else 0.0
+            price = quote(node.gpu_model, zone.renewable_pct, strength, pricing, demand, fraction).eur_per_gpu_hour
+            if prices is not None:
+                prices[memo_key] = price
     why_not = _exclusion(workload, node, zone, tier, carbon, price, now_ms, scoring) or misfit
     return Candidate(
         node_id=node.node_id,
@@ -231,11 +238,15 @@ def route(
     """Choose a node for ``workload``: strict tier priority, composite score inside a tier, node id on ties. A
     whole idle GPU first; when none fits and ``migration`` settings are given, a MIG slice by the same rules."""
     ordered = sorted(nodes, key=lambda n: n.node_id)
-    considered = [_consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand) for node in ordered]
+    prices: dict[tuple[str, str, float], float] = {}
+    considered = [
+        _consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand, prices=prices)
+        for node in ordered
+    ]
     if not any(c.eligible for c in considered) and migration is not None:
         # no whole GPU fits: a MIG slice, under the same rules
         considered = [
-            _consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand, migration)
+            _consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand, migration, prices)
             if c.excluded_reason and c.excluded_reason.startswith(WHOLE_GPU_MISFITS)
             else c
             for node, c in zip(ordered, considered, strict=True)
