@@ -1,0 +1,1 @@
+"""The query API (FastAPI) over the DuckDB file."""

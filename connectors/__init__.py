@@ -1,0 +1,1 @@
+"""Producers: the synthetic grid, the simulated fleet, real grid sources (ENTSO-E, Electricity Maps), NVML, replay."""

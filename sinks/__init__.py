@@ -1,0 +1,1 @@
+"""Sinks: DuckDB (the durable record), and settlement to Stripe and Solana after each batch."""

@@ -1,0 +1,1 @@
+"""Local stand-ins for outside services (Electricity Maps, Stripe), serving their documented shapes."""
