@@ -39,7 +39,7 @@ from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import Slot, accrue, energy_between_j
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
-from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore
+from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
 from toogreen.domain.router import handle_workload_event, workload_event
 from toogreen.domain.scoring import NodeView, ZoneView, node_carbon
 from toogreen.domain.settlement import settle
@@ -243,6 +243,11 @@ async def workloads(stream: Any) -> None:
             await emitter.emit(out.topic, out.key, out.record)
         if result.settle:
             await settle_workload(workload_id, result.state or {}, record["ts_ms"])
+        for freed in result.release:
+            now = int(time.time() * 1000)
+            running = dict(running_workload_table.items())
+            for other in workloads_to_rescore_on_capacity(freed, running, now, settings.migration):
+                await request_rescore(other, now, f"capacity freed on {freed}")
 
 
 def track_running(workload_id: str, node_id: str, nodes: list[NodeView], zones: dict[str, ZoneView]) -> None:

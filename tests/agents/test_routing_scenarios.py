@@ -195,3 +195,18 @@ async def test_a_rerouted_workloads_receipt_covers_both_nodes_and_zones(loop):
     )
     assert max(i["end_ms"] for i in de) <= min(i["start_ms"] for i in fr)  # its own intervals, in order
     assert receipt["kwh"] == pytest.approx(sum(i["kwh"] for i in receipt["intervals"]), abs=1e-5)
+
+
+async def test_a_freed_cleaner_node_draws_a_running_workload(loop):
+    await loop.setup({"DE": 600.0, "FR": 100.0, "ES": 650.0})
+    await loop.submit("first")
+    await loop.submit("second")
+    assert loop.where("first") == "dc-fr" and loop.where("second") == "dc-de"
+    done = {"event_id": "done-first", "workload_id": "first", "ts_ms": now_ms(), "type": "completed",
+            "node_id": "dc-fr", "progress_pct": 100.0, "checkpoint_uri": None, "decision_id": None, "reason": None,
+            "request": None}  # fmt: skip
+    loop.fleet.nodes["dc-fr"].running.pop("first")  # the node finished it
+    await loop.workload_event(done)  # no grid change: only the freed capacity
+    move = loop.decisions("second", "reroute")[0]
+    assert move["from_node_id"] == "dc-de" and move["chosen_node_id"] == "dc-fr"
+    assert loop.where("second") == "dc-fr"

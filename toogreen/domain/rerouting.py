@@ -28,3 +28,16 @@ def workloads_to_rescore(
 
 def workloads_on_node(node_id: str, running: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(w for w, r in running.items() if r["node_id"] == node_id)
+
+
+def workloads_to_rescore_on_capacity(
+    freed_node_id: str, running: Mapping[str, Mapping[str, Any]], now_ms: int, settings: MigrationSettings
+) -> list[str]:
+    """A node was freed: every running workload elsewhere may now have a better place (each at most once per
+    ``rescore_min_interval_s``)."""
+    floor_ms = settings.rescore_min_interval_s * 1000
+    return sorted(
+        w
+        for w, r in running.items()
+        if r["node_id"] != freed_node_id and now_ms - r.get("last_rescore_ms", 0) >= floor_ms
+    )
