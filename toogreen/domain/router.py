@@ -240,24 +240,12 @@ def _place(
             why = (
                 f"no node has {spec.vram_mb} MiB of VRAM" if never_fits else "its deadline can no longer be met"
             ) + f" ({decision.reason})"
-            decision_id = _next_decision_id(state, "rejected")
-            result.emits.append(_decision_emit(decision, decision_id, workload_id, "rejected", now, reason=why))
-            event_id = f"{decision_id}:rejected"
-            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
-                workload_id, now, "rejected", event_id, decision_id=decision_id, reason=why)))  # fmt: skip
-            state["state"] = WorkloadState.REJECTED.value
-            _remember(state, event_id)
+            _not_placed(result, state, decision, WorkloadState.REJECTED, now, why)
             result.queued = False
             return result
         if first:  # the first time only: the queue's retries are not decisions worth a record each
-            decision_id = _next_decision_id(state, "queued")
             why = f"waiting for capacity or a better grid: {decision.reason}"
-            result.emits.append(_decision_emit(decision, decision_id, workload_id, "queued", now, reason=why))
-            event_id = f"{decision_id}:queued"
-            result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
-                workload_id, now, "queued", event_id, decision_id=decision_id, reason=why)))  # fmt: skip
-            state["state"] = WorkloadState.QUEUED.value
-            _remember(state, event_id)
+            _not_placed(result, state, decision, WorkloadState.QUEUED, now, why)
         result.queued = True
         return result
 
@@ -278,6 +266,20 @@ def _place(
     result.reserve.append((chosen.node_id, {"vram_mb": int(request["vram_mb"]), "mig_profile": chosen.mig_profile}))
     result.queued = False
     return result
+
+
+def _not_placed(
+    result: RouterResult, state: dict[str, Any], decision: Decision, outcome: WorkloadState, now: int, why: str
+) -> None:
+    """Record a submission that was not placed (queued or rejected): the decision, its event, the new state."""
+    workload_id, kind = state["workload_id"], outcome.value
+    decision_id = _next_decision_id(state, kind)
+    result.emits.append(_decision_emit(decision, decision_id, workload_id, kind, now, reason=why))
+    event_id = f"{decision_id}:{kind}"
+    result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
+        workload_id, now, kind, event_id, decision_id=decision_id, reason=why)))  # fmt: skip
+    state["state"] = kind
+    _remember(state, event_id)
 
 
 def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind: str, ts: int, **extra: Any) -> Emit:
