@@ -338,3 +338,80 @@ def api_latency(clients: int = 50, seconds: float = 10.0) -> Table:
         finally:
             stack.stop()
     return table
+
+
+def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
+    """Peak RSS of a worker whose tables hold ``nodes`` nodes and ``workloads`` workloads: the tables' changelogs
+    are written first, and the worker restores them on start as it would after a restart."""
+    import json
+
+    from confluent_kafka import Producer
+
+    from toogreen.domain.node_state import apply_registration, apply_telemetry
+    from toogreen.domain.router import handle_workload_event
+    from toogreen.settings import Settings
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker("127.0.0.1", port, Path(tmp) / "broker.log") as broker:
+        ensure_topics(broker.bootstrap, 4)
+        app_id = "bench-memory"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        tables = ("node-state", "workload-state")
+        for f in admin.create_topics([NewTopic(f"{app_id}-{t}-changelog", 4, 1) for t in tables]).values():
+            f.result()
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50, "partitioner": "murmur2_random"})
+        now = int(time.time() * 1000)
+        fleet = SimulatedFleet(seed=1, hours_per_second=1.0)
+        reg, sample = fleet.registrations(now)[0], fleet.tick(now, 1.0)[0][0]
+        for i in range(nodes):
+            nid = f"mem-{i:06d}"
+            state = apply_telemetry(apply_registration(None, {**reg, "node_id": nid}), {**sample, "node_id": nid})
+            producer.produce(
+                f"{app_id}-node-state-changelog", key=json.dumps(nid).encode(), value=json.dumps(state).encode()
+            )
+            producer.poll(0)
+        settings = Settings()
+        request = {"name": "m", "workload_type": "training", "image": "i", "vram_mb": 1000, "expected_hours": 1.0}
+        for i in range(workloads):
+            wid = f"mem-w{i:07d}"
+            state = handle_workload_event(submission_event(request, wid, now), None, [], {}, settings).state
+            producer.produce(
+                f"{app_id}-workload-state-changelog", key=json.dumps(wid).encode(), value=json.dumps(state).encode()
+            )
+            if i % 1000 == 0:
+                producer.poll(0)
+        producer.flush(120)
+        env = {**os.environ, "TOOGREEN_BROKER__BOOTSTRAP": broker.bootstrap, "TOOGREEN_WORKER__APP_ID": app_id}
+        log = Path(tmp) / "worker.log"
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "toogreen.cli", "worker", "--loglevel", "info"],
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT,
+            )
+        try:
+            deadline = time.monotonic() + 300
+            while "Worker]: Ready" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(log.read_text()[-2000:])
+                time.sleep(0.5)
+            time.sleep(3)
+            status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            hwm = next(line for line in status if line.startswith("VmHWM")).split(":")[1].strip()
+            rss = next(line for line in status if line.startswith("VmRSS")).split(":")[1].strip()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    table = Table(
+        "Worker memory with its tables full",
+        f"{nodes:,} nodes (registration + telemetry) and {workloads:,} workloads restored from the tables' changelogs "
+        "on start (memory store), then measured once the worker is ready",
+        ["nodes", "workloads", "peak RSS (VmHWM)", "RSS when ready"],
+    )
+    table.rows.append([f"{nodes:,}", f"{workloads:,}", hwm, rss])
+    return table

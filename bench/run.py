@@ -29,6 +29,7 @@ def main() -> int:
         ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 60_000)),
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
         ("api", lambda: bench_pipeline.api_latency(seconds=5 if q else 10)),
+        ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),
     ]
     tables: list[Table] = []
     failed = []
