@@ -71,6 +71,14 @@ def _committed(bootstrap: str, group: str, ends: dict[tuple[str, int], int]) -> 
     return sum(max(tp.offset, 0) for tp in got)
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _run_consumer_process(
     argv: list[str], env: dict[str, str], bootstrap: str, group: str, ends: dict, log: Path
 ) -> float:
@@ -91,11 +99,7 @@ def _run_consumer_process(
             time.sleep(0.2)
         raise TimeoutError(f"{argv} did not finish within 300 s")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
 async def _bare_loop(bootstrap: str, ends: dict[tuple[str, int], int]) -> float:
@@ -402,11 +406,7 @@ def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
             hwm = next(line for line in status if line.startswith("VmHWM")).split(":")[1].strip()
             rss = next(line for line in status if line.startswith("VmRSS")).split(":")[1].strip()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
     table = Table(
         "Worker memory with its tables full",
         f"{nodes:,} nodes (registration + telemetry) and {workloads:,} workloads restored from the tables' changelogs "
