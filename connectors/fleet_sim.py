@@ -62,7 +62,6 @@ class SimWorkload:
     vram_mb: int
     expected_hours: float
     progress_pct: float = 0.0
-    announced: bool = False
     resumed_from: str | None = None
 
 
@@ -162,7 +161,6 @@ class SimulatedFleet:
             wl.resumed_from = cmd.get("checkpoint_uri") if action == "resume" else None
             node.running[wid] = wl
             kind = "resumed" if action == "resume" else "started"
-            wl.announced = True
             return [self._event(node, wid, kind, ts_ms, checkpoint_uri=wl.resumed_from)]
         wl = node.running.get(wid)
         if wl is None:

@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from sinks.duckdb_store import Store
 from sinks.rows import SIMPLE_TABLES, SINK_TOPICS, Row
 from sinks.settlement import Settler
-from toogreen.codec import DecodeError, decode
+from toogreen.codec import DecodeError, dead_letter, decode
 from toogreen.domain.validation import validate_grid_reading, validate_registration, validate_telemetry
 from toogreen.settings import Settings
 from toogreen.topics import GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
@@ -35,16 +35,7 @@ VALIDATORS = {
 
 
 def dead_letter_row(msg: Any, reason: str) -> Row:
-    return {
-        "source_topic": msg.topic(),
-        "source_partition": msg.partition(),
-        "source_offset": msg.offset(),
-        "ts_ms": int(time.time() * 1000),
-        "stage": "duckdb_sink",
-        "reason": reason,
-        "key": msg.key(),
-        "raw": msg.value() or b"",
-    }
+    return dead_letter(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), "duckdb_sink", reason)
 
 
 def rows_from_messages(messages: list[Any]) -> tuple[dict[str, list[Row]], list[Row]]:

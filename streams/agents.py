@@ -110,9 +110,9 @@ async def zone_windows(stream: Any) -> None:
             zone_window_table.pop(key, None)
         if outcome.view is not None:
             zone_view_table[zone] = zone_view_to_dict(outcome.view)
-            running = dict(running_workload_table.items())
             now = int(time.time() * 1000)
-            for workload_id in workloads_to_rescore(outcome.view, running, now, settings.migration):
+            # the scan returns a list before any rescore request touches the table
+            for workload_id in workloads_to_rescore(outcome.view, running_workload_table, now, settings.migration):
                 await request_rescore(workload_id, now, f"zone {zone} window changed")
 
 
@@ -170,7 +170,7 @@ async def node_telemetry(stream: Any) -> None:
             was = ((before or {}).get("telemetry") or {}).get("health")
             if was is not None and was != sample["health"]:
                 now = int(time.time() * 1000)
-                for workload_id in workloads_on_node(sample["node_id"], dict(running_workload_table.items())):
+                for workload_id in workloads_on_node(sample["node_id"], running_workload_table):
                     await request_rescore(workload_id, now, f"node {sample['node_id']} is now {sample['health']}")
 
 
@@ -245,8 +245,7 @@ async def workloads(stream: Any) -> None:
             await settle_workload(workload_id, result.state or {}, record["ts_ms"])
         for freed in result.release:
             now = int(time.time() * 1000)
-            running = dict(running_workload_table.items())
-            for other in workloads_to_rescore_on_capacity(freed, running, now, settings.migration):
+            for other in workloads_to_rescore_on_capacity(freed, running_workload_table, now, settings.migration):
                 await request_rescore(other, now, f"capacity freed on {freed}")
 
 

@@ -6,12 +6,11 @@ Agents call :data:`emitter`; tests swap it for a :class:`RecordingEmitter` so an
 
 from __future__ import annotations
 
-import time
 from typing import Any, Protocol
 
 from faust.types import EventT
 
-from toogreen.codec import encode
+from toogreen.codec import dead_letter, encode
 from toogreen.topics import DEAD_LETTERS
 
 
@@ -21,16 +20,7 @@ def dead_letter_record(event: EventT, stage: str, reason: str) -> dict[str, Any]
     key = message.key
     if key is not None and not isinstance(key, bytes | bytearray):
         key = str(key).encode()
-    return {
-        "source_topic": message.topic,
-        "source_partition": int(message.partition),
-        "source_offset": int(message.offset),
-        "ts_ms": int(time.time() * 1000),
-        "stage": stage,
-        "reason": reason[:2000],
-        "key": bytes(key) if key is not None else None,
-        "raw": bytes(raw),
-    }
+    return dead_letter(message.topic, message.partition, message.offset, key, raw, stage, reason)
 
 
 class Emitter(Protocol):

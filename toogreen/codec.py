@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,20 @@ def encode(topic: str, record: dict[str, Any]) -> bytes:
 
 def decode(topic: str, data: bytes | None) -> dict[str, Any]:
     return codec_for(topic).decode(data)
+
+
+def dead_letter(
+    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None, stage: str, reason: str
+) -> dict[str, Any]:
+    """The ``dead.letters`` record for a message that could not be decoded, validated or applied. Its key is the
+    source coordinates, so the worker's and the sink's dead letters for one message are the same row."""
+    return {
+        "source_topic": topic,
+        "source_partition": int(partition),
+        "source_offset": int(offset),
+        "ts_ms": int(time.time() * 1000),
+        "stage": stage,
+        "reason": reason[:2000],
+        "key": None if key is None else bytes(key),
+        "raw": bytes(raw or b""),
+    }
