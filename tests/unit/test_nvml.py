@@ -1,11 +1,14 @@
 """NVML telemetry: the mapping from NVML units, the replay of the real H100 trace, and the real reader."""
 
 import itertools
+import json
+from pathlib import Path
 
 import pytest
 
 from connectors.nvml import NvmlReader, NvmlUnavailable, read_trace, replay, to_telemetry
 from toogreen.codec import encode
+from toogreen.domain.accounting import energy_between_j
 from toogreen.domain.validation import validate_telemetry
 
 
@@ -49,3 +52,22 @@ def test_reader_without_a_gpu_says_so():
         encode("node.telemetry", record)
     finally:
         reader.close()
+
+
+LIVE = Path(__file__).resolve().parents[2] / "bench-results" / "nvml"
+
+
+def test_live_h200_trace_read_through_nvml_reader_settles_like_the_counter():
+    """The trace ``bench/nvml_check.py`` recorded through ``NvmlReader`` on a real H200 (idle, bf16 matmul
+    load, cooldown): valid telemetry, and energy from integrated power within 1 % of the hardware counter."""
+    static = json.loads((LIVE / "nvml_live_static.json").read_text())
+    samples = read_trace(LIVE / "nvml_live_trace.jsonl", memory_total_bytes=static["memory_total_bytes"])
+    records = [to_telemetry("h200-live", s, "nvml") for s in samples]
+    assert all(validate_telemetry(r) == [] for r in records)
+    assert records[0]["mem_total_mb"] == 143771
+    counter = sum(energy_between_j(a, b)[0] for a, b in itertools.pairwise(records))
+    integrated = sum(
+        energy_between_j({**a, "energy_j": None}, {**b, "energy_j": None})[0] for a, b in itertools.pairwise(records)
+    )
+    assert counter == pytest.approx(integrated, rel=0.01)
+    assert max(r["power_w"] for r in records) > 600 > 150 > records[0]["power_w"]

@@ -1,6 +1,7 @@
 """MIG slices (SPEC §7): the GPU-instance profile tables NVML reports, and choosing a slice for a request.
 
-The H100 80GB table is the one NVML reported on a real card (``shared/data/nvml/h100_static.json``); the A100
+The H100 80GB table is the one NVML reported on a real card (``shared/data/nvml/h100_static.json``), the H200
+141GB one the one NVML reported on a real card through ``bench/nvml_check.py`` (``bench-results/nvml/``); the A100
 80GB one follows NVIDIA's published profiles. A slice is never larger than its card; a GPU has 7 compute slices.
 """
 
@@ -30,6 +31,14 @@ MIG_PROFILES: dict[str, tuple[MigProfile, ...]] = {
         MigProfile("4g.40gb", 4, 1, 64, 40448),
         MigProfile("7g.80gb", 7, 1, 132, 81152),
     ),
+    "H200": (
+        MigProfile("1g.18gb", 1, 7, 16, 16384),
+        MigProfile("1g.35gb", 1, 4, 26, 33280),
+        MigProfile("2g.35gb", 2, 3, 32, 33280),
+        MigProfile("3g.71gb", 3, 2, 60, 71424),
+        MigProfile("4g.71gb", 4, 1, 64, 71424),
+        MigProfile("7g.141gb", 7, 1, 132, 143360),
+    ),
     "A100": (
         MigProfile("1g.10gb", 1, 7, 14, 9728),
         MigProfile("1g.20gb", 1, 4, 14, 19968),
@@ -39,7 +48,7 @@ MIG_PROFILES: dict[str, tuple[MigProfile, ...]] = {
         MigProfile("7g.80gb", 7, 1, 98, 80384),
     ),
 }
-TOTAL_SMS = {"H100": 132, "A100": 98}
+TOTAL_SMS = {"H100": 132, "H200": 132, "A100": 98}
 
 
 def compute_fraction(gpu_model: str, profile: MigProfile) -> float:
