@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,6 +35,7 @@ from streams.app import (
     zone_view_table,
     zone_window_table,
 )
+from streams.coalesce import CoalescedRun
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import Slot, accrue, energy_between_j
@@ -83,37 +84,48 @@ async def decode_or_dead_letter(event: EventT, topic: str, stage: str, validator
 
 @app.agent(grid_topic)
 async def zone_windows(stream: Any) -> None:
-    grace_ms, keep_ms = settings.windows.grace_s * 1000, settings.windows.keep_s * 1000
-    async for event in stream.events():
+    run = CoalescedRun(stream, emitter, settings.worker.coalesce_max_events, settings.worker.coalesce_max_delay_ms)
+    changed: dict[str, ZoneView] = {}  # zones whose routing view changed in this run
+    async for event in run.events():
         reading = await decode_or_dead_letter(event, GRID_READINGS.name, "zone_windows", validate_grid_reading)
-        if reading is None:
-            continue
-        zone = reading["zone"]
-        meta = ZoneMeta.from_dict(zone_meta_table.get(zone))
-        keys = keys_needed(zone, reading["ts_ms"], meta, WINDOW_SPECS)
-        windows = {k: WindowAggregate.from_dict(v) for k in keys if (v := zone_window_table.get(k)) is not None}
-        outcome = apply_reading(reading, windows, meta, WINDOW_SPECS, grace_ms, keep_ms, settings.surplus)
-        zone_meta_table[zone] = outcome.meta.to_dict()
-        if outcome.too_late:
-            await emitter.dead_letter(
-                event,
-                "zone_windows",
-                f"reading at {reading['ts_ms']} is older than the watermark {outcome.meta.watermark_ms} "
-                f"minus the {settings.windows.grace_s} s grace period: too late for any window",
-            )
-            continue
-        stored, *derived = outcome.updated  # the tumbling window is stored; hopping windows are assembled from it
-        zone_window_table[stored[0]] = stored[1].to_dict()
-        for _key, aggregate, surplus in (stored, *derived):
-            await emitter.emit(ZONE_WINDOWS.name, zone, aggregate.to_record(surplus))
-        for key in outcome.expired_keys:
-            zone_window_table.pop(key, None)
-        if outcome.view is not None:
-            zone_view_table[zone] = zone_view_to_dict(outcome.view)
+        if reading is not None and (view := await absorb_reading(run, event, reading)) is not None:
+            changed[view.zone] = view
+        if run.ends_here() and changed:
             now = int(time.time() * 1000)
-            # the scan returns a list before any rescore request touches the table
-            for workload_id in workloads_to_rescore(outcome.view, running_workload_table, now, settings.migration):
-                await request_rescore(workload_id, now, f"zone {zone} window changed")
+            for view in changed.values():
+                # the scan returns a list before any rescore request touches the table
+                for workload_id in workloads_to_rescore(view, running_workload_table, now, settings.migration):
+                    await request_rescore(workload_id, now, f"zone {view.zone} window changed")
+            changed.clear()
+
+
+async def absorb_reading(run: CoalescedRun, event: EventT, reading: dict[str, Any]) -> ZoneView | None:
+    """Fold one reading into its zone's windows; the zone's new routing view, if it has one."""
+    grace_ms, keep_ms = settings.windows.grace_s * 1000, settings.windows.keep_s * 1000
+    zone = reading["zone"]
+    meta = ZoneMeta.from_dict(zone_meta_table.get(zone))
+    keys = keys_needed(zone, reading["ts_ms"], meta, WINDOW_SPECS)
+    windows = {k: WindowAggregate.from_dict(v) for k in keys if (v := zone_window_table.get(k)) is not None}
+    outcome = apply_reading(reading, windows, meta, WINDOW_SPECS, grace_ms, keep_ms, settings.surplus)
+    run.set(zone_meta_table, zone, outcome.meta.to_dict())
+    if outcome.too_late:
+        await emitter.dead_letter(
+            event,
+            "zone_windows",
+            f"reading at {reading['ts_ms']} is older than the watermark {outcome.meta.watermark_ms} "
+            f"minus the {settings.windows.grace_s} s grace period: too late for any window",
+        )
+        return None
+    stored, *derived = outcome.updated  # the tumbling window is stored; hopping windows are assembled from it
+    run.set(zone_window_table, stored[0], stored[1].to_dict())
+    for key, aggregate, surplus in (stored, *derived):
+        run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(aggregate.to_record, surplus))
+    for key in outcome.expired_keys:
+        run.pop(zone_window_table, key)
+    if outcome.view is None:
+        return None
+    run.set(zone_view_table, zone, zone_view_to_dict(outcome.view))
+    return outcome.view
 
 
 @app.agent(registry_topic)
@@ -124,7 +136,7 @@ async def node_registrations(stream: Any) -> None:
             node_state_table[reg["node_id"]] = apply_registration(node_state_table.get(reg["node_id"]), reg)
 
 
-def accrue_energy(node_id: str, before: dict[str, Any] | None, sample: dict[str, Any]) -> None:
+def accrue_energy(run: CoalescedRun, node_id: str, before: dict[str, Any] | None, sample: dict[str, Any]) -> None:
     """Give each workload running on the node its share of the energy drawn since the previous sample."""
     running = node_running_table.get(node_id) or {}
     if not running or not before or "telemetry" not in before or "registration" not in before:
@@ -156,17 +168,18 @@ def accrue_energy(node_id: str, before: dict[str, Any] | None, sample: dict[str,
         )
         own_j = energy_j * (sample["ts_ms"] - start_ms) / span_ms
         intervals = workload_accrual_table.get(workload_id) or []
-        workload_accrual_table[workload_id] = accrue(intervals, slot, start_ms, sample["ts_ms"], own_j, method)
+        run.set(workload_accrual_table, workload_id, accrue(intervals, slot, start_ms, sample["ts_ms"], own_j, method))
 
 
 @app.agent(telemetry_topic)
 async def node_telemetry(stream: Any) -> None:
-    async for event in stream.events():
+    run = CoalescedRun(stream, emitter, settings.worker.coalesce_max_events, settings.worker.coalesce_max_delay_ms)
+    async for event in run.events():
         sample = await decode_or_dead_letter(event, NODE_TELEMETRY.name, "node_telemetry", validate_telemetry)
         if sample is not None:
             before = node_state_table.get(sample["node_id"])
-            accrue_energy(sample["node_id"], before, sample)
-            node_state_table[sample["node_id"]] = apply_telemetry(before, sample)
+            accrue_energy(run, sample["node_id"], before, sample)
+            run.set(node_state_table, sample["node_id"], apply_telemetry(before, sample))
             was = ((before or {}).get("telemetry") or {}).get("health")
             if was is not None and was != sample["health"]:
                 now = int(time.time() * 1000)

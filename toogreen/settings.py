@@ -37,6 +37,9 @@ class WorkerSettings(BaseModel):
     session_timeout_s: float = 4.0
     heartbeat_interval_s: float = 1.0
     table_cleanup_interval_s: float = 30.0
+    # grid/telemetry table changes and window records are sent once per key per run of events (streams/coalesce.py)
+    coalesce_max_events: int = 2000
+    coalesce_max_delay_ms: float = 100.0
 
 
 class WindowSettings(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -54,6 +55,30 @@ async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
     latest_tumbling = [w for w in windows if w["kind"] == "tumbling"][-1]
     assert latest_tumbling["count"] == 2 and latest_tumbling["carbon_mean"] == 60.0
     assert zone_view_table["FR"]["carbon_gco2_per_kwh"] == 60.0
+
+
+async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(recorder, monkeypatch):
+    """With a coalescing delay, back-to-back readings are one run: the state is exact, and what it sends is the
+    latest record per window and one changelog record per table key, partitioned like the event that wrote it."""
+    monkeypatch.setattr(agents.settings.worker, "coalesce_max_delay_ms", 200.0)
+    sent: list[tuple[str, object, int]] = []
+    for table in (zone_window_table, zone_meta_table, zone_view_table):
+        monkeypatch.setattr(
+            table, "send_changelog", lambda p, k, v, *a, t=table, **kw: sent.append((t.name, k, p)), raising=False
+        )
+    ts = now_ms()
+    async with agents.zone_windows.test_context() as agent:
+        for i in range(5):
+            await agent.put(encode("grid.readings", grid_reading("FR", ts + i, 50.0 + 10 * i)), key=b"FR", partition=3)
+        assert recorder.on("zone.windows") == []  # the run is still open
+        await asyncio.sleep(0.4)  # ... until its delay has passed
+    windows = recorder.on("zone.windows")
+    assert len(windows) == 13 and len({(w["kind"], w["window_start_ms"]) for w in windows}) == 13
+    tumbling = next(w for w in windows if w["kind"] == "tumbling")
+    assert tumbling["count"] == 5 and tumbling["carbon_mean"] == 70.0
+    assert zone_view_table["FR"]["carbon_gco2_per_kwh"] == 70.0
+    assert sorted(name for name, _k, _p in sent) == ["zone-meta", "zone-views", "zone-window-aggregates"]
+    assert {p for _n, _k, p in sent} == {3}
 
 
 async def test_bad_grid_records_are_dead_lettered_and_the_stream_goes_on(recorder):
