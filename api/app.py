@@ -92,7 +92,12 @@ def _node_state(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decision(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "alternatives": json.loads(row["alternatives"]), "grid_windows": json.loads(row["grid_windows"])}
+    return {
+        **row,
+        "alternatives": json.loads(row["alternatives"]),
+        "grid_windows": json.loads(row["grid_windows"]),
+        "exclusions": json.loads(row["exclusions"] or "[]"),
+    }
 
 
 def receipt_from_row(row: dict[str, Any]) -> dict[str, Any]:

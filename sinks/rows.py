@@ -51,7 +51,12 @@ def telemetry_row(r: Row) -> Row:
 
 
 def decision_row(r: Row) -> Row:
-    return {**r, "alternatives": json.dumps(r["alternatives"]), "grid_windows": json.dumps(r["grid_windows"])}
+    return {
+        **r,
+        "alternatives": json.dumps(r["alternatives"]),
+        "grid_windows": json.dumps(r["grid_windows"]),
+        "exclusions": json.dumps(r.get("exclusions") or []),
+    }
 
 
 def command_row(r: Row) -> Row:

@@ -106,5 +106,8 @@ ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS from_zone VARCHAR;
 ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS score_gain DOUBLE;
 ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS saved_gco2 DOUBLE;
 ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS move_cost_s DOUBLE;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS nodes_considered INTEGER;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS nodes_eligible INTEGER;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS exclusions JSON;
 ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS mig_profile VARCHAR;
 ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS decision_id VARCHAR;

@@ -39,10 +39,11 @@ from streams.coalesce import CoalescedRun
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import Slot, accrue, energy_between_j
+from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
 from toogreen.domain.router import handle_workload_event, workload_event
-from toogreen.domain.scoring import NodeView, ZoneView, node_carbon
+from toogreen.domain.scoring import ZoneView, node_carbon
 from toogreen.domain.settlement import settle
 from toogreen.domain.validation import (
     validate_grid_reading,
@@ -134,6 +135,7 @@ async def node_registrations(stream: Any) -> None:
         reg = await decode_or_dead_letter(event, NODE_REGISTRY.name, "node_registrations", validate_registration)
         if reg is not None:
             node_state_table[reg["node_id"]] = apply_registration(node_state_table.get(reg["node_id"]), reg)
+            node_changed(reg["node_id"])
 
 
 def accrue_energy(run: CoalescedRun, node_id: str, before: dict[str, Any] | None, sample: dict[str, Any]) -> None:
@@ -180,6 +182,7 @@ async def node_telemetry(stream: Any) -> None:
             before = node_state_table.get(sample["node_id"])
             accrue_energy(run, sample["node_id"], before, sample)
             run.set(node_state_table, sample["node_id"], apply_telemetry(before, sample))
+            node_changed(sample["node_id"])
             was = ((before or {}).get("telemetry") or {}).get("health")
             if was is not None and was != sample["health"]:
                 now = int(time.time() * 1000)
@@ -195,26 +198,46 @@ def _validate_workload_event(event: dict[str, Any]) -> list[str]:
     return []
 
 
-# node id -> (state, holds, view): a node's view is rebuilt only when its state or its holds were replaced
-_node_views: dict[str, tuple[Any, Any, NodeView | None]] = {}
+# The router's fleet: node views kept in step with the tables, rebuilt only for the nodes marked changed (and all of
+# them every ``fleet_resync_s``, which also picks up what a changelog restored).
+_fleet = Fleet()
+_changed_nodes: set[str] = set()
+_fleet_synced_at = float("-inf")
 _NO_HOLDS: dict[str, Any] = {}
 
 
-def routing_inputs() -> tuple[list[NodeView], dict[str, ZoneView]]:
+def node_changed(node_id: str) -> None:
+    _changed_nodes.add(node_id)
+
+
+def _refresh_node(node_id: str) -> None:
+    state = node_state_table.get(node_id)
+    view = None if state is None else to_node_view(state, node_reservation_table.get(node_id) or _NO_HOLDS)
+    if view is None:
+        _fleet.remove(node_id)
+    else:
+        _fleet.upsert(view)
+
+
+def resync_fleet() -> None:
+    """Rebuild every node's view on the next routing (after the tables were replaced wholesale)."""
+    global _fleet_synced_at
+    _fleet_synced_at = float("-inf")
+
+
+def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
     """Every routable node and zone as the tables hold them now."""
-    nodes = []
-    for node_id, state in node_state_table.items():
-        holds = node_reservation_table.get(node_id) or _NO_HOLDS
-        cached = _node_views.get(node_id)
-        if cached is not None and cached[0] is state and cached[1] is holds:
-            view = cached[2]
-        else:
-            view = to_node_view(state, holds)
-            _node_views[node_id] = (state, holds, view)
-        if view is not None:
-            nodes.append(view)
+    global _fleet_synced_at
+    now = time.monotonic()
+    if now - _fleet_synced_at >= settings.worker.fleet_resync_s:
+        _fleet_synced_at = now
+        _changed_nodes.clear()
+        for node_id in {*node_state_table.keys(), *(v.node_id for v in _fleet)}:
+            _refresh_node(node_id)
+    while _changed_nodes:
+        _refresh_node(_changed_nodes.pop())
     zones = {zone: zone_view_from_dict(data) for zone, data in zone_view_table.items()}
-    return nodes, zones
+    return _fleet, zones
 
 
 @app.agent(workload_topic)
@@ -225,7 +248,7 @@ async def workloads(stream: Any) -> None:
             continue
         workload_id = record["workload_id"]
         needs_views = record["type"] in ("submitted", "retry", "rescore")
-        nodes, zones = routing_inputs() if needs_views else ([], {})
+        nodes, zones = routing_inputs() if needs_views else (Fleet(), {})
         result = handle_workload_event(record, workload_state_table.get(workload_id), nodes, zones, settings)
         if result.rejected_reason:
             await emitter.dead_letter(event, "workloads", result.rejected_reason)
@@ -234,10 +257,12 @@ async def workloads(stream: Any) -> None:
             workload_state_table[workload_id] = result.state
         for node_id, hold in result.reserve:
             node_reservation_table[node_id] = {**(node_reservation_table.get(node_id) or {}), workload_id: hold}
+            node_changed(node_id)
         for node_id in result.release:
             held = dict(node_reservation_table.get(node_id) or {})
             if held.pop(workload_id, None) is not None:
                 node_reservation_table[node_id] = held
+                node_changed(node_id)
         if result.stopped_on:
             running = dict(node_running_table.get(result.stopped_on) or {})
             if running.pop(workload_id, None) is not None:
@@ -262,11 +287,11 @@ async def workloads(stream: Any) -> None:
                 await request_rescore(other, now, f"capacity freed on {freed}")
 
 
-def track_running(workload_id: str, node_id: str, nodes: list[NodeView], zones: dict[str, ZoneView]) -> None:
+def track_running(workload_id: str, node_id: str, nodes: Fleet, zones: dict[str, ZoneView]) -> None:
     """Remember where a workload runs and how clean that is, so grid changes can find it."""
-    if not nodes:
+    if not len(nodes):
         nodes, zones = routing_inputs()
-    node = next((n for n in nodes if n.node_id == node_id), None)
+    node = nodes.get(node_id)
     zone = zones.get(node.zone) if node else None
     if node is None or zone is None:
         return

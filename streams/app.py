@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.transport import SCHEME
 from toogreen.domain.windows import specs_from
 from toogreen.settings import get_settings
 from toogreen.topics import GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
@@ -16,7 +17,7 @@ settings = get_settings()
 
 app = faust.App(
     settings.worker.app_id,
-    broker=f"kafka://{settings.bootstrap}",
+    broker=f"{SCHEME}://{settings.bootstrap}",
     store="memory://",
     key_serializer="json",
     value_serializer="json",

@@ -40,6 +40,10 @@ class WorkerSettings(BaseModel):
     # grid/telemetry table changes and window records are sent once per key per run of events (streams/coalesce.py)
     coalesce_max_events: int = 2000
     coalesce_max_delay_ms: float = 100.0
+    # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/transport.py)
+    fetch_max_wait_ms: int = 50
+    # the router's node views are rebuilt for changed nodes only, and for all of them this often
+    fleet_resync_s: float = 5.0
 
 
 class WindowSettings(BaseModel):
@@ -70,6 +74,9 @@ class ScoringSettings(BaseModel):
     green_renewable_pct: float = 50.0
     node_stale_after_s: float = 60.0
     zone_stale_after_s: float = 1800.0
+    # alternatives a decision record reports: this many best eligible nodes and this many excluded ones (every
+    # exclusion is still counted by reason); a fleet this size or smaller is reported whole
+    decision_alternatives: int = 20
 
 
 class MigrationSettings(BaseModel):

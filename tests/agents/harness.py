@@ -13,6 +13,13 @@ from toogreen.codec import encode
 from toogreen.submission import submission_event
 
 
+def clear_tables(tables) -> None:
+    """Tables are module globals: empty them (and the router's fleet built from them) between tests."""
+    for table in tables:
+        table.data.clear()
+    agents.resync_fleet()
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -22,6 +22,7 @@ from streams.app import (
     zone_window_table,
 )
 from streams.emit import RecordingEmitter
+from tests.agents.harness import clear_tables
 from tests.conftest import grid_reading
 from toogreen.codec import encode
 from toogreen.submission import submission_event
@@ -34,8 +35,7 @@ TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table,
 @pytest.fixture(autouse=True)
 def recorder(monkeypatch):
     """Tables are module globals: start each test from empty ones and record what the agents send."""
-    for table in TABLES:
-        table.data.clear()
+    clear_tables(TABLES)
     rec = RecordingEmitter()
     monkeypatch.setattr(agents, "emitter", rec)
     return rec

@@ -8,7 +8,7 @@ import streams.agents as agents
 from connectors.fleet_sim import SimulatedFleet
 from streams.app import settings
 from streams.emit import RecordingEmitter
-from tests.agents.harness import Loop, now_ms
+from tests.agents.harness import Loop, clear_tables, now_ms
 from tests.agents.test_agents import TABLES
 
 # three data-centre H100s in three zones, one gamer 4090
@@ -23,8 +23,7 @@ CALM = {"DE": 100.0, "FR": 300.0, "ES": 320.0}
 
 @pytest.fixture
 def loop(monkeypatch):
-    for table in TABLES:
-        table.data.clear()
+    clear_tables(TABLES)
     rec = RecordingEmitter()
     monkeypatch.setattr(agents, "emitter", rec)
     monkeypatch.setattr(settings.migration, "rescore_min_interval_s", 0.0)
@@ -136,8 +135,7 @@ async def test_mig_slices_when_no_whole_gpu_fits_and_released_at_completion(loop
 async def test_identical_inputs_give_identical_decisions(monkeypatch):
     runs = []
     for _ in range(2):
-        for table in TABLES:
-            table.data.clear()
+        clear_tables(TABLES)
         rec = RecordingEmitter()
         monkeypatch.setattr(agents, "emitter", rec)
         loop = Loop(rec, SimulatedFleet(seed=1, hours_per_second=0.001, rows=FLEET))

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from toogreen.domain.fleet import Fleet
 from toogreen.domain.scoring import NodeView, WorkloadSpec, ZoneView, node_carbon, route, tier_of
-from toogreen.settings import PricingSettings, ScoringSettings
+from toogreen.settings import MigrationSettings, PricingSettings, ScoringSettings
 
 NOW = 1_800_000_000_000
 SCORING, PRICING = ScoringSettings(), PricingSettings()
@@ -163,3 +164,68 @@ def test_same_inputs_same_decision(work, nodes, zones):
     first = route(work, nodes, zones, NOW, SCORING, PRICING)
     again = route(work, list(reversed(nodes)), dict(reversed(list(zones.items()))), NOW, SCORING, PRICING)
     assert first == again
+
+
+MIGRATION = MigrationSettings()
+# busy, split or capable nodes, so that the MIG fallback is exercised too
+mig_nodes_st = nodes_st.flatmap(
+    lambda nodes: st.tuples(*[
+        st.builds(
+            lambda n, tenants, used, capable: replace(n, whole_tenants=tenants, mig_used=used, mig_capable=capable),
+            st.just(n),
+            st.integers(0, 1),
+            st.sampled_from([(), (("1g.10gb", 2),), (("3g.40gb", 1),)]),
+            st.booleans(),
+        )
+        for n in nodes
+    ]).map(list)
+)  # fmt: skip
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(work_st, mig_nodes_st, zones_st, st.integers(1, 4))
+def test_a_bounded_report_is_the_head_of_the_full_one(work, nodes, zones, keep):
+    """With ``keep``, a decision reports the best ``keep`` eligible nodes and the first ``keep`` excluded ones of
+    what the full report holds, and counts every node: eligible or excluded for a named reason."""
+    full = route(work, nodes, zones, NOW, SCORING, PRICING, migration=MIGRATION)
+    short = route(work, nodes, zones, NOW, SCORING, PRICING, migration=MIGRATION, keep=keep)
+    assert (short.chosen == full.chosen and short.reason == full.reason) or short.chosen is None
+    ranked = sorted((c for c in full.alternatives if c.eligible), key=lambda c: (c.tier, c.score, c.node_id))
+    excluded = [c for c in full.alternatives if not c.eligible]  # the full report is in node-id order
+    assert short.alternatives == tuple(ranked[:keep] + excluded[:keep])
+    assert short.eligible == len(ranked) and short.considered == len(nodes)
+    assert sum(n for _reason, n in short.exclusions) == len(excluded)
+    if short.chosen is not None:
+        assert short.chosen == ranked[0]
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(work_st, mig_nodes_st, zones_st, st.data())
+def test_a_fleet_kept_up_to_date_decides_like_a_fresh_one(work, nodes, zones, data):
+    """The worker's fleet changes node by node (upserts, removals); it must decide as one built from scratch."""
+    fleet = Fleet()
+    for n in nodes:
+        fleet.upsert(replace(n, util_pct=0.0))
+    gone = data.draw(st.sets(st.sampled_from([n.node_id for n in nodes]))) if nodes else set()
+    for node_id in gone:
+        fleet.remove(node_id)
+    for n in nodes:
+        if n.node_id not in gone:
+            fleet.upsert(n)
+    remaining = [n for n in nodes if n.node_id not in gone]
+    assert sorted(fleet.rows) == sorted(n.node_id for n in remaining)
+    kept = route(work, fleet, zones, NOW, SCORING, PRICING, migration=MIGRATION)
+    fresh = route(work, remaining, zones, NOW, SCORING, PRICING, migration=MIGRATION)
+    assert kept == fresh
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(work_st, mig_nodes_st, zones_st)
+def test_narrowing_to_a_gpu_model_and_leaving_a_node_out_is_routing_among_the_others(work, nodes, zones):
+    if not nodes:
+        return
+    here = nodes[0]
+    narrowed = route(work, nodes, zones, NOW, SCORING, PRICING, migration=MIGRATION, gpu_model=here.gpu_model,
+                     exclude_node_id=here.node_id)  # fmt: skip
+    others = [n for n in nodes if n.gpu_model == here.gpu_model and n.node_id != here.node_id]
+    assert narrowed == route(work, others, zones, NOW, SCORING, PRICING, migration=MIGRATION)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from toogreen.domain.fleet import Fleet
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
 from toogreen.domain.scoring import (
@@ -87,7 +88,7 @@ def _candidate_record(c: Candidate) -> dict[str, Any]:
 def decision_record(
     decision: Decision, decision_id: str, workload_id: str, kind: str, ts_ms: int, **extra: Any
 ) -> dict[str, Any]:
-    """The ``routing.decisions`` record of a decision, with every alternative and the windows used."""
+    """The ``routing.decisions`` record of a decision, with its alternatives, exclusions and the windows used."""
     chosen = decision.chosen if kind in ("initial", "reroute") else None
     return {
         "decision_id": decision_id,
@@ -109,6 +110,9 @@ def decision_record(
         "saved_gco2": extra.get("saved_gco2"),
         "move_cost_s": extra.get("move_cost_s"),
         "alternatives": [_candidate_record(c) for c in decision.alternatives],
+        "nodes_considered": decision.considered,
+        "nodes_eligible": decision.eligible,
+        "exclusions": [{"reason": reason, "count": count} for reason, count in decision.exclusions],
         "grid_windows": [
             {
                 "zone": z.zone,
@@ -157,7 +161,7 @@ def _next_decision_id(state: dict[str, Any], kind: str) -> str:
 def handle_workload_event(
     event: dict[str, Any],
     state: dict[str, Any] | None,
-    nodes: Iterable[NodeView],
+    nodes: Fleet | Iterable[NodeView],
     zones: Mapping[str, ZoneView],
     settings: Settings,
 ) -> RouterResult:
@@ -222,7 +226,7 @@ def handle_workload_event(
 def _place(
     event: dict[str, Any],
     state: dict[str, Any],
-    nodes: Iterable[NodeView],
+    nodes: Fleet | Iterable[NodeView],
     zones: Mapping[str, ZoneView],
     settings: Settings,
     first: bool,
@@ -230,11 +234,12 @@ def _place(
     workload_id, now = event["workload_id"], event["ts_ms"]
     request = state["request"]
     spec = workload_spec(workload_id, request)
-    nodes = list(nodes)
-    decision = route(spec, nodes, zones, now, settings.scoring, settings.pricing, migration=settings.migration)
+    fleet = Fleet.of(nodes)
+    decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
+                     keep=settings.scoring.decision_alternatives)  # fmt: skip
     result = RouterResult(state=state)
     if decision.chosen is None:
-        never_fits = nodes and all(n.vram_mb < spec.vram_mb for n in nodes)
+        never_fits = len(fleet) > 0 and fleet.max_vram_mb() < spec.vram_mb
         too_late = spec.deadline_ms is not None and now + spec.expected_hours * MS_PER_HOUR > spec.deadline_ms
         if never_fits or too_late:
             why = (
@@ -291,15 +296,15 @@ def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind:
 def _rescore(
     event: dict[str, Any],
     state: dict[str, Any],
-    nodes: Iterable[NodeView],
+    nodes: Fleet | Iterable[NodeView],
     zones: Mapping[str, ZoneView],
     settings: Settings,
 ) -> RouterResult:
     """Re-score a running workload; move it if the best alternative is worth the move."""
     workload_id, now = event["workload_id"], event["ts_ms"]
     result = RouterResult(state=state)
-    nodes = list(nodes)
-    here = next((n for n in nodes if n.node_id == state.get("node_id")), None)
+    fleet = Fleet.of(nodes)
+    here = fleet.get(state.get("node_id") or "")
     here_zone = zones.get(here.zone) if here else None
     if here is None or here_zone is None:
         return result
@@ -309,8 +314,9 @@ def _rescore(
     spec = replace(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)  # the deadline held at placement
     # a move keeps its GPU model (an expected run time means nothing on another one) and never drops a tier
     here_tier = tier_of(here, here_zone, settings.scoring)
-    others = [n for n in nodes if n.node_id != here.node_id and n.gpu_model == here.gpu_model]
-    decision = route(spec, others, zones, now, settings.scoring, settings.pricing, migration=settings.migration)
+    decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
+                     keep=settings.scoring.decision_alternatives, gpu_model=here.gpu_model,
+                     exclude_node_id=here.node_id)  # fmt: skip
     current_carbon = node_carbon(here, here_zone)
     if decision.chosen is None or (decision.chosen.tier or 99) > here_tier:
         return result  # nowhere as good to go: nothing to record

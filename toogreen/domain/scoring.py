@@ -1,7 +1,9 @@
 """Routing: hard rules (fit, freshness, green compliance, carbon, budget, deadline), tiers, the min-max
-normalised composite score, and the decision with every alternative considered (SPEC §4).
+normalised composite score, and the decision with the alternatives considered (SPEC §4).
 
-The same inputs always give the same decision: candidates are ranked by (tier, score, node id).
+Every node is judged with array operations over the :class:`~toogreen.domain.fleet.Fleet`'s columns; only the
+alternatives a decision reports become :class:`Candidate` objects. The same inputs always give the same decision:
+candidates are ranked by (tier, score, node id).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from toogreen.domain.fleet import NODE_TYPES, Fleet
 from toogreen.domain.mig import choose_profile, compute_fraction
 from toogreen.domain.pricing import quote
 from toogreen.settings import MigrationSettings, PricingSettings, ScoringSettings
@@ -85,9 +90,12 @@ class Candidate:
 @dataclass(frozen=True)
 class Decision:
     chosen: Candidate | None
-    alternatives: tuple[Candidate, ...]
+    alternatives: tuple[Candidate, ...]  # the best eligible ones, ranked, then excluded ones in node-id order
     reason: str
     zones_used: tuple[ZoneView, ...] = field(default=())
+    considered: int = 0  # nodes judged
+    eligible: int = 0  # of which eligible
+    exclusions: tuple[tuple[str, int], ...] = ()  # (why a node was excluded, how many were), most frequent first
 
 
 def is_green_zone(zone: ZoneView, settings: ScoringSettings) -> bool:
@@ -112,175 +120,310 @@ def node_carbon(node: NodeView, zone: ZoneView) -> float:
     return zone.carbon_gco2_per_kwh * node.pue
 
 
-def _exclusion(
-    workload: WorkloadSpec,
-    node: NodeView,
-    zone: ZoneView | None,
-    tier: int | None,
-    carbon: float | None,
-    price: float | None,
-    now_ms: int,
-    settings: ScoringSettings,
-) -> str | None:
-    if now_ms - node.last_seen_ms > settings.node_stale_after_s * 1000:
-        return f"node telemetry stale ({(now_ms - node.last_seen_ms) / 1000:.0f} s old)"
-    if node.health == "unhealthy":
-        return "node unhealthy"
-    if zone is None:
-        return f"no grid data for zone {node.zone}"
-    if now_ms - zone.last_ts_ms > settings.zone_stale_after_s * 1000:
-        return f"zone {node.zone} readings stale ({(now_ms - zone.last_ts_ms) / 1000:.0f} s old)"
-    if workload.green_only and tier == NON_COMPLIANT_TIER:
-        return "green-only workload, node not compliant"
-    if workload.max_carbon_gco2_kwh is not None and carbon is not None and carbon > workload.max_carbon_gco2_kwh:
-        return f"carbon {carbon:.0f} g/kWh above max {workload.max_carbon_gco2_kwh:.0f}"
-    if workload.budget_eur is not None and price is not None:
-        cost = price * workload.expected_hours
-        if cost > workload.budget_eur:
-            return f"cost {cost:.2f} EUR above budget {workload.budget_eur:.2f}"
-    if workload.deadline_ms is not None and now_ms + workload.expected_hours * MS_PER_HOUR > workload.deadline_ms:
-        return "cannot finish before the deadline"
-    return None
+# Why a node is not eligible, in the order the rules are checked: the first that fails is the reason.
+STALE, UNHEALTHY, NO_ZONE, ZONE_STALE, NOT_GREEN, TOO_DIRTY, OVER_BUDGET, TOO_LATE = range(1, 9)
+BUSY, SPLIT, NO_VRAM, NO_MIG, TOO_HOT_FOR_MIG, NO_SLICE = range(9, 15)
+REASONS = {
+    STALE: "node telemetry stale", UNHEALTHY: "node unhealthy", NO_ZONE: "no grid data for the zone",
+    ZONE_STALE: "zone readings stale", NOT_GREEN: "green-only workload, node not compliant",
+    TOO_DIRTY: "carbon above the workload's max", OVER_BUDGET: "cost above budget",
+    TOO_LATE: "cannot finish before the deadline", BUSY: "GPU busy with a whole-GPU workload",
+    SPLIT: "GPU split into MIG slices", NO_VRAM: "not enough free VRAM", NO_MIG: "no MIG on this GPU",
+    TOO_HOT_FOR_MIG: "utilisation too high to offer slices", NO_SLICE: "no free MIG slice holds it",
+}  # fmt: skip
+# Reasons a whole GPU did not fit that a MIG slice might not share: no idle GPU big enough, or over budget.
+WHOLE_GPU_MISFITS = (OVER_BUDGET, BUSY, SPLIT, NO_VRAM)
+_RECYCLER, _DATACENTER, _GAMER = NODE_TYPES.index("recycler"), NODE_TYPES.index("datacenter"), NODE_TYPES.index("gamer")
 
 
-def _whole_gpu_misfit(workload: WorkloadSpec, node: NodeView) -> str | None:
-    if node.whole_tenants:
-        return "GPU busy with a whole-GPU workload"
-    if node.mig_used:
-        return f"GPU split into {sum(c for _p, c in node.mig_used)} MIG slice(s)"
-    if node.vram_free_mb < workload.vram_mb:
-        return f"needs {workload.vram_mb} MiB VRAM, {node.vram_free_mb} free"
-    return None
+@dataclass
+class _Judged:
+    """Every considered row's figures for one decision (arrays over the fleet's rows)."""
+
+    rows: np.ndarray
+    tier: np.ndarray  # 0 where the zone has no data
+    carbon: np.ndarray
+    price: np.ndarray
+    why: np.ndarray  # 0 eligible, else a reason code
+    profile: dict[int, tuple[str, float]]  # row -> (MIG profile, compute fraction) for slices
+    score: np.ndarray
+    parts: np.ndarray  # (n, 3): carbon, price, utilisation parts
 
 
-def _slice_misfit(
-    workload: WorkloadSpec, node: NodeView, migration: MigrationSettings
-) -> tuple[str | None, str | None, float]:
-    """(reason it cannot take a slice, profile name, compute fraction)."""
-    if not node.mig_capable:
-        return "no MIG on this GPU", None, 1.0
-    if node.whole_tenants:
-        return "GPU busy with a whole-GPU workload", None, 1.0
-    if node.util_pct >= migration.mig_max_util_pct:
-        return f"utilisation {node.util_pct:.0f}% too high to offer slices", None, 1.0
-    profile = choose_profile(node.gpu_model, workload.vram_mb, dict(node.mig_used))
-    if profile is None:
-        return f"no free MIG slice holds {workload.vram_mb} MiB", None, 1.0
-    return None, profile.name, compute_fraction(node.gpu_model, profile)
-
-
-def _normalise(values: list[float]) -> list[float]:
-    lo, hi = min(values), max(values)
+def _normalised(values: np.ndarray) -> np.ndarray:
+    lo, hi = values.min(), values.max()
     if hi - lo < 1e-12:
-        return [0.0 for _ in values]
-    return [(v - lo) / (hi - lo) for v in values]
+        return np.zeros_like(values)
+    return (values - lo) / (hi - lo)
 
 
-# Reasons a whole GPU did not fit that a slice might not share: no idle GPU big enough, or over budget.
-WHOLE_GPU_MISFITS = ("GPU busy", "GPU split", "needs ", "cost ")
+class _Zones:
+    """The zones' windowed values as arrays indexed by the fleet's zone codes."""
+
+    def __init__(self, fleet: Fleet, zones: Mapping[str, ZoneView], scoring: ScoringSettings) -> None:
+        n = len(fleet.zones)
+        self.views: list[ZoneView | None] = [None] * n
+        self.present = np.zeros(n, dtype=bool)
+        self.carbon = np.full(n, np.nan)
+        self.last_ts = np.zeros(n, dtype=np.int64)
+        self.green = np.zeros(n, dtype=bool)
+        self.surplus = np.zeros(n, dtype=bool)
+        for name, code in fleet.zones.items():
+            zone = zones.get(name)
+            if zone is None:
+                continue
+            self.views[code] = zone
+            self.present[code] = True
+            self.carbon[code] = zone.carbon_gco2_per_kwh
+            self.last_ts[code] = zone.last_ts_ms
+            self.green[code] = is_green_zone(zone, scoring)
+            self.surplus[code] = zone.surplus
 
 
-def _consider(
+def _price_table(
+    fleet: Fleet, zones: _Zones, pricing: PricingSettings, demand: float, fraction: float = 1.0
+) -> np.ndarray:
+    """€/GPU-hour per (GPU model code, zone code)."""
+    table = np.full((max(1, len(fleet.gpu_models)), max(1, len(fleet.zones))), np.nan)
+    for model, m in fleet.gpu_models.items():
+        for code, zone in enumerate(zones.views):
+            if zone is not None:
+                strength = zone.surplus_strength if zone.surplus else 0.0
+                table[m, code] = quote(model, zone.renewable_pct, strength, pricing, demand, fraction).eur_per_gpu_hour
+    return table
+
+
+def _judge(
     workload: WorkloadSpec,
-    node: NodeView,
-    zone: ZoneView | None,
+    fleet: Fleet,
+    rows: np.ndarray,
+    zones: _Zones,
     now_ms: int,
     scoring: ScoringSettings,
     pricing: PricingSettings,
     demand: float,
-    migration: MigrationSettings | None = None,
-    prices: dict[tuple[str, str, float], float] | None = None,
-) -> Candidate:
-    """One node as a candidate: a whole GPU, or (with ``migration`` settings) a MIG slice of it. ``prices``
-    memoises the quote per GPU model, zone and slice within one decision."""
-    tier = tier_of(node, zone, scoring) if zone else None
-    carbon = node_carbon(node, zone) if zone else None
-    profile, fraction = None, 1.0
-    if migration is None:
-        misfit = _whole_gpu_misfit(workload, node)
-    else:
-        misfit, profile, fraction = _slice_misfit(workload, node, migration)
-    price = None
-    if zone:
-        memo_key = (node.gpu_model, zone.zone, fraction)
-        price = prices.get(memo_key) if prices is not None else None
-        if price is None:
-            strength = zone.surplus_strength if zone.surplus else 0.0
-            price = quote(node.gpu_model, zone.renewable_pct, strength, pricing, demand, fraction).eur_per_gpu_hour
-            if prices is not None:
-                prices[memo_key] = price
-    why_not = _exclusion(workload, node, zone, tier, carbon, price, now_ms, scoring) or misfit
-    return Candidate(
-        node_id=node.node_id,
-        zone=node.zone,
-        node_type=node.node_type,
-        tier=tier,
-        eligible=why_not is None,
-        excluded_reason=why_not,
-        carbon_gco2_per_kwh=carbon,
-        price_eur_per_gpu_hour=price,
-        utilisation_pct=node.util_pct,
-        mig_profile=profile,
-        compute_fraction=round(fraction, 6),
+    migration: MigrationSettings | None,
+) -> _Judged:
+    col = fleet.column
+    zone, node_type, pue = col("zone")[rows], col("node_type")[rows], col("pue")[rows]
+    present = zones.present[zone]
+    green, surplus = zones.green[zone], zones.surplus[zone]
+    tier = np.full(len(rows), NON_COMPLIANT_TIER, dtype=np.int64)
+    tier[(node_type == _GAMER) & green] = 3
+    tier[(node_type == _DATACENTER) & (surplus | green)] = 2
+    tier[node_type == _RECYCLER] = 1
+    tier[~present] = 0
+    declared = col("declared")[rows]
+    use_declared = (node_type == _RECYCLER) & ~np.isnan(declared)
+    carbon = np.where(use_declared, declared, zones.carbon[zone]) * pue
+    price = _price_table(fleet, zones, pricing, demand)[col("gpu_model")[rows], zone]
+
+    why = np.zeros(len(rows), dtype=np.int64)
+
+    def rule(code: int, fails: np.ndarray | bool) -> None:
+        why[(why == 0) & fails] = code
+
+    rule(STALE, now_ms - col("last_seen_ms")[rows] > scoring.node_stale_after_s * 1000)
+    rule(UNHEALTHY, col("unhealthy")[rows])
+    rule(NO_ZONE, ~present)
+    rule(ZONE_STALE, now_ms - zones.last_ts[zone] > scoring.zone_stale_after_s * 1000)
+    if workload.green_only:
+        rule(NOT_GREEN, tier == NON_COMPLIANT_TIER)
+    if workload.max_carbon_gco2_kwh is not None:
+        rule(TOO_DIRTY, carbon > workload.max_carbon_gco2_kwh)
+    if workload.budget_eur is not None:
+        rule(OVER_BUDGET, price * workload.expected_hours > workload.budget_eur)
+    too_late = (
+        workload.deadline_ms is not None and now_ms + workload.expected_hours * MS_PER_HOUR > workload.deadline_ms
     )
+    rule(TOO_LATE, bool(too_late))
+    rule(BUSY, col("whole_tenants")[rows] > 0)
+    rule(SPLIT, col("mig_slices_used")[rows] > 0)
+    rule(NO_VRAM, col("vram_free_mb")[rows] < workload.vram_mb)
+
+    profile: dict[int, tuple[str, float]] = {}
+    if migration is not None and not (why == 0).any():
+        _offer_slices(workload, fleet, rows, zones, pricing, demand, migration, bool(too_late), why, price, profile)
+
+    score = np.full(len(rows), np.nan)
+    parts = np.full((len(rows), 3), np.nan)
+    eligible = why == 0
+    util = col("util_pct")[rows]
+    for t in np.unique(tier[eligible]):
+        group = eligible & (tier == t)
+        normalised = np.column_stack([_normalised(carbon[group]), _normalised(price[group]), _normalised(util[group])])
+        weights = np.array([scoring.carbon_weight, scoring.price_weight, scoring.utilisation_weight])
+        score[group] = np.round(normalised @ weights, 6)
+        parts[group] = np.round(normalised, 6)
+    return _Judged(rows, tier, carbon, price, why, profile, score, parts)
+
+
+def _offer_slices(
+    workload: WorkloadSpec,
+    fleet: Fleet,
+    rows: np.ndarray,
+    zones: _Zones,
+    pricing: PricingSettings,
+    demand: float,
+    migration: MigrationSettings,
+    too_late: bool,
+    why: np.ndarray,
+    price: np.ndarray,
+    profile: dict[int, tuple[str, float]],
+) -> None:
+    """No whole GPU fits: offer MIG slices under the same rules (in place on ``why``, ``price``, ``profile``)."""
+    col = fleet.column
+    retry = np.isin(why, WHOLE_GPU_MISFITS)
+    why[retry & ~col("mig_capable")[rows]] = NO_MIG
+    retry &= col("mig_capable")[rows]
+    why[retry & (col("whole_tenants")[rows] > 0)] = BUSY
+    retry &= col("whole_tenants")[rows] == 0
+    why[retry & (col("util_pct")[rows] >= migration.mig_max_util_pct)] = TOO_HOT_FOR_MIG
+    retry &= col("util_pct")[rows] < migration.mig_max_util_pct
+    chosen: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, float] | None] = {}
+    quotes: dict[tuple[str, int, float], float] = {}
+    for i in np.flatnonzero(retry):
+        view = fleet.views[rows[i]]
+        key = (view.gpu_model, view.mig_used)
+        if key not in chosen:
+            p = choose_profile(view.gpu_model, workload.vram_mb, dict(view.mig_used))
+            chosen[key] = None if p is None else (p.name, compute_fraction(view.gpu_model, p))
+        slice_ = chosen[key]
+        if slice_ is None:
+            why[i] = NO_SLICE
+            continue
+        zone_code = int(col("zone")[rows[i]])
+        quote_key = (view.gpu_model, zone_code, slice_[1])
+        if quote_key not in quotes:
+            zone = zones.views[zone_code]
+            assert zone is not None  # rows judged on a whole GPU's fit had their zone's data
+            strength = zone.surplus_strength if zone.surplus else 0.0
+            quotes[quote_key] = quote(
+                view.gpu_model, zone.renewable_pct, strength, pricing, demand, slice_[1]
+            ).eur_per_gpu_hour
+        price[i] = quotes[quote_key]
+        if workload.budget_eur is not None and price[i] * workload.expected_hours > workload.budget_eur:
+            why[i] = OVER_BUDGET
+        elif too_late:
+            why[i] = TOO_LATE
+        else:
+            why[i] = 0
+            profile[i] = slice_
+
+
+def _reason_text(code: int, i: int, judged: _Judged, fleet: Fleet, zones: _Zones, workload: WorkloadSpec,
+                 now_ms: int) -> str:  # fmt: skip
+    view = fleet.views[judged.rows[i]]
+    zone = zones.views[int(fleet.column("zone")[judged.rows[i]])]
+    if code == STALE:
+        return f"node telemetry stale ({(now_ms - view.last_seen_ms) / 1000:.0f} s old)"
+    if code == NO_ZONE:
+        return f"no grid data for zone {view.zone}"
+    if code == ZONE_STALE and zone is not None:
+        return f"zone {view.zone} readings stale ({(now_ms - zone.last_ts_ms) / 1000:.0f} s old)"
+    if code == TOO_DIRTY and workload.max_carbon_gco2_kwh is not None:
+        return f"carbon {judged.carbon[i]:.0f} g/kWh above max {workload.max_carbon_gco2_kwh:.0f}"
+    if code == OVER_BUDGET and workload.budget_eur is not None:
+        return f"cost {judged.price[i] * workload.expected_hours:.2f} EUR above budget {workload.budget_eur:.2f}"
+    if code == SPLIT:
+        return f"GPU split into {sum(c for _p, c in view.mig_used)} MIG slice(s)"
+    if code == NO_VRAM:
+        return f"needs {workload.vram_mb} MiB VRAM, {view.vram_free_mb} free"
+    if code == TOO_HOT_FOR_MIG:
+        return f"utilisation {view.util_pct:.0f}% too high to offer slices"
+    if code == NO_SLICE:
+        return f"no free MIG slice holds {workload.vram_mb} MiB"
+    return REASONS[code]
+
+
+def _candidates(
+    shown: np.ndarray, judged: _Judged, fleet: Fleet, zones: _Zones, workload: WorkloadSpec, now_ms: int
+) -> tuple[Candidate, ...]:
+    """The reported rows as candidates (values leave numpy once, as Python lists)."""
+    tier, why = judged.tier[shown].tolist(), judged.why[shown].tolist()
+    score, parts = judged.score[shown].tolist(), judged.parts[shown].tolist()
+    carbon, price = judged.carbon[shown].tolist(), judged.price[shown].tolist()
+    out = []
+    for k, i in enumerate(shown.tolist()):
+        view = fleet.views[judged.rows[i]]
+        has_zone, eligible = tier[k] != 0, why[k] == 0
+        profile, fraction = judged.profile.get(i, (None, 1.0))
+        carbon_part, price_part, utilisation_part = parts[k] if eligible else (None, None, None)
+        out.append(
+            Candidate(
+                node_id=view.node_id,
+                zone=view.zone,
+                node_type=view.node_type,
+                tier=tier[k] if has_zone else None,
+                eligible=eligible,
+                excluded_reason=None if eligible else _reason_text(why[k], i, judged, fleet, zones, workload, now_ms),
+                score=score[k] if eligible else None,
+                carbon_part=carbon_part,
+                price_part=price_part,
+                utilisation_part=utilisation_part,
+                carbon_gco2_per_kwh=carbon[k] if has_zone else None,
+                price_eur_per_gpu_hour=price[k] if has_zone else None,
+                utilisation_pct=view.util_pct,
+                mig_profile=profile,
+                compute_fraction=round(fraction, 6),
+            )
+        )
+    return tuple(out)
 
 
 def route(
     workload: WorkloadSpec,
-    nodes: Iterable[NodeView],
+    nodes: Fleet | Iterable[NodeView],
     zones: Mapping[str, ZoneView],
     now_ms: int,
     scoring: ScoringSettings,
     pricing: PricingSettings,
     demand: float = 1.0,
     migration: MigrationSettings | None = None,
+    *,
+    keep: int | None = None,
+    gpu_model: str | None = None,
+    exclude_node_id: str | None = None,
 ) -> Decision:
     """Choose a node for ``workload``: strict tier priority, composite score inside a tier, node id on ties. A
-    whole idle GPU first; when none fits and ``migration`` settings are given, a MIG slice by the same rules."""
-    ordered = sorted(nodes, key=lambda n: n.node_id)
-    prices: dict[tuple[str, str, float], float] = {}
-    considered = [
-        _consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand, prices=prices)
-        for node in ordered
-    ]
-    if not any(c.eligible for c in considered) and migration is not None:
-        # no whole GPU fits: a MIG slice, under the same rules
-        considered = [
-            _consider(workload, node, zones.get(node.zone), now_ms, scoring, pricing, demand, migration, prices)
-            if c.excluded_reason and c.excluded_reason.startswith(WHOLE_GPU_MISFITS)
-            else c
-            for node, c in zip(ordered, considered, strict=True)
-        ]
+    whole idle GPU first; when none fits and ``migration`` settings are given, a MIG slice by the same rules.
 
-    scored = {c.node_id: c for c in considered}
-    for tier in sorted({c.tier for c in considered if c.eligible and c.tier is not None}):
-        group = [c for c in considered if c.eligible and c.tier == tier]
-        carbon_n = _normalise([c.carbon_gco2_per_kwh or 0.0 for c in group])
-        price_n = _normalise([c.price_eur_per_gpu_hour or 0.0 for c in group])
-        util_n = _normalise([c.utilisation_pct or 0.0 for c in group])
-        for c, cp, pp, up in zip(group, carbon_n, price_n, util_n, strict=True):
-            score = scoring.carbon_weight * cp + scoring.price_weight * pp + scoring.utilisation_weight * up
-            scored[c.node_id] = Candidate(
-                **{
-                    **c.__dict__,
-                    "score": round(score, 6),
-                    "carbon_part": round(cp, 6),
-                    "price_part": round(pp, 6),
-                    "utilisation_part": round(up, 6),
-                }
-            )
-    alternatives = tuple(scored[c.node_id] for c in considered)
-    eligible = sorted((c for c in alternatives if c.eligible), key=lambda c: (c.tier, c.score, c.node_id))
-    zones_used = tuple(zones[z] for z in sorted({c.zone for c in alternatives if c.zone in zones}))
-    if not eligible:
+    ``keep`` bounds the alternatives reported: the ``keep`` best eligible nodes (ranked) and the first ``keep``
+    excluded ones (by node id), with every exclusion counted by reason; None reports every node, in node-id order.
+    ``gpu_model`` and ``exclude_node_id`` narrow the nodes considered (a move keeps its GPU model).
+    """
+    fleet = Fleet.of(nodes)
+    rows = np.arange(len(fleet))
+    if gpu_model is not None and len(rows):
+        code = fleet.gpu_models.get(gpu_model, -1)
+        rows = rows[fleet.column("gpu_model")[rows] == code]
+    if exclude_node_id is not None and (row := fleet.rows.get(exclude_node_id)) is not None:
+        rows = rows[rows != row]
+    zone_arrays = _Zones(fleet, zones, scoring)
+    judged = _judge(workload, fleet, rows, zone_arrays, now_ms, scoring, pricing, demand, migration)
+
+    id_rank = fleet.id_rank()[rows]
+    eligible = np.flatnonzero(judged.why == 0)
+    ranked = eligible[np.lexsort((id_rank[eligible], judged.score[eligible], judged.tier[eligible]))]
+    excluded = np.flatnonzero(judged.why != 0)
+    excluded = excluded[np.argsort(id_rank[excluded], kind="stable")]
+    shown = np.argsort(id_rank, kind="stable") if keep is None else np.concatenate([ranked[:keep], excluded[:keep]])
+    alternatives = _candidates(shown, judged, fleet, zone_arrays, workload, now_ms)
+    counts = np.bincount(judged.why, minlength=len(REASONS) + 1).tolist()
+    exclusions = tuple(sorted(((REASONS[c], n) for c, n in enumerate(counts) if c and n), key=lambda x: (-x[1], x[0])))
+    in_use = np.bincount(fleet.column("zone")[rows], minlength=len(zone_arrays.views)).tolist()
+    used = (z for z, n in zip(zone_arrays.views, in_use, strict=True) if n and z is not None)
+    zones_used = tuple(sorted(used, key=lambda z: z.zone))
+    summary = {"considered": len(rows), "eligible": len(eligible), "exclusions": exclusions}
+    if not len(ranked):
         reasons = sorted({c.excluded_reason or "" for c in alternatives})
         why = "; ".join(reasons[:4]) if reasons else "no nodes registered"
-        return Decision(None, alternatives, f"no node fits: {why}", zones_used)
-    best = eligible[0]
+        return Decision(None, alternatives, f"no node fits: {why}", zones_used, **summary)
+    best = _candidates(ranked[:1], judged, fleet, zone_arrays, workload, now_ms)[0]
     where = f"MIG slice {best.mig_profile} of " if best.mig_profile else ""
     reason = (
         f"{where}tier {best.tier} ({best.node_type}) in {best.zone}: score {best.score:.3f}, "
         f"{best.carbon_gco2_per_kwh:.0f} gCO2/kWh, {best.price_eur_per_gpu_hour:.2f} EUR/GPU-h; "
-        f"{len(eligible)} of {len(alternatives)} nodes eligible"
+        f"{len(eligible)} of {len(rows)} nodes eligible"
     )
-    return Decision(best, alternatives, reason, zones_used)
+    return Decision(best, alternatives, reason, zones_used, **summary)
