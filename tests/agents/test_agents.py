@@ -121,6 +121,24 @@ async def _feed_fleet(ts: int) -> None:
             )
 
 
+async def test_a_decision_over_a_larger_fleet_reports_the_best_and_counts_the_rest(recorder, monkeypatch):
+    monkeypatch.setattr(agents.settings.scoring, "decision_alternatives", 3)
+    ts = now_ms()
+    await _feed_fleet(ts)
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 30_000, "expected_hours": 2.0}
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
+    (decision,) = recorder.on("routing.decisions")
+    shown = decision["alternatives"]
+    eligible = [a for a in shown if a["eligible"]]
+    assert len(eligible) == 3 and eligible[0]["node_id"] == decision["chosen_node_id"]
+    assert [(a["tier"], a["score"]) for a in eligible] == sorted((a["tier"], a["score"]) for a in eligible)
+    assert len(shown) - len(eligible) == min(3, 20 - decision["nodes_eligible"])
+    assert decision["nodes_considered"] == 20
+    assert decision["nodes_eligible"] + sum(e["count"] for e in decision["exclusions"]) == 20
+    assert any(e["reason"] == "not enough free VRAM" for e in decision["exclusions"])  # the RTX cards
+
+
 async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
     ts = now_ms()
     await _feed_fleet(ts)

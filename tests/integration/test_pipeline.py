@@ -66,8 +66,10 @@ def test_submitted_workload_is_routed_and_seen_in_api_and_duckdb(system: Stack):
     workload = eventually(routed, what="routing decision in the API")
     decision = workload["decisions"][0]
     assert decision["type"] == "initial" and decision["chosen_node_id"]
-    assert len(decision["alternatives"]) == 20
+    assert len(decision["alternatives"]) == 20  # the demo fleet is small enough to be reported whole
     assert any(a["eligible"] for a in decision["alternatives"]) and decision["grid_windows"]
+    assert decision["nodes_considered"] == 20
+    assert decision["nodes_eligible"] + sum(e["count"] for e in decision["exclusions"]) == 20
 
     rows = eventually(
         lambda: snapshot_rows(
