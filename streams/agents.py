@@ -51,7 +51,7 @@ from toogreen.domain.validation import (
     validate_telemetry,
     validate_workload_request,
 )
-from toogreen.domain.windows import WindowAggregate
+from toogreen.domain.windows import Surplus, WindowAggregate
 from toogreen.domain.zone_state import ZoneMeta, apply_reading, keys_needed, zone_view_from_dict, zone_view_to_dict
 from toogreen.signing import load_or_create_key, sign_receipt
 from toogreen.topics import (
@@ -100,13 +100,34 @@ async def zone_windows(stream: Any) -> None:
             changed.clear()
 
 
+# window key -> (the table's value, its aggregate): a window is parsed from the table only when the value changed
+# behind the agent's back (restored from the changelog)
+_parsed_windows: dict[str, tuple[dict[str, Any], WindowAggregate]] = {}
+
+
+def _window(key: str) -> WindowAggregate | None:
+    value = zone_window_table.get(key)
+    if value is None:
+        return None
+    cached = _parsed_windows.get(key)
+    if cached is not None and cached[0] is value:
+        return cached[1]
+    aggregate = WindowAggregate.from_dict(value)
+    _parsed_windows[key] = (value, aggregate)
+    return aggregate
+
+
+def _hopping_record(assemble_hop: Callable[[], WindowAggregate]) -> dict[str, Any]:
+    return assemble_hop().to_record(Surplus())
+
+
 async def absorb_reading(run: CoalescedRun, event: EventT, reading: dict[str, Any]) -> ZoneView | None:
     """Fold one reading into its zone's windows; the zone's new routing view, if it has one."""
     grace_ms, keep_ms = settings.windows.grace_s * 1000, settings.windows.keep_s * 1000
     zone = reading["zone"]
     meta = ZoneMeta.from_dict(zone_meta_table.get(zone))
     keys = keys_needed(zone, reading["ts_ms"], meta, WINDOW_SPECS)
-    windows = {k: WindowAggregate.from_dict(v) for k in keys if (v := zone_window_table.get(k)) is not None}
+    windows = {k: aggregate for k in keys if (aggregate := _window(k)) is not None}
     outcome = apply_reading(reading, windows, meta, WINDOW_SPECS, grace_ms, keep_ms, settings.surplus)
     run.set(zone_meta_table, zone, outcome.meta.to_dict())
     if outcome.too_late:
@@ -117,12 +138,16 @@ async def absorb_reading(run: CoalescedRun, event: EventT, reading: dict[str, An
             f"minus the {settings.windows.grace_s} s grace period: too late for any window",
         )
         return None
-    stored, *derived = outcome.updated  # the tumbling window is stored; hopping windows are assembled from it
-    run.set(zone_window_table, stored[0], stored[1].to_dict())
-    for key, aggregate, surplus in (stored, *derived):
-        run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(aggregate.to_record, surplus))
+    assert outcome.stored is not None  # a reading in time always lands in its tumbling window
+    key, tumbling, surplus = outcome.stored  # the tumbling window is stored; hopping ones are assembled from it
+    run.set(zone_window_table, key, stored := tumbling.to_dict())
+    _parsed_windows[key] = (stored, tumbling)
+    run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(tumbling.to_record, surplus))
+    for hop_key, assemble_hop in outcome.hopping:
+        run.emit_latest(hop_key, ZONE_WINDOWS.name, zone, partial(_hopping_record, assemble_hop))
     for key in outcome.expired_keys:
         run.pop(zone_window_table, key)
+        _parsed_windows.pop(key, None)
     if outcome.view is None:
         return None
     run.set(zone_view_table, zone, zone_view_to_dict(outcome.view))

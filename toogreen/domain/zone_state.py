@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from toogreen.domain.scoring import ZoneView
@@ -49,11 +50,20 @@ class ZoneMeta:
 @dataclass
 class ReadingOutcome:
     too_late: bool
-    # (key, aggregate, surplus): the tumbling window to store, then the hopping windows it changed (derived)
-    updated: list[tuple[str, WindowAggregate, Surplus]]
+    stored: tuple[str, WindowAggregate, Surplus] | None  # the tumbling window to store (key, aggregate, surplus)
+    # the hopping windows the reading changed, assembled from the tumbling ones on demand: a run of readings
+    # publishes each hopping window once, so most of them are never assembled
+    hopping: list[tuple[str, Callable[[], WindowAggregate]]]
     expired_keys: list[str]
     meta: ZoneMeta
     view: ZoneView | None
+
+    @property
+    def updated(self) -> list[tuple[str, WindowAggregate, Surplus]]:
+        """Every window the reading changed, the stored tumbling one first, assembled now."""
+        if self.stored is None:
+            return []
+        return [self.stored, *((key, assemble_now(), Surplus()) for key, assemble_now in self.hopping)]
 
 
 def _tumbling_starts_in(start_ms: int, size_ms: int, tumbling: WindowSpec) -> range:
@@ -86,7 +96,7 @@ def apply_reading(
     zone, ts = reading["zone"], reading["ts_ms"]
     if meta.watermark_ms >= 0 and is_too_late(ts, meta.watermark_ms, grace_ms):
         meta.too_late_count += 1
-        return ReadingOutcome(True, [], [], meta, None)
+        return ReadingOutcome(True, None, [], [], meta, None)
     if ts < meta.watermark_ms:
         meta.late_count += 1
     meta.watermark_ms = max(meta.watermark_ms, ts)
@@ -98,21 +108,25 @@ def apply_reading(
     if key not in meta.open_keys:
         meta.open_keys.append(key)
 
+    assembled: dict[int, WindowAggregate] = {}
+
     def hop(hop_start: int) -> WindowAggregate:
-        parts = [merged[k] for s in _tumbling_starts_in(hop_start, hopping.size_ms, tumbling)
-                 if (k := window_key(zone, tumbling.kind, s)) in merged]  # fmt: skip
-        return assemble(zone, hopping, hop_start, parts)
+        if hop_start not in assembled:
+            parts = [merged[k] for s in _tumbling_starts_in(hop_start, hopping.size_ms, tumbling)
+                     if (k := window_key(zone, tumbling.kind, s)) in merged]  # fmt: skip
+            assembled[hop_start] = assemble(zone, hopping, hop_start, parts)
+        return assembled[hop_start]
 
     this = merged[key]
-    updated = [(key, this, detect_surplus(this, hop(this.end_ms - hopping.size_ms), surplus_settings))]
-    updated += [(window_key(zone, hopping.kind, s), hop(s), Surplus()) for s in hopping.starts(ts)]
+    stored = (key, this, detect_surplus(this, hop(this.end_ms - hopping.size_ms), surplus_settings))
+    derived = [(window_key(zone, hopping.kind, s), partial(hop, s)) for s in hopping.starts(ts)]
 
     horizon = meta.watermark_ms - keep_ms
     expired = [k for k in meta.open_keys if int(k.rsplit("|", 1)[1]) + tumbling.size_ms < horizon]
     meta.open_keys = [k for k in meta.open_keys if k not in set(expired)]
 
     view = current_view(zone, merged, meta, tumbling, lambda end_ms: hop(end_ms - hopping.size_ms), surplus_settings)
-    return ReadingOutcome(False, updated, expired, meta, view)
+    return ReadingOutcome(False, stored, derived, expired, meta, view)
 
 
 def current_view(
