@@ -8,7 +8,7 @@ one-off callers build one with :meth:`Fleet.of`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 NODE_TYPES = ("datacenter", "recycler", "gamer")
 OTHER_TYPE = len(NODE_TYPES)
 _FLOAT_COLUMNS = ("pue", "vram_mb", "vram_free_mb", "util_pct", "declared", "max_power_w")
-_INT_COLUMNS = ("node_type", "gpu_model", "zone", "last_seen_ms", "whole_tenants", "mig_slices_used")
+_INT_COLUMNS = ("node_type", "gpu_model", "zone", "last_seen_ms", "whole_tenants", "mig_slices_used", "mig_layout")
 _BOOL_COLUMNS = ("unhealthy", "mig_capable")
 
 
@@ -28,6 +28,8 @@ class Fleet:
         self.rows: dict[str, int] = {}
         self.gpu_models: dict[str, int] = {}
         self.zones: dict[str, int] = {}
+        # (GPU model, MIG slices held): nodes with the same layout can take the same slice
+        self.mig_layouts: dict[tuple[str, tuple[tuple[str, int], ...]], int] = {}
         self.cols: dict[str, np.ndarray] = {}
         for name in _FLOAT_COLUMNS:
             self.cols[name] = np.zeros(capacity, dtype=np.float64)
@@ -60,7 +62,7 @@ class Fleet:
     def column(self, name: str) -> np.ndarray:
         return self.cols[name][: len(self.views)]
 
-    def code(self, registry: dict[str, int], name: str) -> int:
+    def code(self, registry: dict[Any, int], name: Any) -> int:
         return registry.setdefault(name, len(registry))
 
     def upsert(self, view: NodeView) -> None:
@@ -88,6 +90,7 @@ class Fleet:
         c["last_seen_ms"][row] = view.last_seen_ms
         c["whole_tenants"][row] = view.whole_tenants
         c["mig_slices_used"][row] = sum(count for _profile, count in view.mig_used)
+        c["mig_layout"][row] = self.code(self.mig_layouts, (view.gpu_model, view.mig_used))
         c["unhealthy"][row] = view.health == "unhealthy"
         c["mig_capable"][row] = view.mig_capable
 

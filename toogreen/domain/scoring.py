@@ -145,7 +145,8 @@ class _Judged:
     carbon: np.ndarray
     price: np.ndarray
     why: np.ndarray  # 0 eligible, else a reason code
-    profile: dict[int, tuple[str, float]]  # row -> (MIG profile, compute fraction) for slices
+    slice_of: np.ndarray  # per row: index into ``slices`` of the MIG slice offered, -1 for a whole GPU
+    slices: list[tuple[str, float]]  # (MIG profile, compute fraction)
     score: np.ndarray
     parts: np.ndarray  # (n, 3): carbon, price, utilisation parts
 
@@ -241,9 +242,12 @@ def _judge(
     rule(SPLIT, col("mig_slices_used")[rows] > 0)
     rule(NO_VRAM, col("vram_free_mb")[rows] < workload.vram_mb)
 
-    profile: dict[int, tuple[str, float]] = {}
+    slice_of = np.full(len(rows), -1, dtype=np.int64)
+    slices: list[tuple[str, float]] = []
     if migration is not None and not (why == 0).any():
-        _offer_slices(workload, fleet, rows, zones, pricing, demand, migration, bool(too_late), why, price, profile)
+        _offer_slices(
+            workload, fleet, rows, zones, pricing, demand, migration, bool(too_late), why, price, slice_of, slices
+        )
 
     score = np.full(len(rows), np.nan)
     parts = np.full((len(rows), 3), np.nan)
@@ -255,7 +259,7 @@ def _judge(
         weights = np.array([scoring.carbon_weight, scoring.price_weight, scoring.utilisation_weight])
         score[group] = np.round(normalised @ weights, 6)
         parts[group] = np.round(normalised, 6)
-    return _Judged(rows, tier, carbon, price, why, profile, score, parts)
+    return _Judged(rows, tier, carbon, price, why, slice_of, slices, score, parts)
 
 
 def _offer_slices(
@@ -269,46 +273,48 @@ def _offer_slices(
     too_late: bool,
     why: np.ndarray,
     price: np.ndarray,
-    profile: dict[int, tuple[str, float]],
+    slice_of: np.ndarray,
+    slices: list[tuple[str, float]],
 ) -> None:
-    """No whole GPU fits: offer MIG slices under the same rules (in place on ``why``, ``price``, ``profile``)."""
+    """No whole GPU fits: offer MIG slices under the same rules (in place on ``why``, ``price``, ``slice_of``).
+    The slice is chosen once per MIG layout (GPU model and slices held), priced once per slice size."""
     col = fleet.column
     retry = np.isin(why, WHOLE_GPU_MISFITS)
-    why[retry & ~col("mig_capable")[rows]] = NO_MIG
-    retry &= col("mig_capable")[rows]
-    why[retry & (col("whole_tenants")[rows] > 0)] = BUSY
-    retry &= col("whole_tenants")[rows] == 0
-    why[retry & (col("util_pct")[rows] >= migration.mig_max_util_pct)] = TOO_HOT_FOR_MIG
-    retry &= col("util_pct")[rows] < migration.mig_max_util_pct
-    chosen: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, float] | None] = {}
-    quotes: dict[tuple[str, int, float], float] = {}
-    for i in np.flatnonzero(retry):
-        view = fleet.views[rows[i]]
-        key = (view.gpu_model, view.mig_used)
-        if key not in chosen:
-            p = choose_profile(view.gpu_model, workload.vram_mb, dict(view.mig_used))
-            chosen[key] = None if p is None else (p.name, compute_fraction(view.gpu_model, p))
-        slice_ = chosen[key]
-        if slice_ is None:
-            why[i] = NO_SLICE
-            continue
-        zone_code = int(col("zone")[rows[i]])
-        quote_key = (view.gpu_model, zone_code, slice_[1])
-        if quote_key not in quotes:
-            zone = zones.views[zone_code]
-            assert zone is not None  # rows judged on a whole GPU's fit had their zone's data
-            strength = zone.surplus_strength if zone.surplus else 0.0
-            quotes[quote_key] = quote(
-                view.gpu_model, zone.renewable_pct, strength, pricing, demand, slice_[1]
-            ).eur_per_gpu_hour
-        price[i] = quotes[quote_key]
-        if workload.budget_eur is not None and price[i] * workload.expected_hours > workload.budget_eur:
-            why[i] = OVER_BUDGET
-        elif too_late:
-            why[i] = TOO_LATE
-        else:
-            why[i] = 0
-            profile[i] = slice_
+    capable = col("mig_capable")[rows]
+    why[retry & ~capable] = NO_MIG
+    retry &= capable
+    busy = col("whole_tenants")[rows] > 0
+    why[retry & busy] = BUSY
+    retry &= ~busy
+    hot = col("util_pct")[rows] >= migration.mig_max_util_pct
+    why[retry & hot] = TOO_HOT_FOR_MIG
+    retry &= ~hot
+    if not retry.any():
+        return
+    layout_slice = np.full(len(fleet.mig_layouts), -1, dtype=np.int64)
+    layouts = col("mig_layout")[rows]
+    by_layout = {code: key for key, code in fleet.mig_layouts.items()}
+    for code in np.unique(layouts[retry]).tolist():
+        gpu_model, used = by_layout[code]
+        chosen = choose_profile(gpu_model, workload.vram_mb, dict(used))
+        if chosen is not None:
+            layout_slice[code] = len(slices)
+            slices.append((chosen.name, compute_fraction(gpu_model, chosen)))
+    slice_of[retry] = layout_slice[layouts[retry]]
+    why[retry & (slice_of < 0)] = NO_SLICE
+    offered = retry & (slice_of >= 0)
+    models, zone_codes = col("gpu_model")[rows], col("zone")[rows]
+    for fraction in sorted({f for _name, f in slices}):
+        sized = offered & np.isin(slice_of, [k for k, (_n, f) in enumerate(slices) if f == fraction])
+        table = _price_table(fleet, zones, pricing, demand, fraction)
+        price[sized] = table[models[sized], zone_codes[sized]]
+    verdict = np.zeros(len(rows), dtype=np.int64)
+    if workload.budget_eur is not None:
+        verdict[price * workload.expected_hours > workload.budget_eur] = OVER_BUDGET
+    if too_late:
+        verdict[verdict == 0] = TOO_LATE
+    why[offered] = verdict[offered]
+    slice_of[offered & (why != 0)] = -1
 
 
 def _reason_text(code: int, i: int, judged: _Judged, fleet: Fleet, zones: _Zones, workload: WorkloadSpec,
@@ -342,12 +348,13 @@ def _candidates(
     """The reported rows as candidates (values leave numpy once, as Python lists)."""
     tier, why = judged.tier[shown].tolist(), judged.why[shown].tolist()
     score, parts = judged.score[shown].tolist(), judged.parts[shown].tolist()
+    slice_of = judged.slice_of[shown].tolist()
     carbon, price = judged.carbon[shown].tolist(), judged.price[shown].tolist()
     out = []
     for k, i in enumerate(shown.tolist()):
         view = fleet.views[judged.rows[i]]
         has_zone, eligible = tier[k] != 0, why[k] == 0
-        profile, fraction = judged.profile.get(i, (None, 1.0))
+        profile, fraction = judged.slices[slice_of[k]] if slice_of[k] >= 0 else (None, 1.0)
         carbon_part, price_part, utilisation_part = parts[k] if eligible else (None, None, None)
         out.append(
             Candidate(
