@@ -42,7 +42,7 @@ from toogreen.domain.accounting import Slot, accrue, energy_between_j
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
-from toogreen.domain.router import handle_workload_event, workload_event
+from toogreen.domain.router import handle_workload_event, queue_entry, retry_order, workload_event
 from toogreen.domain.scoring import ZoneView, node_carbon
 from toogreen.domain.settlement import settle
 from toogreen.domain.validation import (
@@ -223,8 +223,8 @@ def _validate_workload_event(event: dict[str, Any]) -> list[str]:
     return []
 
 
-# The router's fleet: node views kept in step with the tables, rebuilt only for the nodes marked changed (and all of
-# them every ``fleet_resync_s``, which also picks up what a changelog restored).
+# The router's fleet: node views kept in step with the tables, rebuilt only for the nodes marked changed, and all of
+# them after the tables were recovered from their changelogs (and every ``fleet_resync_s``, as a safety net).
 _fleet = Fleet()
 _changed_nodes: set[str] = set()
 _fleet_synced_at = float("-inf")
@@ -250,6 +250,11 @@ def resync_fleet() -> None:
     _fleet_synced_at = float("-inf")
 
 
+@app.on_rebalance_complete.connect
+async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
+    resync_fleet()  # what the changelogs restored is in the tables now
+
+
 def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
     """Every routable node and zone as the tables hold them now."""
     global _fleet_synced_at
@@ -267,7 +272,9 @@ def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
 
 @app.agent(workload_topic)
 async def workloads(stream: Any) -> None:
-    async for event in stream.events():
+    # decisions and commands go out at once; only the tables' changelog records wait for the end of the run
+    run = CoalescedRun(stream, emitter, settings.worker.coalesce_max_events, settings.worker.coalesce_max_delay_ms)
+    async for event in run.events():
         record = await decode_or_dead_letter(event, WORKLOAD_EVENTS.name, "workloads", _validate_workload_event)
         if record is None:
             continue
@@ -279,40 +286,40 @@ async def workloads(stream: Any) -> None:
             await emitter.dead_letter(event, "workloads", result.rejected_reason)
             continue
         if result.state is not None:
-            workload_state_table[workload_id] = result.state
+            run.set(workload_state_table, workload_id, result.state)
         for node_id, hold in result.reserve:
-            node_reservation_table[node_id] = {**(node_reservation_table.get(node_id) or {}), workload_id: hold}
+            run.set(node_reservation_table, node_id, {**(node_reservation_table.get(node_id) or {}), workload_id: hold})
             node_changed(node_id)
         for node_id in result.release:
             held = dict(node_reservation_table.get(node_id) or {})
             if held.pop(workload_id, None) is not None:
-                node_reservation_table[node_id] = held
+                run.set(node_reservation_table, node_id, held)
                 node_changed(node_id)
         if result.stopped_on:
             running = dict(node_running_table.get(result.stopped_on) or {})
             if running.pop(workload_id, None) is not None:
-                node_running_table[result.stopped_on] = running
-            running_workload_table.pop(workload_id, None)
+                run.set(node_running_table, result.stopped_on, running)
+            run.pop(running_workload_table, workload_id)
         if result.running_on:
             node_id, fraction = result.running_on
             held = {"fraction": fraction if fraction < 1.0 else 0.0, "since_ms": record["ts_ms"]}
-            node_running_table[node_id] = {**(node_running_table.get(node_id) or {}), workload_id: held}
-            track_running(workload_id, node_id, nodes, zones)
-        if result.queued is True:
-            queued_workload_table[workload_id] = record["ts_ms"]
+            run.set(node_running_table, node_id, {**(node_running_table.get(node_id) or {}), workload_id: held})
+            track_running(run, workload_id, node_id, nodes, zones)
+        if result.queued is True and queued_workload_table.get(workload_id) is None:
+            run.set(queued_workload_table, workload_id, queue_entry(result.state or {}, record["ts_ms"]))
         elif result.queued is False:
-            queued_workload_table.pop(workload_id, None)
+            run.pop(queued_workload_table, workload_id)
         for out in result.emits:
             await emitter.emit(out.topic, out.key, out.record)
         if result.settle:
-            await settle_workload(workload_id, result.state or {}, record["ts_ms"])
+            await settle_workload(run, workload_id, result.state or {}, record["ts_ms"])
         for freed in result.release:
             now = int(time.time() * 1000)
             for other in workloads_to_rescore_on_capacity(freed, running_workload_table, now, settings.migration):
                 await request_rescore(other, now, f"capacity freed on {freed}")
 
 
-def track_running(workload_id: str, node_id: str, nodes: Fleet, zones: dict[str, ZoneView]) -> None:
+def track_running(run: CoalescedRun, workload_id: str, node_id: str, nodes: Fleet, zones: dict[str, ZoneView]) -> None:
     """Remember where a workload runs and how clean that is, so grid changes can find it."""
     if not len(nodes):
         nodes, zones = routing_inputs()
@@ -320,10 +327,10 @@ def track_running(workload_id: str, node_id: str, nodes: Fleet, zones: dict[str,
     zone = zones.get(node.zone) if node else None
     if node is None or zone is None:
         return
-    running_workload_table[workload_id] = {
+    run.set(running_workload_table, workload_id, {
         "node_id": node_id, "zone": node.zone, "carbon_gco2_per_kwh": node_carbon(node, zone),
         "last_rescore_ms": int(time.time() * 1000),
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 async def request_rescore(workload_id: str, now_ms: int, why: str) -> None:
@@ -337,11 +344,10 @@ async def request_rescore(workload_id: str, now_ms: int, why: str) -> None:
 
 @app.timer(interval=settings.migration.queue_retry_s, on_leader=True)
 async def retry_queue() -> None:
-    """Queued workloads are tried again as capacity frees and the grid changes (the oldest first, a bounded number
-    per tick, so a long queue cannot drown the router in retries)."""
+    """Queued workloads are tried again as capacity frees and the grid changes (the most urgent first, a bounded
+    number per tick, so a long queue cannot drown the router in retries)."""
     now = int(time.time() * 1000)
-    oldest = sorted(queued_workload_table.items(), key=lambda item: item[1])[: settings.migration.queue_retry_batch]
-    for workload_id, _queued_ms in oldest:
+    for workload_id in retry_order(dict(queued_workload_table.items()))[: settings.migration.queue_retry_batch]:
         event = workload_event(workload_id, now, "retry", f"retry:{workload_id}:{now}", reason="queue retry")
         await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
@@ -351,7 +357,7 @@ def signing_key() -> Ed25519PrivateKey:
     return load_or_create_key(settings.settlement.signing_key_path)
 
 
-async def settle_workload(workload_id: str, state: dict[str, Any], now_ms: int) -> None:
+async def settle_workload(run: CoalescedRun, workload_id: str, state: dict[str, Any], now_ms: int) -> None:
     """Receipt and billing record for what the workload ran, then forget its accruals."""
     settled = settle(state, workload_accrual_table.get(workload_id) or [], now_ms, settings)
     if settled is None:
@@ -359,7 +365,7 @@ async def settle_workload(workload_id: str, state: dict[str, Any], now_ms: int) 
     receipt, billing = settled
     await emitter.emit(SETTLEMENT_RECEIPTS.name, workload_id, sign_receipt(receipt, signing_key()))
     await emitter.emit(BILLING_RECORDS.name, workload_id, billing)
-    workload_accrual_table.pop(workload_id, None)
+    run.pop(workload_accrual_table, workload_id)
 
 
 __all__ = ["node_registrations", "node_telemetry", "routing_inputs", "workloads", "zone_windows"]

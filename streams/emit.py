@@ -34,19 +34,12 @@ class KafkaEmitter:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self._topics: dict[str, Any] = {}
-
-    def _topic(self, name: str) -> Any:
-        if name not in self._topics:
-            self._topics[name] = self.app.topic(
-                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            )
-        return self._topics[name]
 
     async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        # Buffered, not awaited one by one: Faust flushes the producer before it commits offsets, so what an
-        # event caused is sent before the event counts as processed (at-least-once).
-        self._topic(topic).send_soon(key=key.encode(), value=encode(topic, record))
+        # Handed straight to the producer's batch, not awaited until delivered: Faust flushes the producer before it
+        # commits offsets, so what an event caused is sent before the event counts as processed (at-least-once).
+        # (Faust's ``send_soon`` buffer costs more per record than the send itself.)
+        await self.app.producer.send(topic, key.encode(), encode(topic, record), None, None, None)
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         record = dead_letter_record(event, stage, reason)

@@ -41,9 +41,9 @@ class WorkerSettings(BaseModel):
     coalesce_max_events: int = 2000
     coalesce_max_delay_ms: float = 100.0
     # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/transport.py)
-    fetch_max_wait_ms: int = 50
-    # the router's node views are rebuilt for changed nodes only, and for all of them this often
-    fleet_resync_s: float = 5.0
+    fetch_max_wait_ms: int = 10
+    # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often
+    fleet_resync_s: float = 60.0
 
 
 class WindowSettings(BaseModel):

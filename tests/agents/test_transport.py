@@ -15,4 +15,4 @@ async def test_the_worker_consumer_waits_at_most_the_configured_fetch_wait():
     )
     thread = consumer._new_consumer_thread()
     aiokafka_consumer = thread._create_worker_consumer(app.transport)
-    assert aiokafka_consumer._fetch_max_wait_ms == settings.worker.fetch_max_wait_ms == 50
+    assert aiokafka_consumer._fetch_max_wait_ms == settings.worker.fetch_max_wait_ms == 10

@@ -1,6 +1,6 @@
 """The router's handling of workload events: routing a submission, following the lifecycle, idempotency."""
 
-from toogreen.domain.router import decision_id_for, handle_workload_event
+from toogreen.domain.router import decision_id_for, handle_workload_event, queue_entry, retry_order
 from toogreen.domain.scoring import NodeView, ZoneView
 from toogreen.settings import Settings
 from toogreen.submission import submission_event
@@ -55,3 +55,17 @@ def test_illegal_event_is_rejected_and_terminal_releases_the_node():
     running = handle_workload_event(_event("started", node_id="dc-1"), state, [], {}, S).state
     done = handle_workload_event(_event("completed", node_id="dc-1"), running, [], {}, S)
     assert done.state["state"] == "completed" and done.release == ["dc-1"] and done.settle
+
+
+def test_the_queue_is_retried_most_urgent_first():
+    queue = {
+        "late-deadline": {"queued_ms": 1, "deadline_ms": 9_000},
+        "no-deadline-old": {"queued_ms": 0, "deadline_ms": None},
+        "early-deadline": {"queued_ms": 5, "deadline_ms": 3_000},
+        "no-deadline-new": {"queued_ms": 7, "deadline_ms": None},
+        "early-deadline-b": {"queued_ms": 5, "deadline_ms": 3_000},
+    }
+    assert retry_order(queue) == ["early-deadline", "early-deadline-b", "late-deadline", "no-deadline-old",
+                                  "no-deadline-new"]  # fmt: skip
+    state = {"request": {"deadline_ms": 42}}
+    assert queue_entry(state, 7) == {"queued_ms": 7, "deadline_ms": 42}

@@ -127,6 +127,19 @@ def decision_record(
     }
 
 
+def queue_entry(state: Mapping[str, Any], queued_ms: int) -> dict[str, Any]:
+    """What the queue keeps of a waiting workload: when it queued and by when it must be done."""
+    return {"queued_ms": queued_ms, "deadline_ms": state.get("request", {}).get("deadline_ms")}
+
+
+def retry_order(queue: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Queued workloads, the most urgent first: earliest deadline, then the longest waiting, then by id."""
+    return sorted(
+        queue,
+        key=lambda w: (queue[w].get("deadline_ms") or float("inf"), queue[w]["queued_ms"], w),
+    )
+
+
 def _remember(state: dict[str, Any], *event_ids: str) -> None:
     state["applied_event_ids"] = (state.get("applied_event_ids", []) + list(event_ids))[-APPLIED_IDS_KEPT:]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from toogreen.domain.migration import checkpoint_gb, move_cost
 from toogreen.domain.pricing import base_price
-from toogreen.domain.router import handle_workload_event, workload_event
+from toogreen.domain.router import handle_workload_event, queue_entry, retry_order, workload_event
 from toogreen.domain.scoring import NodeView, ZoneView, tier_of
 from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
 from toogreen.settings import Settings
@@ -117,7 +117,7 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
     holds: dict[str, dict[str, dict[str, Any]]] = {n.node_id: {} for n in s.fleet}
     remaining: dict[str, float] = {}  # hours of work left, for running workloads
     arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
-    queued: set[str] = set()
+    queued: dict[str, dict[str, Any]] = {}  # the router's queue, as the worker keeps it
     slot_h = s.slot_ms / HOUR_MS
     seq = 0
 
@@ -158,10 +158,10 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
             holds[node_id][wid] = hold
         for node_id in result.release:
             holds[node_id].pop(wid, None)
-        if result.queued is True:
-            queued.add(wid)
+        if result.queued is True and wid not in queued:
+            queued[wid] = queue_entry(states[wid], t)
         elif result.queued is False:
-            queued.discard(wid)
+            queued.pop(wid, None)
         if states.get(wid, {}).get("state") == "rejected" and wid not in remaining:
             ledger.result.deadline_misses += 1
             remaining[wid] = -1.0  # counted
@@ -208,11 +208,11 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
     horizon = s.end_ms + 7 * 24 * HOUR_MS  # let late work finish; what is still running then missed its deadline
     while t < horizon and (arrivals or queued or any(r > 0 for r in remaining.values())):
         zones = s.zone_views(t)
+        for wid in retry_order(queued):  # what waits goes before what arrives, the most urgent first
+            handle(event(wid, "retry", t), t, zones)
         while arrivals and arrivals[0].submitted_ms <= t:
             w = arrivals.popleft()
             handle(submission_event(_request(w), w.workload_id, t), t, zones)
-        for wid in sorted(queued):
-            handle(event(wid, "retry", t), t, zones)
         running = sorted(w for w, r in remaining.items() if r > 0 and states[w]["state"] == "running")
         if reroute:
             for wid in running:
