@@ -25,8 +25,8 @@ def main() -> int:
     steps = [
         ("evaluation", lambda: bench_evaluation.run(results_dir)),
         ("duckdb", lambda: bench_duckdb.run(runs=1 if q else 3, batch=20_000 if q else 100_000)),
-        ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 3)),
-        ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 60_000)),
+        ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
+        ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 150_000)),
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
         ("api", lambda: bench_pipeline.api_latency(seconds=5 if q else 10)),
         ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),
