@@ -188,7 +188,7 @@ def throughput(events: int = 60_000) -> Table:
     return table
 
 
-def _start(env_extra: dict[str, str], tmp: Path):
+def _start(env_extra: dict[str, str], tmp: Path, with_api: bool = True):
     from toogreen.demo import Stack, start_core
     from toogreen.settings import Settings
 
@@ -208,7 +208,13 @@ def _start(env_extra: dict[str, str], tmp: Path):
         os.environ.clear()
         os.environ.update(old)
     stack = Stack(settings, tmp, env=env)
-    start_core(stack)
+    if with_api:
+        start_core(stack)
+    else:  # the broker and the worker alone
+        stack.start_broker()
+        stack.create_topics()
+        stack.spawn("worker", "worker", "--loglevel", "info")
+        stack.wait_for("worker", stack.worker_ready, 90)
     return stack
 
 
@@ -219,12 +225,23 @@ def routing_latency(
         "Routing latency: submission event to routing decision",
         f"{nodes:,} registered nodes with fresh telemetry, 11 zones; submissions produced at a steady rate for "
         f"{seconds:.0f} s each, after {seconds:.0f} s at {warmup_rate}/s not counted (first sends to each topic, "
-        "first calls); latency = the decision's Kafka timestamp - submission sent (same clock)",
-        ["submissions/s", "decisions", "p50 ms", "p99 ms", "max ms"],
+        "first calls); latency = the decision's Kafka timestamp - submission sent (same clock); each setup on a "
+        "fresh stack",
+        ["running beside the worker", "submissions/s", "decisions", "p50 ms", "p99 ms", "max ms"],
     )
+    for with_api in (True, False):
+        _latency_run(table, with_api, nodes, rates, seconds, warmup_rate)
+    table.notes.append("Target p99 ≤ 50 ms at 500 submissions/s with 1,000 nodes.")
+    return table
+
+
+def _latency_run(
+    table: Table, with_api: bool, nodes: int, rates: tuple[int, ...], seconds: float, warmup_rate: int
+) -> None:
+    setup = "broker, API + DuckDB sink, load generator" if with_api else "broker, load generator"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        stack = _start({}, tmp)
+        stack = _start({}, tmp, with_api)
         try:
             bootstrap = stack.settings.bootstrap
             producer = RecordProducer(bootstrap)
@@ -292,9 +309,10 @@ def routing_latency(
                         latencies.append(msg.timestamp()[1] - 1000 * sent.pop(d["workload_id"]))
                 if rate == warmup_rate and rate not in rates:
                     continue
-                table.notes.append(f"{rate}/s: {len(sent)} submissions without a decision within 120 s.")
+                table.notes.append(f"{setup}, {rate}/s: {len(sent)} submissions without a decision within 120 s.")
                 table.rows.append(
                     [
+                        setup,
                         str(rate),
                         f"{len(latencies):,}",
                         f"{percentile(latencies, 50):,.0f}",
@@ -308,13 +326,11 @@ def routing_latency(
                 line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM")
             )
             table.notes.append(
-                f"Worker peak RSS after this run ({nodes:,} nodes, {sum(1 for _ in rates)} bursts of "
+                f"{setup}: worker peak RSS after the run ({nodes:,} nodes, {len(rates) + 1} bursts of "
                 f"workloads in its tables): {hwm.split(':')[1].strip()}."
             )
         finally:
             stack.stop()
-    table.notes.append("Target p99 ≤ 50 ms at 500 submissions/s with 1,000 nodes.")
-    return table
 
 
 def api_latency(clients: int = 50, seconds: float = 10.0) -> Table:

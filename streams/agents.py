@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from functools import lru_cache, partial
@@ -253,6 +254,11 @@ def resync_fleet() -> None:
 @app.on_rebalance_complete.connect
 async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
     resync_fleet()  # what the changelogs restored is in the tables now
+    # What is alive now (code, the restored tables) mostly stays alive: keep it out of the cyclic collector's full
+    # passes, which otherwise stalled the worker for 40-70 ms each (the p99 of routing at 500/s). Frozen objects
+    # are still freed by reference counting; only garbage cycles among them would stay.
+    gc.collect()
+    gc.freeze()
 
 
 def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
