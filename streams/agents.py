@@ -279,7 +279,8 @@ def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
 @app.agent(workload_topic)
 async def workloads(stream: Any) -> None:
     # decisions and commands go out at once; only the tables' changelog records wait for the end of the run
-    run = CoalescedRun(stream, emitter, settings.worker.coalesce_max_events, settings.worker.coalesce_max_delay_ms)
+    w = settings.worker
+    run = CoalescedRun(stream, emitter, w.coalesce_max_events, w.router_coalesce_max_delay_ms)
     async for event in run.events():
         record = await decode_or_dead_letter(event, WORKLOAD_EVENTS.name, "workloads", _validate_workload_event)
         if record is None:

@@ -38,8 +38,11 @@ class WorkerSettings(BaseModel):
     heartbeat_interval_s: float = 1.0
     table_cleanup_interval_s: float = 30.0
     # grid/telemetry table changes and window records are sent once per key per run of events (streams/coalesce.py)
-    coalesce_max_events: int = 2000
-    coalesce_max_delay_ms: float = 100.0
+    # (a run holds its events' acks; a changed node's state is logged at most once a second at the default)
+    coalesce_max_events: int = 20_000
+    coalesce_max_delay_ms: float = 1000.0
+    # the router's runs are shorter: a long run's changelog burst would delay the decisions behind it
+    router_coalesce_max_delay_ms: float = 100.0
     # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/transport.py)
     fetch_max_wait_ms: int = 10
     # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often

@@ -3,3 +3,4 @@
 import os
 
 os.environ.setdefault("TOOGREEN_WORKER__COALESCE_MAX_DELAY_MS", "0")
+os.environ.setdefault("TOOGREEN_WORKER__ROUTER_COALESCE_MAX_DELAY_MS", "0")
