@@ -138,6 +138,11 @@ work_st = st.builds(
 def test_no_decision_breaks_a_hard_rule(work, nodes, zones):
     d = route(work, nodes, zones, NOW, SCORING, PRICING)
     assert len(d.alternatives) == len(nodes)
+    by_id = {n.node_id: n for n in nodes}
+    for c in d.alternatives:  # the array judgement agrees with the one-node rules the router and evaluation use
+        z = zones.get(c.zone)
+        assert c.tier == (tier_of(by_id[c.node_id], z, SCORING) if z else None)
+        assert c.carbon_gco2_per_kwh == (pytest.approx(node_carbon(by_id[c.node_id], z)) if z else None)
     if d.chosen is None:
         assert not any(c.eligible for c in d.alternatives)
         return
