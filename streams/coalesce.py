@@ -29,6 +29,9 @@ _DELETED = object()
 
 
 class CoalescedRun:
+    """One agent's stream, taken in runs: iterate :meth:`events`, write tables with :meth:`set` / :meth:`pop` and
+    publish derived records with :meth:`emit_latest`; the run's end sends them and acks its events."""
+
     def __init__(self, stream: Any, emitter: Emitter, max_events: int, max_delay_ms: float) -> None:
         self.stream = stream.noack()
         self.emitter = emitter

@@ -23,6 +23,8 @@ _BOOL_COLUMNS = ("unhealthy", "mig_capable")
 
 
 class Fleet:
+    """Node views by id, and the same nodes as columns (row ``rows[node_id]`` in every column)."""
+
     def __init__(self, capacity: int = 64) -> None:
         self.views: list[NodeView] = []
         self.rows: dict[str, int] = {}
@@ -63,6 +65,7 @@ class Fleet:
         return self.cols[name][: len(self.views)]
 
     def code(self, registry: dict[Any, int], name: Any) -> int:
+        """``name``'s code in ``registry`` (GPU models, zones, MIG layouts), the next free one when it is new."""
         return registry.setdefault(name, len(registry))
 
     def upsert(self, view: NodeView) -> None:
