@@ -128,36 +128,17 @@ def throughput(events: int = 60_000) -> Table:
         admin.create_topics([NewTopic("naive.out", 4, 1)])["naive.out"].result()
         n = fill(broker.bootstrap, events // 6, events - events // 6, nodes=1000)
         ends = _ends(broker.bootstrap, ["grid.readings", "node.telemetry"])
-        env = {
-            **os.environ,
-            "TOOGREEN_BROKER__BOOTSTRAP": broker.bootstrap,
-            "TOOGREEN_WORKER__APP_ID": "bench-ours",
-            "BASELINE_APP_ID": "bench-naive",
-            "PYTHONPATH": str(PROJECT),
-        }
-        ours = _run_consumer_process(
-            [sys.executable, "-m", "toogreen.cli", "worker", "--loglevel", "info"],
-            env,
-            broker.bootstrap,
-            "bench-ours",
-            ends,
-            Path(tmp) / "ours.log",
-        )
-        naive = _run_consumer_process(
-            [sys.executable, "-m", "faust", "-A", "bench.baseline_app", "worker", "-l", "info"],
-            env,
-            broker.bootstrap,
-            "bench-naive",
-            ends,
-            Path(tmp) / "naive.log",
-        )
-        ceiling = _run_consumer_process(
-            [sys.executable, "-m", "faust", "-A", "bench.baseline_app", "worker", "-l", "info"],
-            {**env, "BASELINE": "nothing", "BASELINE_APP_ID": "bench-ceiling"},
-            broker.bootstrap,
-            "bench-ceiling",
-            ends,
-            Path(tmp) / "ceiling.log",
+        env = {**os.environ, "TOOGREEN_BROKER__BOOTSTRAP": broker.bootstrap, "PYTHONPATH": str(PROJECT)}
+        baseline_app = [sys.executable, "-m", "faust", "-A", "bench.baseline_app", "worker", "-l", "info"]
+        consumers = {  # consumer group -> (command, its environment)
+            "bench-ours": ([sys.executable, "-m", "toogreen.cli", "worker", "--loglevel", "info"],
+                           {"TOOGREEN_WORKER__APP_ID": "bench-ours"}),
+            "bench-naive": (baseline_app, {"BASELINE": "naive", "BASELINE_APP_ID": "bench-naive"}),
+            "bench-ceiling": (baseline_app, {"BASELINE": "nothing", "BASELINE_APP_ID": "bench-ceiling"}),
+        }  # fmt: skip
+        ours, naive, ceiling = (
+            _run_consumer_process(argv, {**env, **extra}, broker.bootstrap, group, ends, Path(tmp) / f"{group}.log")
+            for group, (argv, extra) in consumers.items()
         )
         bare = asyncio.run(_bare_loop(broker.bootstrap, ends))
     table = Table(

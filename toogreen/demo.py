@@ -169,8 +169,8 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
             stack.spawn("grid", "produce", "grid")
             stack.spawn("fleet", "produce", "telemetry")
             task = progress.add_task("zone windows from the synthetic grid, the simulated fleet registering")
-            stack.wait_for("zone windows", lambda: _zone_count(stack) >= 11, 60)
-            stack.wait_for("fleet", lambda: _routable_nodes(stack) >= 1, 60)
+            stack.wait_for("zone windows", lambda: _count(stack, "/api/v1/zones", "window_5m") >= 11, 60)
+            stack.wait_for("fleet", lambda: _count(stack, "/api/v1/nodes", "routable") >= 1, 60)
             progress.update(
                 task, description="[green]✓[/green] 11 zones with windowed values, fleet routable", completed=1, total=1
             )
@@ -205,17 +205,10 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
         console.print("stopped.")
 
 
-def _routable_nodes(stack: Stack) -> int:
+def _count(stack: Stack, path: str, field: str) -> int:
+    """How many items the API lists at ``path`` have ``field`` set (0 while the API does not answer)."""
     try:
-        nodes = httpx.get(f"{stack.api_url()}/api/v1/nodes", timeout=2).json()
+        items = httpx.get(f"{stack.api_url()}{path}", timeout=2).json()
     except (httpx.HTTPError, ValueError):
         return 0
-    return sum(1 for n in nodes if n.get("routable"))
-
-
-def _zone_count(stack: Stack) -> int:
-    try:
-        zones = httpx.get(f"{stack.api_url()}/api/v1/zones", timeout=2).json()
-    except (httpx.HTTPError, ValueError):
-        return 0
-    return sum(1 for z in zones if z.get("window_5m"))
+    return sum(1 for item in items if item.get(field))

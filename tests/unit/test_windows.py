@@ -68,8 +68,8 @@ def _apply(readings, meta=None, windows=None):
         out = apply_reading(
             r, have, meta, SPECS, grace_ms=600_000, keep_ms=6 * 3_600_000, surplus_settings=SurplusSettings()
         )
-        if out.updated:
-            key, agg, _s = out.updated[0]  # only the tumbling window is stored
+        if out.stored:
+            key, agg, _s = out.stored  # only the tumbling window is stored
             windows[key] = agg
         for key in out.expired_keys:
             windows.pop(key)
@@ -80,7 +80,7 @@ def _apply(readings, meta=None, windows=None):
 
 def test_reading_updates_one_tumbling_and_twelve_hopping_windows():
     outcomes, _windows, _meta = _apply([grid_reading(ts_ms=3_600_000 * 100 + 1)])
-    kinds = [agg.kind for _k, agg, _s in outcomes[0].updated]
+    kinds = [outcomes[0].stored[1].kind] + [assemble_now().kind for _k, assemble_now in outcomes[0].hopping]
     assert kinds.count("tumbling") == 1 and kinds.count("hopping") == 12
     assert outcomes[0].view is not None and outcomes[0].view.carbon_gco2_per_kwh == 60
 
@@ -105,7 +105,7 @@ def test_hopping_windows_are_assembled_from_the_tumbling_ones():
     base = 3_600_000 * 100
     readings = [grid_reading(ts_ms=base + i * 300_000, carbon=float(10 * i)) for i in range(15)]
     outcomes, _windows, _meta = _apply(readings)
-    last = {agg.start_ms: agg for _k, agg, _s in outcomes[-1].updated if agg.kind == "hopping"}
+    last = {agg.start_ms: agg for _k, assemble_now in outcomes[-1].hopping if (agg := assemble_now()).kind == "hopping"}
     hour = last[base + 3 * 300_000]  # the hour holding readings 3..14
     assert hour.count == 12 and hour.carbon.mean == pytest.approx(sum(10 * i for i in range(3, 15)) / 12)
     assert hour.carbon.min == 30 and hour.carbon.max == 140 and hour.carbon.last == 140

@@ -198,14 +198,15 @@ def handle_workload_event(
     new = dict(state or {"workload_id": event["workload_id"], "decisions": 0, "moves": 0})
     new["state"] = target.value
     _remember(new, event["event_id"])
+    fleet = Fleet.of(nodes)
     if kind == "submitted":
         new["request"] = event["request"]
         new["submitted_ms"] = event["ts_ms"]
-        return _place(event, new, nodes, zones, settings, first=True)
+        return _place(event, new, fleet, zones, settings, first=True)
     if kind == "retry":
-        return _place(event, new, nodes, zones, settings, first=False)
+        return _place(event, new, fleet, zones, settings, first=False)
     if kind == "rescore":
-        return _rescore(event, new, nodes, zones, settings)
+        return _rescore(event, new, fleet, zones, settings)
     if kind == "checkpointed" and new.get("pending_move"):
         return _migrate(event, new)
 
@@ -239,7 +240,7 @@ def handle_workload_event(
 def _place(
     event: dict[str, Any],
     state: dict[str, Any],
-    nodes: Fleet | Iterable[NodeView],
+    fleet: Fleet,
     zones: Mapping[str, ZoneView],
     settings: Settings,
     first: bool,
@@ -247,7 +248,6 @@ def _place(
     workload_id, now = event["workload_id"], event["ts_ms"]
     request = state["request"]
     spec = workload_spec(workload_id, request)
-    fleet = Fleet.of(nodes)
     decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
                      keep=settings.scoring.decision_alternatives)  # fmt: skip
     result = RouterResult(state=state)
@@ -309,14 +309,13 @@ def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind:
 def _rescore(
     event: dict[str, Any],
     state: dict[str, Any],
-    nodes: Fleet | Iterable[NodeView],
+    fleet: Fleet,
     zones: Mapping[str, ZoneView],
     settings: Settings,
 ) -> RouterResult:
     """Re-score a running workload; move it if the best alternative is worth the move."""
     workload_id, now = event["workload_id"], event["ts_ms"]
     result = RouterResult(state=state)
-    fleet = Fleet.of(nodes)
     here = fleet.get(state.get("node_id") or "")
     here_zone = zones.get(here.zone) if here else None
     if here is None or here_zone is None:

@@ -253,10 +253,10 @@ def _judge(
     parts = np.full((len(rows), 3), np.nan)
     eligible = why == 0
     util = col("util_pct")[rows]
+    weights = np.array([scoring.carbon_weight, scoring.price_weight, scoring.utilisation_weight])
     for t in np.unique(tier[eligible]):
         group = eligible & (tier == t)
         normalised = np.column_stack([_normalised(carbon[group]), _normalised(price[group]), _normalised(util[group])])
-        weights = np.array([scoring.carbon_weight, scoring.price_weight, scoring.utilisation_weight])
         score[group] = np.round(normalised @ weights, 6)
         parts[group] = np.round(normalised, 6)
     return _Judged(rows, tier, carbon, price, why, slice_of, slices, score, parts)

@@ -58,13 +58,6 @@ class ReadingOutcome:
     meta: ZoneMeta
     view: ZoneView | None
 
-    @property
-    def updated(self) -> list[tuple[str, WindowAggregate, Surplus]]:
-        """Every window the reading changed, the stored tumbling one first, assembled now."""
-        if self.stored is None:
-            return []
-        return [self.stored, *((key, assemble_now(), Surplus()) for key, assemble_now in self.hopping)]
-
 
 def _tumbling_starts_in(start_ms: int, size_ms: int, tumbling: WindowSpec) -> range:
     return range(start_ms, start_ms + size_ms, tumbling.step_ms)
