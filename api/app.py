@@ -20,9 +20,10 @@ from sinks.duckdb_store import Store
 from toogreen.codec import EncodeError
 from toogreen.domain.admin import surplus_event_readings
 from toogreen.domain.node_state import to_node_view
-from toogreen.domain.scoring import WorkloadSpec, ZoneView, route
+from toogreen.domain.scoring import route
+from toogreen.domain.views import WorkloadSpec, ZoneView
 from toogreen.domain.zones import ZONES
-from toogreen.kafka_io import RecordProducer
+from toogreen.kafka.producer import RecordProducer
 from toogreen.settings import Settings
 from toogreen.signing import load_or_create_key, public_key_hex, public_key_pem, verify_receipt
 from toogreen.submission import submission_event

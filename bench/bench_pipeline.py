@@ -20,8 +20,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bench.common import Table, percentile
 from connectors.fleet_sim import SimulatedFleet
 from connectors.synthetic_grid import SyntheticGrid
-from toogreen.broker import EmbeddedBroker, ensure_topics
-from toogreen.kafka_io import RecordProducer
+from toogreen.kafka.broker import EmbeddedBroker, ensure_topics
+from toogreen.kafka.producer import RecordProducer
 from toogreen.submission import submission_event
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def throughput(events: int = 60_000) -> Table:
         env = {**os.environ, "TOOGREEN_BROKER__BOOTSTRAP": broker.bootstrap, "PYTHONPATH": str(PROJECT)}
         baseline_app = [sys.executable, "-m", "faust", "-A", "bench.baseline_app", "worker", "-l", "info"]
         consumers = {  # consumer group -> (command, its environment)
-            "bench-ours": ([sys.executable, "-m", "toogreen.cli", "worker", "--loglevel", "info"],
+            "bench-ours": ([sys.executable, "-m", "toogreen.app.cli", "worker", "--loglevel", "info"],
                            {"TOOGREEN_WORKER__APP_ID": "bench-ours"}),
             "bench-naive": (baseline_app, {"BASELINE": "naive", "BASELINE_APP_ID": "bench-naive"}),
             "bench-ceiling": (baseline_app, {"BASELINE": "nothing", "BASELINE_APP_ID": "bench-ceiling"}),
@@ -180,7 +180,7 @@ def throughput(events: int = 60_000) -> Table:
 
 
 def _start(env_extra: dict[str, str], tmp: Path, with_api: bool = True):
-    from toogreen.demo import Stack, start_core
+    from toogreen.app.demo import Stack, start_core
     from toogreen.settings import Settings
 
     env = {
@@ -420,7 +420,7 @@ def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
         log = Path(tmp) / "worker.log"
         with log.open("wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "toogreen.cli", "worker", "--loglevel", "info"],
+                [sys.executable, "-m", "toogreen.app.cli", "worker", "--loglevel", "info"],
                 env=env,
                 stdout=fh,
                 stderr=subprocess.STDOUT,

@@ -10,7 +10,8 @@ from dataclasses import replace
 from bench.common import Table, median_of, timed
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.rerouting import workloads_to_rescore
-from toogreen.domain.scoring import NodeView, WorkloadSpec, ZoneView, route
+from toogreen.domain.scoring import route
+from toogreen.domain.views import NodeView, WorkloadSpec, ZoneView
 from toogreen.domain.zones import ZONES
 from toogreen.settings import Settings
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from connectors.entsoe import parse_time
+from toogreen.domain.intensity import parse_time
 from toogreen.settings import GridSourceSettings
 
 SOURCE = "electricitymaps"

@@ -18,7 +18,15 @@ from pathlib import Path
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from toogreen.domain.intensity import MixIntensity, mix_intensity
+from toogreen.domain.intensity import (
+    GridDataError,
+    IntensityPoint,
+    MixIntensity,
+    format_time,
+    mix_intensity,
+    parse_time,
+    read_intensity_csv,
+)
 from toogreen.domain.zones import require_zone
 from toogreen.settings import GridSourceSettings
 
@@ -33,20 +41,8 @@ PSR_TYPES = {
 RESOLUTIONS = {"PT15M": 15, "PT30M": 30, "PT60M": 60, "P1D": 1440}
 
 
-class EntsoeError(RuntimeError):
-    pass
-
-
-def parse_time(text: str) -> int:
-    """ms since the epoch; naive times are UTC (the shared data's convention)."""
-    dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
-
-
-def format_time(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+class EntsoeError(GridDataError):
+    """A Transparency Platform answer or file that cannot be used."""
 
 
 @dataclass
@@ -117,33 +113,6 @@ def write_intensity_csv(rows: Iterable[tuple[int, MixIntensity]], out: Path) -> 
             writer.writerow([format_time(ts), f"{result.carbon_gco2_per_kwh:.6f}", f"{result.renewable_pct:.4f}"])
             n += 1
     return n
-
-
-@dataclass(frozen=True)
-class IntensityPoint:
-    ts_ms: int
-    carbon_gco2_per_kwh: float
-    renewable_pct: float | None = None
-    price: float | None = None
-
-
-def read_intensity_csv(path: Path) -> list[IntensityPoint]:
-    """A ``Time, Carbon Intensity`` CSV (optional ``Renewable Percentage``, ``Price``), time-ordered, one point per
-    timestamp."""
-    points: dict[int, IntensityPoint] = {}
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                ts = parse_time(row["Time"])
-                ci = float(row["Carbon Intensity"])
-            except (KeyError, ValueError) as exc:
-                raise EntsoeError(f"{path}: needs columns 'Time, Carbon Intensity' ({exc})") from exc
-            if not math.isfinite(ci) or ts in points:
-                continue
-            ren = row.get("Renewable Percentage")
-            price = row.get("Price")
-            points[ts] = IntensityPoint(ts, ci, float(ren) if ren else None, float(price) if price else None)
-    return [points[t] for t in sorted(points)]
 
 
 # -- the Transparency Platform API (XML) ---------------------------------------------------------------------
@@ -242,3 +211,6 @@ class EntsoeClient:
         if response.status_code >= 400 and "Acknowledgement" not in response.text:
             raise EntsoeError(f"ENTSO-E answered {response.status_code}: {response.text[:300]}")
         return parse_a75(response.text)
+
+
+__all__ = ["EntsoeError", "IntensityPoint", "format_time", "parse_time", "read_intensity_csv"]

@@ -11,9 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.entsoe import intensities, read_intensity_csv, read_production_csv
+from connectors.entsoe import intensities, read_production_csv
+from toogreen.domain.intensity import read_intensity_csv
 from toogreen.domain.zones import require_zone
-from toogreen.kafka_io import DeliveryStats, RecordProducer
+from toogreen.kafka.producer import DeliveryStats, RecordProducer
 from toogreen.settings import GridSourceSettings
 from toogreen.topics import GRID_READINGS
 

@@ -1,6 +1,6 @@
 """The producer processes: the synthetic grid, the simulated fleet's node agents, the demo workload trickle.
 
-Each loop sends through :class:`toogreen.kafka_io.RecordProducer` (validated, batched, delivery checked) and
+Each loop sends through :class:`toogreen.kafka.producer.RecordProducer` (validated, batched, delivery checked) and
 returns its delivery summary when stopped.
 """
 
@@ -17,7 +17,7 @@ from connectors.fleet_sim import SimulatedFleet
 from connectors.synthetic_grid import SyntheticGrid
 from connectors.workload_gen import WorkloadGenerator
 from toogreen.codec import DecodeError, decode
-from toogreen.kafka_io import DeliveryStats, RecordProducer
+from toogreen.kafka.producer import DeliveryStats, RecordProducer
 from toogreen.settings import Settings
 from toogreen.submission import submission_event
 from toogreen.topics import GRID_READINGS, NODE_COMMANDS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS

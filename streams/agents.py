@@ -44,7 +44,7 @@ from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
 from toogreen.domain.router import handle_workload_event, queue_entry, retry_order, workload_event
-from toogreen.domain.scoring import ZoneView, node_carbon
+from toogreen.domain.scoring import node_carbon
 from toogreen.domain.settlement import settle
 from toogreen.domain.validation import (
     validate_grid_reading,
@@ -52,6 +52,7 @@ from toogreen.domain.validation import (
     validate_telemetry,
     validate_workload_request,
 )
+from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import Surplus, WindowAggregate
 from toogreen.domain.zone_state import ZoneMeta, apply_reading, keys_needed, zone_view_from_dict, zone_view_to_dict
 from toogreen.signing import load_or_create_key, sign_receipt

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from toogreen.demo import Stack, start_core
+from toogreen.app.demo import Stack, start_core
 from toogreen.settings import Settings
 
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from toogreen.app.demo import Stack
 from toogreen.codec import decode
-from toogreen.demo import Stack
-from toogreen.kafka_io import RecordProducer
+from toogreen.kafka.producer import RecordProducer
 from toogreen.settings import Settings
 
 pytestmark = pytest.mark.integration

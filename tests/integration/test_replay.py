@@ -12,7 +12,7 @@ import pytest
 
 from connectors.replay import load_readings
 from tests.integration.test_pipeline import eventually
-from toogreen.demo import Stack
+from toogreen.app.demo import Stack
 from toogreen.domain.windows import specs_from
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ def test_replay_fills_zone_windows_in_event_time(core: Stack, data_dir):
     folder = data_dir / "grid" / "entsoe-2020"
     args = ["replay", "grid", "--csv", f"FR={folder / 'fr_production.csv'}", "--csv", f"GB={folder / 'gb_ci.csv'}",
             "--start", "2020-06-01", "--days", "2"]  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "toogreen.cli", *args], env=core.child_env(), capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "toogreen.app.cli", *args], env=core.child_env(), capture_output=True,
                           text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "rejected 0, failed 0" in done.stderr

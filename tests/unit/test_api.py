@@ -152,7 +152,7 @@ def test_cli_verifies_with_only_the_public_key(settled, tmp_path):
 
     from typer.testing import CliRunner
 
-    from toogreen.cli import app as cli
+    from toogreen.app.cli import app as cli
 
     receipt = settled[0]
     good, bad, pub = tmp_path / "r.json", tmp_path / "bad.json", tmp_path / "pub.pem"

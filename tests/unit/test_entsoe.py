@@ -12,7 +12,7 @@ from connectors.entsoe import (
     read_intensity_csv,
     read_production_csv,
 )
-from toogreen.cli import app
+from toogreen.app.cli import app
 from toogreen.domain.intensity import UnknownFuelError, mix_intensity
 from toogreen.settings import GridSourceSettings
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-from toogreen.cli import app
+from toogreen.app.cli import app
 from toogreen.evaluation.inputs import day_start, generated_fleet, generated_workloads, load_grid
 from toogreen.evaluation.simulate import POLICIES, Scenario, run_policy
 from toogreen.settings import Settings

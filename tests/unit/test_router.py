@@ -1,7 +1,7 @@
 """The router's handling of workload events: routing a submission, following the lifecycle, idempotency."""
 
 from toogreen.domain.router import decision_id_for, handle_workload_event, queue_entry, retry_order
-from toogreen.domain.scoring import NodeView, ZoneView
+from toogreen.domain.views import NodeView, ZoneView
 from toogreen.settings import Settings
 from toogreen.submission import submission_event
 from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS

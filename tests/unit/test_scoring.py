@@ -8,7 +8,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from toogreen.domain.fleet import Fleet
-from toogreen.domain.scoring import NodeView, WorkloadSpec, ZoneView, node_carbon, route, tier_of
+from toogreen.domain.scoring import node_carbon, route, tier_of
+from toogreen.domain.views import NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import MigrationSettings, PricingSettings, ScoringSettings
 
 NOW = 1_800_000_000_000

@@ -8,12 +8,11 @@ one-off callers build one with :meth:`Fleet.of`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from toogreen.domain.scoring import NodeView
+from toogreen.domain.views import NodeView
 
 NODE_TYPES = ("datacenter", "recycler", "gamer")
 OTHER_TYPE = len(NODE_TYPES)

@@ -1,12 +1,17 @@
-"""Carbon intensity and renewable share of a generation mix (ENTSO-E fuel types), per the method the shared
-data's authors published: each generation type × its lifecycle factor, each import × the neighbour's average
-factor, pumped storage left out, waste counted as energy without emissions, intensity = Σ(MW × factor) / Σ MW.
+"""Carbon intensity series (the ``Time, Carbon Intensity`` CSVs) and the intensity and renewable share of a
+generation mix (ENTSO-E fuel types), per the method the shared data's authors published: each generation type ×
+its lifecycle factor, each import × the neighbour's average factor, pumped storage left out, waste counted as
+energy without emissions, intensity = Σ(MW × factor) / Σ MW.
 """
 
 from __future__ import annotations
 
+import csv
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 PUMPED_STORAGE = "Hydro Pumped Storage"
 
@@ -67,3 +72,46 @@ def mix_intensity(
         imports_mw=imports,
         ignored=ignored,
     )
+
+
+class GridDataError(ValueError):
+    """A grid data file or answer that cannot be used (says which and why)."""
+
+
+def parse_time(text: str) -> int:
+    """ms since the epoch; naive times are UTC (the shared data's convention)."""
+    dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def format_time(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class IntensityPoint:
+    ts_ms: int
+    carbon_gco2_per_kwh: float
+    renewable_pct: float | None = None
+    price: float | None = None
+
+
+def read_intensity_csv(path: Path) -> list[IntensityPoint]:
+    """A ``Time, Carbon Intensity`` CSV (optional ``Renewable Percentage``, ``Price``), time-ordered, one point per
+    timestamp."""
+    points: dict[int, IntensityPoint] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                ts = parse_time(row["Time"])
+                ci = float(row["Carbon Intensity"])
+            except (KeyError, ValueError) as exc:
+                raise GridDataError(f"{path}: needs columns 'Time, Carbon Intensity' ({exc})") from exc
+            if not math.isfinite(ci) or ts in points:
+                continue
+            ren = row.get("Renewable Percentage")
+            price = row.get("Price")
+            points[ts] = IntensityPoint(ts, ci, float(ren) if ren else None, float(price) if price else None)
+    return [points[t] for t in sorted(points)]

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from toogreen.domain.scoring import NodeView
+from toogreen.domain.views import NodeView
 
 UTIL_SMOOTHING = 0.3  # weight of the newest sample in the rolling utilisation
 

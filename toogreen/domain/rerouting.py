@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from toogreen.domain.scoring import ZoneView
+from toogreen.domain.views import ZoneView
 from toogreen.settings import MigrationSettings
 
 

@@ -20,17 +20,8 @@ from typing import Any
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
-from toogreen.domain.scoring import (
-    MS_PER_HOUR,
-    Candidate,
-    Decision,
-    NodeView,
-    WorkloadSpec,
-    ZoneView,
-    node_carbon,
-    route,
-    tier_of,
-)
+from toogreen.domain.scoring import MS_PER_HOUR, node_carbon, route, tier_of
+from toogreen.domain.views import Candidate, Decision, NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import Settings
 from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
 

@@ -9,93 +9,18 @@ candidates are ranked by (tier, score, node id).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from toogreen.domain.fleet import NODE_TYPES, Fleet
 from toogreen.domain.mig import choose_profile, compute_fraction
 from toogreen.domain.pricing import quote
+from toogreen.domain.views import Candidate, Decision, NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import MigrationSettings, PricingSettings, ScoringSettings
 
 MS_PER_HOUR = 3_600_000
 NON_COMPLIANT_TIER = 4
-
-
-@dataclass(frozen=True)
-class ZoneView:
-    """What routing needs to know of a zone now: its windowed values."""
-
-    zone: str
-    carbon_gco2_per_kwh: float
-    renewable_pct: float | None
-    price_eur_per_mwh: float | None
-    surplus: bool
-    surplus_strength: float
-    window_start_ms: int
-    last_ts_ms: int
-
-
-@dataclass(frozen=True)
-class NodeView:
-    """What routing needs to know of a node now: registration plus rolled-up telemetry and reservations."""
-
-    node_id: str
-    node_type: str  # datacenter / recycler / gamer
-    gpu_model: str
-    zone: str
-    pue: float
-    vram_mb: int
-    vram_free_mb: int
-    util_pct: float
-    health: str
-    last_seen_ms: int
-    declared_carbon_gco2_per_kwh: float | None = None
-    mig_capable: bool = False
-    max_power_w: float = 0.0
-    whole_tenants: int = 0  # workloads holding the whole GPU
-    mig_used: tuple[tuple[str, int], ...] = ()  # MIG slices held: (profile name, count)
-
-
-@dataclass(frozen=True)
-class WorkloadSpec:
-    workload_id: str
-    vram_mb: int
-    expected_hours: float
-    green_only: bool = False
-    max_carbon_gco2_kwh: float | None = None
-    budget_eur: float | None = None
-    deadline_ms: int | None = None
-
-
-@dataclass(frozen=True)
-class Candidate:
-    node_id: str
-    zone: str
-    node_type: str
-    tier: int | None
-    eligible: bool
-    excluded_reason: str | None = None
-    score: float | None = None
-    carbon_part: float | None = None
-    price_part: float | None = None
-    utilisation_part: float | None = None
-    carbon_gco2_per_kwh: float | None = None
-    price_eur_per_gpu_hour: float | None = None
-    utilisation_pct: float | None = None
-    mig_profile: str | None = None
-    compute_fraction: float = 1.0
-
-
-@dataclass(frozen=True)
-class Decision:
-    chosen: Candidate | None
-    alternatives: tuple[Candidate, ...]  # the best eligible ones, ranked, then excluded ones in node-id order
-    reason: str
-    zones_used: tuple[ZoneView, ...] = field(default=())
-    considered: int = 0  # nodes judged
-    eligible: int = 0  # of which eligible
-    exclusions: tuple[tuple[str, int], ...] = ()  # (why a node was excluded, how many were), most frequent first
 
 
 def is_green_zone(zone: ZoneView, settings: ScoringSettings) -> bool:

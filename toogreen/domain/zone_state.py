@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from toogreen.domain.scoring import ZoneView
+from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import (
     Surplus,
     WindowAggregate,

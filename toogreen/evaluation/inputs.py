@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.entsoe import IntensityPoint, parse_time, read_intensity_csv
+from toogreen.domain.intensity import IntensityPoint, parse_time, read_intensity_csv
 
 HOUR_MS = 3_600_000
 

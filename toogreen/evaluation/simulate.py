@@ -18,7 +18,8 @@ from typing import Any
 from toogreen.domain.migration import checkpoint_gb, move_cost
 from toogreen.domain.pricing import base_price
 from toogreen.domain.router import handle_workload_event, queue_entry, retry_order, workload_event
-from toogreen.domain.scoring import NodeView, ZoneView, tier_of
+from toogreen.domain.scoring import tier_of
+from toogreen.domain.views import NodeView, ZoneView
 from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
 from toogreen.settings import Settings
 from toogreen.submission import submission_event

@@ -43,7 +43,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _ensure_topics() -> None:
-    from toogreen.broker import ensure_topics
+    from toogreen.kafka.broker import ensure_topics
 
     settings = get_settings()
     ensure_topics(settings.bootstrap, settings.broker.topic_partitions, settings.broker.replication_factor)
@@ -52,7 +52,7 @@ def _ensure_topics() -> None:
 @app.command()
 def broker() -> None:
     """Run the embedded Kafka-compatible broker (Tansu) on 127.0.0.1 and create the topics; Ctrl-C stops it."""
-    from toogreen.broker import EmbeddedBroker, ensure_topics
+    from toogreen.kafka.broker import EmbeddedBroker, ensure_topics
 
     settings = get_settings()
     stop = _stop_on_signals()
@@ -111,7 +111,7 @@ def api(with_sink: bool = typer.Option(True, help="Run the DuckDB sink in this p
     from sinks.duckdb_store import Store
     from sinks.kafka_sink import DuckDBSink
     from sinks.settlement import build_settler
-    from toogreen.kafka_io import RecordProducer
+    from toogreen.kafka.producer import RecordProducer
 
     settings = get_settings()
     _ensure_topics()
@@ -210,7 +210,7 @@ def replay_grid(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from connectors.replay import load_readings, merge_in_time, play
-    from toogreen.kafka_io import RecordProducer
+    from toogreen.kafka.producer import RecordProducer
 
     settings = get_settings()
     lo = start.replace(tzinfo=UTC) if start else None
@@ -248,7 +248,7 @@ def produce_raw(
     topic: str, value: str, key: Annotated[str, typer.Option(help="Message key")] = "", hex_value: bool = False
 ) -> None:
     """Send one raw message (no validation): for checking that bad input is dead-lettered."""
-    from toogreen.kafka_io import RecordProducer
+    from toogreen.kafka.producer import RecordProducer
 
     producer = RecordProducer(get_settings().bootstrap)
     producer.send_raw(topic, key.encode() or None, bytes.fromhex(value) if hex_value else value.encode())
@@ -378,7 +378,7 @@ def sql(query: str, snapshot: Path = typer.Option(None, help="Default: the confi
 @app.command()
 def demo(duration_s: float = typer.Option(0, help="Stop after this many seconds (0 = until Ctrl-C)")) -> None:
     """Run everything: embedded broker, worker, sink + API, synthetic grid, simulated fleet, workload trickle."""
-    from toogreen.demo import run_demo
+    from toogreen.app.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
     sys.exit(run_demo(get_settings(), duration_s or None))

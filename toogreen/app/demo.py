@@ -19,14 +19,14 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from toogreen.broker import EmbeddedBroker, die_with_parent, ensure_topics, port_open
+from toogreen.kafka.broker import EmbeddedBroker, die_with_parent, ensure_topics, port_open
 from toogreen.settings import Settings
 
 console = Console(stderr=True)
 
 
 def toogreen_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "toogreen.cli", *args]
+    return [sys.executable, "-m", "toogreen.app.cli", *args]
 
 
 @dataclass
