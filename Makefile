@@ -43,7 +43,7 @@ INTEROP_JAVA := tests/interop/java
 INTEROP_JAR := $(INTEROP_JAVA)/target/avro-interop.jar
 .PHONY: interop-java schema-compat
 $(INTEROP_JAR): $(INTEROP_JAVA)/pom.xml $(shell find $(INTEROP_JAVA)/src -name '*.java')
-	mvn -q -B -f $(INTEROP_JAVA)/pom.xml package
+	mvn -q -B -Dstyle.color=never -f $(INTEROP_JAVA)/pom.xml package
 	touch $@
 interop-java: $(INTEROP_JAR)
 test: $(INTEROP_JAR)
