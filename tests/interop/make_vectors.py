@@ -1,5 +1,7 @@
 """Regenerate ``tests/interop/vectors.json``: fixed records of every topic with the bytes Apache Avro's Java
-``BinaryMessageEncoder`` writes for them (``python -m tests.interop.make_vectors``; needs Java and Maven).
+``BinaryMessageEncoder`` writes for them, and the topic table of ``docs/producers.md`` with each schema's
+fingerprint (``make interop-vectors``, or ``python -m tests.interop.make_vectors``; needs Java and Maven). Run it
+after a schema changed: the tests say so.
 
 A record per producer topic written by hand, plus one random record of every schema (Avro's ``RandomData``), each
 with its schema file, the schema's fingerprint and the expected single-object bytes. ``test_vectors.py`` checks
@@ -15,11 +17,13 @@ from typing import Any
 
 from tests.interop.avro_json import from_avro_json, to_avro_json
 from tests.interop.java_tool import AvroJava, interop_jar, lines_of
-from toogreen import SCHEMA_DIR
+from toogreen import PROJECT_ROOT, SCHEMA_DIR
 from toogreen.codec import codec_for
 from toogreen.topics import ALL_TOPICS, GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
 
 OUT = Path(__file__).with_name("vectors.json")
+GUIDE = PROJECT_ROOT / "docs" / "producers.md"
+TABLE_START, TABLE_END = "<!-- topic table: written by `make interop-vectors` -->\n", "\n<!-- end of topic table -->"
 RANDOM_SEED = 7
 
 BY_HAND: dict[str, dict[str, Any]] = {
@@ -76,6 +80,22 @@ def main() -> None:
                 from_avro_json(codec.schema, json.dumps(item["record"]))
     OUT.write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {sum(map(len, vectors.values()))} vectors of {len(vectors)} topics to {OUT}")
+    write_topic_table({topic: items[0]["fingerprint_hex"] for topic, items in vectors.items()})
+
+
+def write_topic_table(fingerprints: dict[str, str]) -> None:
+    rows = [
+        "| topic | key (UTF-8 bytes of) | value schema | fingerprint (the 8 bytes after `C3 01`, hex) |",
+        "|---|---|---|---|",
+        *(
+            f"| `{t.name}` | `{t.key_field}` | `schemas/{t.schema_file}` | `{fingerprints[t.name]}` |"
+            for t in ALL_TOPICS
+        ),
+    ]
+    text = GUIDE.read_text()
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    GUIDE.write_text(text[:start] + "\n".join(rows) + text[end:])
+    print(f"wrote the topic table of {GUIDE}")
 
 
 if __name__ == "__main__":

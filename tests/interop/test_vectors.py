@@ -14,7 +14,7 @@ from toogreen.topics import ALL_TOPICS
 
 VECTORS: dict[str, list[dict]] = json.loads(Path(__file__).with_name("vectors.json").read_text())
 CASES = [(topic, i, v) for topic, items in VECTORS.items() for i, v in enumerate(items)]
-REGENERATE = "regenerate the vectors with `python -m tests.interop.make_vectors` (needs Java)"
+REGENERATE = "regenerate the vectors with `make interop-vectors` (needs Java)"
 
 
 def test_there_are_vectors_for_every_topic():
