@@ -4,7 +4,8 @@ fingerprint (``make interop-vectors``, or ``python -m tests.interop.make_vectors
 after a schema changed: the tests say so.
 
 A record per producer topic written by hand, plus one random record of every schema (Avro's ``RandomData``), each
-with its schema file, the schema's fingerprint and the expected single-object bytes. ``test_vectors.py`` checks
+with its schema (file and Parsing Canonical Form, as Java gives it), the schema's fingerprint, the record (Avro
+JSON encoding) and the expected single-object bytes. ``test_vectors.py`` checks
 the codec against them without Java; ``test_java_reference.py`` checks that Java still writes them.
 """
 
@@ -72,10 +73,12 @@ def main() -> None:
             (Path(tmp) / "in.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
             java.run("encode", SCHEMA_DIR / spec.schema_file, Path(tmp) / "in.jsonl", Path(tmp) / "out.hex")
             fingerprint = java.run("fingerprint", SCHEMA_DIR / spec.schema_file).stdout.strip()
+            canonical = java.run("canonical", SCHEMA_DIR / spec.schema_file).stdout.strip()
             vectors[spec.name] = [
-                {"schema_file": spec.schema_file, "fingerprint_hex": fingerprint, "record": record, "bytes_hex": hex_}
+                {"schema_file": spec.schema_file, "schema_canonical_form": canonical, "fingerprint_hex": fingerprint,
+                 "record": record, "bytes_hex": hex_}
                 for record, hex_ in zip(records, (Path(tmp) / "out.hex").read_text().split(), strict=True)
-            ]
+            ]  # fmt: skip
             for item in vectors[spec.name]:  # the records are valid for the schema as Python reads it too
                 from_avro_json(codec.schema, json.dumps(item["record"]))
     OUT.write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from tests.interop.avro_json import from_avro_json
 from toogreen.codec import MAGIC, codec_for
@@ -26,6 +27,9 @@ def test_codec_writes_and_reads_the_reference_bytes(topic: str, index: int, vect
     codec = codec_for(topic)
     assert codec.spec.schema_file == vector["schema_file"]
     assert codec.fingerprint.hex() == vector["fingerprint_hex"], f"{vector['schema_file']} changed: {REGENERATE}"
+    # Java's canonical form of the schema is fastavro's, and its CRC-64-AVRO is the fingerprint
+    assert to_parsing_canonical_form(codec.schema) == vector["schema_canonical_form"]
+    assert fingerprint(vector["schema_canonical_form"], "CRC-64-AVRO") == vector["fingerprint_hex"]
     expected = bytes.fromhex(vector["bytes_hex"])
     assert expected[:2] == MAGIC and expected[2:10].hex() == vector["fingerprint_hex"]
     record = from_avro_json(codec.schema, json.dumps(vector["record"]))

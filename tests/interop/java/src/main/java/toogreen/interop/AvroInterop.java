@@ -38,6 +38,7 @@ import org.apache.avro.util.RandomData;
  *                                       a record it cannot decode gives {"error": "..."}
  * compat BASELINE_DIR SCHEMA_DIR        every schema must read what its baseline wrote (SchemaCompatibility, BACKWARD)
  * fingerprint SCHEMA                    the 8 bytes BinaryMessageEncoder puts after C3 01, in hex
+ * canonical SCHEMA                      the schema's Parsing Canonical Form (what the fingerprint is taken of)
  * </pre>
  */
 public final class AvroInterop {
@@ -61,12 +62,13 @@ public final class AvroInterop {
             }
             case "compat" -> System.exit(compat(Path.of(args[1]), Path.of(args[2])));
             case "fingerprint" -> System.out.println(HEX.formatHex(fingerprint(parse(Path.of(args[1])))));
+            case "canonical" -> System.out.println(SchemaNormalization.toParsingForm(parse(Path.of(args[1]))));
             default -> usage();
         }
     }
 
     private static void usage() {
-        System.err.println("usage: random|encode|decode|compat|fingerprint ... (see the class comment)");
+        System.err.println("usage: random|encode|decode|compat|fingerprint|canonical ... (see the class comment)");
         System.exit(2);
     }
 
