@@ -383,6 +383,7 @@ def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
     from confluent_kafka import Producer
 
     from toogreen.domain.node_state import apply_registration, apply_telemetry
+    from toogreen.domain.records import NodeRegistration, TelemetrySample, WorkloadEvent
     from toogreen.domain.router import handle_workload_event
     from toogreen.settings import Settings
 
@@ -400,18 +401,27 @@ def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
         reg, sample = fleet.registrations(now)[0], fleet.tick(now, 1.0)[0][0]
         for i in range(nodes):
             nid = f"mem-{i:06d}"
-            state = apply_telemetry(apply_registration(None, {**reg, "node_id": nid}), {**sample, "node_id": nid})
+            node = apply_telemetry(
+                apply_registration(None, NodeRegistration.from_wire({**reg, "node_id": nid})),
+                TelemetrySample.from_wire({**sample, "node_id": nid}),
+            )
             producer.produce(
-                f"{app_id}-node-state-changelog", key=json.dumps(nid).encode(), value=json.dumps(state).encode()
+                f"{app_id}-node-state-changelog",
+                key=json.dumps(nid).encode(),
+                value=json.dumps(node.to_wire()).encode(),
             )
             producer.poll(0)
         settings = Settings()
         request = {"name": "m", "workload_type": "training", "image": "i", "vram_mb": 1000, "expected_hours": 1.0}
         for i in range(workloads):
             wid = f"mem-w{i:07d}"
-            state = handle_workload_event(submission_event(request, wid, now), None, [], {}, settings).state
+            submitted = WorkloadEvent.from_wire(submission_event(request, wid, now))
+            state = handle_workload_event(submitted, None, [], {}, settings).state
+            assert state is not None
             producer.produce(
-                f"{app_id}-workload-state-changelog", key=json.dumps(wid).encode(), value=json.dumps(state).encode()
+                f"{app_id}-workload-state-changelog",
+                key=json.dumps(wid).encode(),
+                value=json.dumps(state.to_wire()).encode(),
             )
             if i % 1000 == 0:
                 producer.poll(0)

@@ -22,6 +22,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from toogreen import SCHEMA_DIR
+from toogreen.domain.records import Record
 from toogreen.topics import ALL_TOPICS, BY_NAME, TopicSpec
 
 MAGIC = b"\xc3\x01"
@@ -115,8 +116,9 @@ def codec_for(topic: str) -> TopicCodec:
         raise KeyError(f"unknown topic {topic!r}: known topics are {known}") from None
 
 
-def encode(topic: str, record: dict[str, Any]) -> bytes:
-    return codec_for(topic).encode(record)
+def encode(topic: str, record: Record | dict[str, Any]) -> bytes:
+    """The message bytes of ``record`` (a typed record is encoded in its wire form)."""
+    return codec_for(topic).encode(record.to_wire() if isinstance(record, Record) else record)
 
 
 def decode(topic: str, data: bytes | None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class WorkerSettings(BaseModel):
     coalesce_max_delay_ms: float = 1000.0
     # the router's runs are shorter: a long run's changelog burst would delay the decisions behind it
     router_coalesce_max_delay_ms: float = 100.0
-    # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/transport.py)
+    # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/faust_private.py)
     fetch_max_wait_ms: int = 10
     # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often
     fleet_resync_s: float = 60.0
