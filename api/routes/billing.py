@@ -1,0 +1,26 @@
+"""Billing records with their payouts, and totals."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from api.deps import ScopeDep, SettingsDep, StoreDep
+from api.responses import Billing
+from sinks import queries
+
+router = APIRouter(prefix="/api/v1", tags=["billing"])
+
+
+@router.get("/billing", response_model=Billing)
+def billing(
+    store: StoreDep,
+    settings: SettingsDep,
+    scope: ScopeDep,
+    workload_id: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict:
+    return {
+        "currency": settings.pricing.currency,
+        "totals": queries.billing_totals(store, scope),
+        "records": queries.billing_records(store, scope, workload_id, limit),
+    }
