@@ -16,6 +16,7 @@ from api.routes import (
     dead_letters,
     decisions,
     health,
+    me,
     nodes,
     receipts,
     sustainability,
@@ -26,7 +27,7 @@ from sinks.duckdb_store import Store
 from toogreen.kafka.producer import RecordProducer
 from toogreen.settings import Settings
 
-ROUTERS = (health, dashboard, zones, nodes, workloads, receipts, billing, sustainability, decisions, admin,
+ROUTERS = (health, me, dashboard, zones, nodes, workloads, receipts, billing, sustainability, decisions, admin,
            dead_letters)  # fmt: skip
 
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     app.state.store = store
     app.state.producer = producer
     app.state.signing_key = None
+    app.state.principals = {}  # token hash -> Principal, filled as tokens are first used
     app.state.pending: set[asyncio.Task[None]] = set()  # surplus events still publishing
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     for module in ROUTERS:

@@ -1,5 +1,5 @@
-"""FastAPI dependencies: the store, the settings, the producer and the signing key of the running app, and the
-caller's scope (whose rows it may see)."""
+"""FastAPI dependencies: the store, the settings, the producer and the signing key of the running app,; the
+caller's role and scope are in ``api/security.py``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, HTTPException, Request
 
 from sinks.duckdb_store import Store
-from sinks.queries import EVERYTHING, Scope
 from toogreen.kafka.producer import RecordProducer
 from toogreen.settings import Settings
 from toogreen.signing import load_or_create_key
@@ -38,12 +37,7 @@ def get_signing_key(request: Request) -> Ed25519PrivateKey:
     return state.signing_key
 
 
-def caller_scope() -> Scope:
-    return EVERYTHING
-
-
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ProducerDep = Annotated[RecordProducer, Depends(get_producer)]
 SigningKeyDep = Annotated[Ed25519PrivateKey, Depends(get_signing_key)]
-ScopeDep = Annotated[Scope, Depends(caller_scope)]

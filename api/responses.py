@@ -201,3 +201,26 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     detail: Any
+
+
+class Me(BaseModel):
+    role: str
+    subject: str
+
+
+class IssuedToken(BaseModel):
+    """A new token: shown here once, stored only as its hash."""
+
+    role: str
+    subject: str
+    token: str
+
+
+class RegisteredNode(BaseModel):
+    """A registered node and the token its node agent uses (shown once)."""
+
+    node_id: str
+    provider: str
+    node_type: str
+    token: str
+    href: str

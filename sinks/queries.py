@@ -296,3 +296,10 @@ def dead_letters(store: Store, limit: int) -> list[dict[str, Any]]:
 def token_by_hash(store: Store, token_sha256: str) -> dict[str, Any] | None:
     rows = store.query("SELECT role, subject FROM api_tokens WHERE token_sha256 = ?", [token_sha256])
     return rows[0] if rows else None
+
+
+def insert_token(store: Store, token_sha256: str, role: str, subject: str, created_ms: int, created_by: str) -> None:
+    store.execute_write(
+        "INSERT INTO api_tokens (token_sha256, role, subject, created_ms, created_by) VALUES (?, ?, ?, ?, ?)",
+        [token_sha256, role, subject, created_ms, created_by],
+    )

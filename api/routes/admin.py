@@ -1,16 +1,17 @@
-"""What only an admin does: declare a surplus event (readings published over its span)."""
+"""What only an admin does: declare a surplus event (readings published over its span), issue tokens."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 
 from api.deps import ProducerDep, SettingsDep, StoreDep
 from api.fleet import now_ms
-from api.models import SurplusEvent
-from api.responses import SurplusScheduled
+from api.models import SurplusEvent, TokenRequest
+from api.responses import IssuedToken, SurplusScheduled
+from api.security import AdminCaller, Role, issue_token
 from sinks import queries
 from toogreen.domain.admin import surplus_event_readings
 from toogreen.domain.zones import ZONES
@@ -37,10 +38,8 @@ async def surplus_event(
     store: StoreDep,
     settings: SettingsDep,
     producer: ProducerDep,
-    authorization: Annotated[str | None, Header()] = None,
+    _caller: AdminCaller,
 ) -> dict:
-    if authorization != f"Bearer {settings.api.admin_token}":
-        raise HTTPException(401, "admin only: send Authorization: Bearer <admin token>")
     if body.zone not in ZONES:
         raise HTTPException(422, f"unknown zone {body.zone!r}: known zones are {', '.join(ZONES)}")
     readings = surplus_event_readings(
@@ -53,3 +52,10 @@ async def surplus_event(
     task.add_done_callback(pending.discard)
     return {"zone": body.zone, "curtailment_mw": body.curtailment_mw, "readings": len(readings),
             "from_ms": readings[0]["ts_ms"], "until_ms": readings[-1]["ts_ms"], "source": "admin"}  # fmt: skip
+
+
+@router.post("/tokens", status_code=201, response_model=IssuedToken)
+def create_token(body: TokenRequest, store: StoreDep, caller: AdminCaller) -> dict:
+    """A bearer token for a role and subject; the token is shown once, only its hash is stored."""
+    token = issue_token(store, Role(body.role), body.subject, created_by=caller.subject)
+    return {"role": body.role, "subject": body.subject, "token": token}

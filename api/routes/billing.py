@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from api.deps import ScopeDep, SettingsDep, StoreDep
+from api.deps import SettingsDep, StoreDep
 from api.responses import Billing
+from api.security import PersonCaller
 from sinks import queries
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
@@ -15,12 +16,12 @@ router = APIRouter(prefix="/api/v1", tags=["billing"])
 def billing(
     store: StoreDep,
     settings: SettingsDep,
-    scope: ScopeDep,
+    caller: PersonCaller,
     workload_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict:
     return {
         "currency": settings.pricing.currency,
-        "totals": queries.billing_totals(store, scope),
-        "records": queries.billing_records(store, scope, workload_id, limit),
+        "totals": queries.billing_totals(store, caller.scope),
+        "records": queries.billing_records(store, caller.scope, workload_id, limit),
     }

@@ -6,9 +6,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import ScopeDep, StoreDep
+from api.deps import StoreDep
 from api.responses import Decision
 from api.routes.workloads import decision_from_row
+from api.security import PersonCaller
 from sinks import queries
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"])
@@ -18,9 +19,9 @@ DecisionType = Literal["initial", "reroute", "rejected", "queued", "no_move"]
 @router.get("/decisions", response_model=list[Decision])
 def decisions(
     store: StoreDep,
-    scope: ScopeDep,
+    caller: PersonCaller,
     workload_id: str | None = None,
     type: DecisionType | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict]:
-    return [decision_from_row(r) for r in queries.decisions(store, scope, workload_id, type, limit)]
+    return [decision_from_row(r) for r in queries.decisions(store, caller.scope, workload_id, type, limit)]

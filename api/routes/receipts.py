@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import ScopeDep, SigningKeyDep, StoreDep
+from api.deps import SigningKeyDep, StoreDep
 from api.responses import PublicKey, Receipt, Verification
+from api.security import PersonCaller
 from sinks import queries
 from toogreen.signing import public_key_hex, public_key_pem, verify_receipt
 
@@ -21,8 +22,8 @@ def receipt_from_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/receipts/{receipt_id}", response_model=Receipt)
-def get_receipt(store: StoreDep, scope: ScopeDep, receipt_id: str) -> dict:
-    row = queries.receipt(store, scope, receipt_id)
+def get_receipt(store: StoreDep, caller: PersonCaller, receipt_id: str) -> dict:
+    row = queries.receipt(store, caller.scope, receipt_id)
     if row is None:
         raise HTTPException(404, f"unknown receipt {receipt_id!r}")
     return receipt_from_row(row)

@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import ProducerDep, ScopeDep, StoreDep
+from api.deps import ProducerDep, StoreDep
 from api.fleet import now_ms
 from api.models import WorkloadSubmission
 from api.responses import Submitted, WorkloadDetail, WorkloadRow
+from api.security import DeveloperCaller, PersonCaller
 from sinks import queries
 from toogreen.codec import EncodeError
 from toogreen.submission import submission_event
@@ -31,10 +32,10 @@ def decision_from_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("", status_code=202, response_model=Submitted)
-def submit(body: WorkloadSubmission, producer: ProducerDep) -> dict:
+def submit(body: WorkloadSubmission, producer: ProducerDep, caller: DeveloperCaller) -> dict:
     if body.deadline is not None and body.deadline.timestamp() * 1000 <= now_ms():
         raise HTTPException(422, "deadline is in the past")
-    event = submission_event(body.to_request(submitter="api"))
+    event = submission_event(body.to_request(submitter=caller.subject))
     try:
         producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
         producer.flush(timeout_s=10)
@@ -49,17 +50,17 @@ def submit(body: WorkloadSubmission, producer: ProducerDep) -> dict:
 @router.get("", response_model=list[WorkloadRow])
 def list_workloads(
     store: StoreDep,
-    scope: ScopeDep,
+    caller: PersonCaller,
     status: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> list[dict]:
-    return queries.list_workloads(store, scope, status, limit, offset)
+    return queries.list_workloads(store, caller.scope, status, limit, offset)
 
 
 @router.get("/{workload_id}", response_model=WorkloadDetail)
-def get_workload(store: StoreDep, scope: ScopeDep, workload_id: str) -> dict:
-    row = queries.workload(store, scope, workload_id)
+def get_workload(store: StoreDep, caller: PersonCaller, workload_id: str) -> dict:
+    row = queries.workload(store, caller.scope, workload_id)
     if row is None:
         raise HTTPException(404, f"unknown workload {workload_id!r} (a new submission appears within seconds)")
     decisions = queries.workload_decisions(store, workload_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from api.deps import StoreDep
 from api.fleet import now_ms
 from api.responses import Zone, ZoneHistory
+from api.security import PersonCaller
 from sinks import queries
 from toogreen.domain.zones import ZONES
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
 
 
 @router.get("", response_model=list[Zone])
-def zones(store: StoreDep) -> list[dict]:
+def zones(store: StoreDep, _caller: PersonCaller) -> list[dict]:
     now = now_ms()
     latest = queries.latest_readings(store)
     tumbling = queries.latest_windows(store, "tumbling")
@@ -41,6 +42,7 @@ def zones(store: StoreDep) -> list[dict]:
 @router.get("/{zone}/history", response_model=ZoneHistory)
 def zone_history(
     store: StoreDep,
+    _caller: PersonCaller,
     zone: str,
     kind: Literal["tumbling", "hopping"] = "tumbling",
     limit: int = Query(288, ge=1, le=10000),

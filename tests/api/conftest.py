@@ -30,9 +30,9 @@ class RecordingProducer:
         return None
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "api.duckdb")
+def filled_store(path) -> Store:
+    """A DuckDB file with two zones' readings and windows and the simulated fleet registered and reporting."""
+    store = Store(path)
     now = int(time.time() * 1000)
     fleet = SimulatedFleet(seed=1, hours_per_second=1.0)
     spec = WindowSpec("tumbling", 300_000, 300_000)
@@ -46,18 +46,44 @@ def store(tmp_path):
     records += [("node.registry", r) for r in fleet.registrations(now)]
     records += [("node.telemetry", t) for t in fleet.tick(now, 1.0)[0]]
     store.write(*rows_from_messages(messages(records)))
+    return store
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = filled_store(tmp_path / "api.duckdb")
     yield store
     store.close()
 
 
+ADMIN = {"Authorization": f"Bearer {Settings().api.admin_token}"}
+
+
 @pytest.fixture
-def client(store):
-    producer = RecordingProducer()
-    app = create_app(Settings(), store, producer)
-    with TestClient(app) as c:
-        c.producer = producer
-        c.store = store
+def app(store):
+    app = create_app(Settings(), store, RecordingProducer())
+    app.state.test_store = store
+    return app
+
+
+@pytest.fixture
+def client(app):
+    """A client signed in as admin (the settings' admin token)."""
+    with TestClient(app, headers=ADMIN) as c:
+        c.producer = app.state.producer
+        c.store = app.state.store
         yield c
+
+
+@pytest.fixture
+def anon(app):
+    """A client without a token."""
+    with TestClient(app) as c:
+        yield c
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
