@@ -1,0 +1,35 @@
+"""The answer cache: the same bytes until a write commits, never another caller's answer."""
+
+from __future__ import annotations
+
+import time
+
+from sinks.rows import grid_row
+from tests.api.conftest import ADMIN, bearer
+from tests.conftest import grid_reading
+
+
+def _cache(app):
+    layer = app.middleware_stack
+    while layer is not None and type(layer).__name__ != "AnswerCache":
+        layer = getattr(layer, "app", None)
+    return layer
+
+
+def test_a_read_is_served_again_until_a_write_lands(client):
+    cache = _cache(client.app)
+    first = client.get("/api/v1/zones").json()
+    hits = cache.hits
+    assert client.get("/api/v1/zones").json() == first and cache.hits == hits + 1
+    client.store.write({"grid_readings": [grid_row(grid_reading("PT", int(time.time() * 1000), 99.0))]}, [])
+    after = {z["zone"] for z in client.get("/api/v1/zones").json()}
+    assert after == {"FR", "DE", "PT"}
+
+
+def test_answers_are_kept_per_token(client, anon):
+    token = client.post("/api/v1/admin/tokens", json={"role": "gamer", "subject": "camille"}).json()["token"]
+    admin_nodes = anon.get("/api/v1/nodes", headers=ADMIN).json()
+    gamer_nodes = anon.get("/api/v1/nodes", headers=bearer(token)).json()
+    assert len(admin_nodes) == 20 and [n["node_id"] for n in gamer_nodes] == ["gm-fr-4090-1"]
+    assert anon.get("/api/v1/nodes").status_code == 401
+    assert anon.get("/api/v1/nodes", headers=bearer("forged")).status_code == 401
