@@ -33,3 +33,18 @@ def test_answers_are_kept_per_token(client, anon):
     assert len(admin_nodes) == 20 and [n["node_id"] for n in gamer_nodes] == ["gm-fr-4090-1"]
     assert anon.get("/api/v1/nodes").status_code == 401
     assert anon.get("/api/v1/nodes", headers=bearer("forged")).status_code == 401
+
+
+async def test_concurrent_misses_compute_the_answer_once(app):
+    import asyncio
+
+    import httpx
+
+    cache = None
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=ADMIN) as http:
+        await http.get("/healthz")  # builds the middleware stack
+        cache = _cache(app)
+        answers = await asyncio.gather(*(http.get("/api/v1/nodes") for _ in range(20)))
+    assert {r.status_code for r in answers} == {200} and len({r.content for r in answers}) == 1
+    assert cache.misses == 1 and cache.hits == 19
