@@ -28,6 +28,7 @@ def main() -> int:
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
         ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 150_000)),
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
+        ("api alone", lambda: bench_api.api_alone(seconds=5 if q else 10)),
         ("api", lambda: bench_api.api_latency(seconds=5 if q else 10)),
         ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),
     ]
