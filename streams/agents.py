@@ -42,7 +42,7 @@ from streams.checkpoint import Checkpoint
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import accrue_energy
-from toogreen.domain.clock import Clock, SystemClock
+from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
@@ -80,7 +80,7 @@ from toogreen.topics import (
 )
 
 emitter: Emitter = KafkaEmitter(app)
-clock: Clock = SystemClock()
+clock: Clock = SYSTEM_CLOCK
 
 R = TypeVar("R", bound=Record)
 Validator = Callable[[dict[str, Any]], list[str]]

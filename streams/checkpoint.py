@@ -25,7 +25,7 @@ from faust.types import EventT, StreamT, TableT
 
 from streams import faust_private
 from streams.emit import Emitter, Payload
-from toogreen.domain.clock import Clock, SystemClock
+from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 
 V = TypeVar("V")
 _DELETED = object()
@@ -43,7 +43,7 @@ class Checkpoint:
         self.emitter = emitter
         self.max_events = max_events
         self.max_delay_s = max_delay_ms / 1000.0
-        self.clock = clock or SystemClock()
+        self.clock = clock or SYSTEM_CLOCK
         self.events_held: list[EventT] = []
         self.current: EventT | None = None
         self._ends: bool | None = None
