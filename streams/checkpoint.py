@@ -59,8 +59,9 @@ class Checkpoint:
             if not self.events_held and not self._changes and not self._emits:
                 self._started = self.clock.monotonic_s()
             yield event
+            ends = self.ends_here()  # decided with this event not yet held, whether or not the agent asked
             self.events_held.append(event)
-            if self.ends_here():
+            if ends:
                 await self.flush()
             elif self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(self.max_delay_s, self._on_timer)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 from toogreen.codec import HEADER_LEN, MAGIC, DecodeError, EncodeError, codec_for, decode, encode
 from toogreen.topics import ALL_TOPICS
 
