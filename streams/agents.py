@@ -256,7 +256,7 @@ def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
     return routing.inputs()
 
 
-@app.on_rebalance_complete.connect
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust's own signal type rejects any coroutine
 async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
     routing.resync()  # what the changelogs restored is in the tables now
     # What is alive now (code, the restored tables) mostly stays alive: keep it out of the cyclic collector's full

@@ -347,11 +347,10 @@ def route(
     in_use = np.bincount(fleet.column("zone")[rows], minlength=len(zone_arrays.views)).tolist()
     used = (z for z, n in zip(zone_arrays.views, in_use, strict=True) if n and z is not None)
     zones_used = tuple(sorted(used, key=lambda z: z.zone))
-    summary = {"considered": len(rows), "eligible": len(eligible), "exclusions": exclusions}
     if not len(ranked):
         reasons = sorted({c.excluded_reason or "" for c in alternatives})
         why = "; ".join(reasons[:4]) if reasons else "no nodes registered"
-        return Decision(None, alternatives, f"no node fits: {why}", zones_used, **summary)
+        return Decision(None, alternatives, f"no node fits: {why}", zones_used, len(rows), len(eligible), exclusions)
     best = _candidates(ranked[:1], judged, fleet, zone_arrays, workload, now_ms)[0]
     where = f"MIG slice {best.mig_profile} of " if best.mig_profile else ""
     reason = (
@@ -359,4 +358,4 @@ def route(
         f"{best.carbon_gco2_per_kwh:.0f} gCO2/kWh, {best.price_eur_per_gpu_hour:.2f} EUR/GPU-h; "
         f"{len(eligible)} of {len(rows)} nodes eligible"
     )
-    return Decision(best, alternatives, reason, zones_used, **summary)
+    return Decision(best, alternatives, reason, zones_used, len(rows), len(eligible), exclusions)

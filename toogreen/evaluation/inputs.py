@@ -121,7 +121,8 @@ def read_fleet(path: Path) -> list[FleetNode]:
 def generated_workloads(start_ms: int, days: float, per_day: float, seed: int) -> list[TraceWorkload]:
     """Poisson arrivals; durations 0.5-12 h; deadlines 1.5-4x the duration after submission."""
     rng = random.Random(seed)
-    out, t, n = [], start_ms, 0
+    out: list[TraceWorkload] = []
+    t, n = start_ms, 0
     end = start_ms + int(days * 24 * HOUR_MS)
     while True:
         t += int(rng.expovariate(per_day / (24 * HOUR_MS)))
