@@ -20,6 +20,7 @@ from toogreen.domain.records import (
     Hold,
     NodeAction,
     NodeCommand,
+    NodeHealth,
     NodeKind,
     NodeRegistration,
     PendingMove,
@@ -49,6 +50,7 @@ def test_event_and_command_records_have_their_schemas_fields_and_kinds():
     assert [k.value for k in EventKind] == _avro_symbols("workload_event.avsc", "type")
     assert [k.value for k in NodeAction] == _avro_symbols("node_command.avsc", "action")
     assert [k.value for k in NodeKind] == _avro_symbols("node_registry.avsc", "node_type")
+    assert [k.value for k in NodeHealth] == _avro_symbols("node_telemetry.avsc", "health")
 
 
 def test_a_window_record_travels_through_the_avro_codec_unchanged():

@@ -11,48 +11,14 @@ its wire form (JSON bytes, as a changelog carries it) is several times faster (`
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Self
 
 import msgspec
 
+from toogreen.domain.kinds import DecisionKind, EventKind, NodeAction, NodeHealth, NodeKind
 from toogreen.domain.lifecycle import WorkloadState
 
-
-class EventKind(StrEnum):
-    """What a ``workload.events`` record says happened (the Avro enum ``WorkloadEventType``)."""
-
-    SUBMITTED = "submitted"
-    ROUTED = "routed"
-    STARTED = "started"
-    PROGRESS = "progress"
-    CHECKPOINTED = "checkpointed"
-    MIGRATING = "migrating"
-    RESUMED = "resumed"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    QUEUED = "queued"
-    RETRY = "retry"
-    RESCORE = "rescore"
-
-
-class NodeKind(StrEnum):
-    """Who runs a node (the Avro enum ``NodeType``)."""
-
-    DATACENTER = "datacenter"
-    RECYCLER = "recycler"
-    GAMER = "gamer"
-
-
-class NodeAction(StrEnum):
-    """What a ``node.commands`` record orders (the Avro enum ``NodeAction``)."""
-
-    START = "start"
-    CHECKPOINT = "checkpoint"
-    STOP = "stop"
-    RESUME = "resume"
+__all__ = ["DecisionKind", "EventKind", "NodeAction", "NodeHealth", "NodeKind", "WorkloadState"]  # re-exported
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,7 +116,7 @@ class TelemetrySample(Record, frozen=True, kw_only=True):
     power_w: float
     energy_j: float | None = None
     mig_slices_free: int = 0
-    health: str = "healthy"
+    health: NodeHealth = NodeHealth.HEALTHY
 
 
 class GridReading(Record, frozen=True, kw_only=True):
@@ -249,7 +215,7 @@ class NodeTelemetry(Record, frozen=True, kw_only=True):
     energy_j: float | None = None
     mem_used_mb: int
     mem_total_mb: int
-    health: str
+    health: NodeHealth
     mig_slices_free: int = 0
 
 

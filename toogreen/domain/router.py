@@ -25,6 +25,7 @@ from toogreen.domain.fleet import Fleet
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
 from toogreen.domain.records import (
+    DecisionKind,
     EventKind,
     Hold,
     NodeAction,
@@ -94,15 +95,15 @@ def _candidate_record(c: Candidate) -> dict[str, Any]:
 
 
 def decision_record(
-    decision: Decision, decision_id: str, workload_id: str, kind: str, ts_ms: int, **extra: Any
+    decision: Decision, decision_id: str, workload_id: str, kind: DecisionKind, ts_ms: int, **extra: Any
 ) -> dict[str, Any]:
     """The ``routing.decisions`` record of a decision, with its alternatives, exclusions and the windows used."""
-    chosen = decision.chosen if kind in ("initial", "reroute") else None
+    chosen = decision.chosen if kind in (DecisionKind.INITIAL, DecisionKind.REROUTE) else None
     return {
         "decision_id": decision_id,
         "workload_id": workload_id,
         "ts_ms": ts_ms,
-        "type": kind,
+        "type": kind.value,
         "chosen_node_id": chosen.node_id if chosen else None,
         "chosen_zone": chosen.zone if chosen else None,
         "tier": chosen.tier if chosen else None,
@@ -183,7 +184,7 @@ def _command(node_id: str, action: NodeAction, workload_id: str, ts: int, decisi
     )  # fmt: skip
 
 
-def _next_decision_id(state: Workload, kind: str) -> tuple[Workload, str]:
+def _next_decision_id(state: Workload, kind: DecisionKind) -> tuple[Workload, str]:
     state = replace(state, decisions=state.decisions + 1)
     return state, decision_id_for(state.workload_id, state.decisions, kind)
 
@@ -296,8 +297,8 @@ def _place(
         return result
 
     chosen = decision.chosen
-    state, decision_id = _next_decision_id(state, "initial")
-    result.emits.append(_decision_emit(decision, decision_id, workload_id, "initial", now))
+    state, decision_id = _next_decision_id(state, DecisionKind.INITIAL)
+    result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now))
     event_id = f"{decision_id}:routed"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
         workload_id, now, EventKind.ROUTED, event_id, node_id=chosen.node_id, decision_id=decision_id,
@@ -319,7 +320,7 @@ def _not_placed(
     result: RouterResult, state: Workload, decision: Decision, outcome: WorkloadState, now: int, why: str
 ) -> Workload:
     """Record a submission that was not placed (queued or rejected): the decision, its event; the new state."""
-    workload_id, kind = state.workload_id, outcome.value
+    workload_id, kind = state.workload_id, DecisionKind(outcome.value)
     state, decision_id = _next_decision_id(state, kind)
     result.emits.append(_decision_emit(decision, decision_id, workload_id, kind, now, reason=why))
     event_id = f"{decision_id}:{kind}"
@@ -328,7 +329,9 @@ def _not_placed(
     return _remember(replace(state, state=outcome), event_id)
 
 
-def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind: str, ts: int, **extra: Any) -> Emit:
+def _decision_emit(
+    decision: Decision, decision_id: str, workload_id: str, kind: DecisionKind, ts: int, **extra: Any
+) -> Emit:
     return Emit(
         ROUTING_DECISIONS.name, workload_id, decision_record(decision, decision_id, workload_id, kind, ts, **extra)
     )
@@ -380,14 +383,18 @@ def _rescore(
     if not verdict.move:
         short = verdict.reason.split(" (")[0][:40]
         if state.last_no_move_reason != short:
-            state, decision_id = _next_decision_id(replace(state, last_no_move_reason=short), "no_move")
+            state, decision_id = _next_decision_id(replace(state, last_no_move_reason=short), DecisionKind.NO_MOVE)
             why = f"stays on {here.node_id}: {verdict.reason}"
-            result.emits.append(_decision_emit(decision, decision_id, workload_id, "no_move", now, reason=why, **extra))
+            result.emits.append(
+                _decision_emit(decision, decision_id, workload_id, DecisionKind.NO_MOVE, now, reason=why, **extra)
+            )
             result.state = state
         return result
-    state, decision_id = _next_decision_id(replace(state, last_no_move_reason=None), "reroute")
+    state, decision_id = _next_decision_id(replace(state, last_no_move_reason=None), DecisionKind.REROUTE)
     why = f"move {here.node_id} ({here.zone}) → {alt.node_id} ({alt.zone}): {verdict.reason}"
-    result.emits.append(_decision_emit(decision, decision_id, workload_id, "reroute", now, reason=why, **extra))
+    result.emits.append(
+        _decision_emit(decision, decision_id, workload_id, DecisionKind.REROUTE, now, reason=why, **extra)
+    )
     uri = f"ckpt://{here.node_id}/{workload_id}/{decision_id}"
     result.emits.append(Emit(NODE_COMMANDS.name, here.node_id, _command(
         here.node_id, NodeAction.CHECKPOINT, workload_id, now, decision_id, state, checkpoint_uri=uri)))  # fmt: skip
@@ -432,9 +439,9 @@ def _roll_back(event: WorkloadEvent, state: Workload, move: PendingMove) -> Rout
     state = _remember(state, event.event_id)
     origin = move.origin_node
     why = f"resume on {move.target_node} failed ({event.reason or 'no reason given'}): back to {origin}"
-    state, decision_id = _next_decision_id(state, "reroute")
+    state, decision_id = _next_decision_id(state, DecisionKind.REROUTE)
     empty = Decision(None, (), why)
-    record = decision_record(empty, decision_id, workload_id, "reroute", now, reason=why,
+    record = decision_record(empty, decision_id, workload_id, DecisionKind.REROUTE, now, reason=why,
                              from_node_id=move.target_node)  # fmt: skip
     record.update(chosen_node_id=origin, mig_profile=move.origin_profile)
     result = RouterResult(state=None, emits=[Emit(ROUTING_DECISIONS.name, workload_id, record)])

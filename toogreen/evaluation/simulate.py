@@ -19,7 +19,7 @@ from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.migration import checkpoint_gb, move_cost
 from toogreen.domain.placement import Placement
 from toogreen.domain.pricing import base_price
-from toogreen.domain.records import EventKind, NodeAction, NodeCommand, WorkloadEvent
+from toogreen.domain.records import EventKind, NodeAction, NodeCommand, NodeHealth, WorkloadEvent
 from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
 from toogreen.domain.scoring import tier_of
 from toogreen.domain.views import NodeView, ZoneView
@@ -135,7 +135,7 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
                 n.vram_mb,
                 n.vram_mb - sum(h.vram_mb for h in holds[n.node_id].values()),
                 BUSY_UTIL_PCT if holds[n.node_id] else 0.0,
-                "healthy",
+                NodeHealth.HEALTHY,
                 t,
                 None,
                 False,
@@ -297,7 +297,16 @@ def run_oracle(s: Scenario) -> PolicyResult:
             for k in range(k0, k1):
                 if w.green_only:
                     view = NodeView(
-                        n.node_id, n.node_type, n.gpu_model, n.zone, n.pue, n.vram_mb, n.vram_mb, 0.0, "healthy", 0
+                        n.node_id,
+                        n.node_type,
+                        n.gpu_model,
+                        n.zone,
+                        n.pue,
+                        n.vram_mb,
+                        n.vram_mb,
+                        0.0,
+                        NodeHealth.HEALTHY,
+                        0,
                     )
                     if tier_of(view, zones_at[k][n.zone], s.settings.scoring) == 4:
                         continue
