@@ -65,6 +65,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def window_aligned_now_ms(window_ms: int = 300_000) -> int:
+    """Now, moved back to the start of its tumbling window (plus 1 ms), so readings a few seconds apart share one
+    window whatever the wall clock says."""
+    now = now_ms()
+    return now - now % window_ms + 1
+
+
 def grid_reading(zone: str = "FR", ts_ms: int = 1_700_000_000_000, carbon: float = 60.0, **extra: Any) -> dict:
     """A ``grid.readings`` record (its wire form)."""
     return {
