@@ -52,10 +52,10 @@ class NodeHealth(StrEnum):
 
 
 class DecisionKind(StrEnum):
-    """What a ``routing.decisions`` record decided."""
+    """What a ``routing.decisions`` record decided (the Avro enum ``DecisionType``)."""
 
     INITIAL = "initial"
-    QUEUED = "queued"
-    REJECTED = "rejected"
     REROUTE = "reroute"
+    REJECTED = "rejected"
+    QUEUED = "queued"
     NO_MOVE = "no_move"

@@ -160,6 +160,70 @@ class ZoneWindow(Record, frozen=True, kw_only=True):
     surplus_strength: float = 0.0
 
 
+class Alternative(Record, frozen=True, kw_only=True):
+    """A node a decision judged: its tier and score parts, or why it was excluded."""
+
+    node_id: str
+    zone: str
+    node_type: str
+    tier: int | None = None
+    eligible: bool
+    excluded_reason: str | None = None
+    score: float | None = None
+    carbon_part: float | None = None
+    price_part: float | None = None
+    utilisation_part: float | None = None
+    carbon_gco2_per_kwh: float | None = None
+    price_eur_per_gpu_hour: float | None = None
+    utilisation_pct: float | None = None
+    mig_profile: str | None = None
+
+
+class GridWindowUsed(Record, frozen=True, kw_only=True):
+    """A zone's window as the decision saw it."""
+
+    zone: str
+    window_start_ms: int
+    carbon_mean_gco2_per_kwh: float
+    renewable_mean_pct: float | None = None
+    price_mean: float | None = None
+    surplus: bool = False
+
+
+class Exclusion(Record, frozen=True, kw_only=True):
+    reason: str
+    count: int
+
+
+class RoutingDecision(Record, frozen=True, kw_only=True):
+    """One ``routing.decisions`` record: what was chosen (or not) and why, with the alternatives, exclusions and
+    the zone windows used."""
+
+    decision_id: str
+    workload_id: str
+    ts_ms: int
+    type: DecisionKind
+    chosen_node_id: str | None = None
+    chosen_zone: str | None = None
+    tier: int | None = None
+    score: float | None = None
+    carbon_part: float | None = None
+    price_part: float | None = None
+    utilisation_part: float | None = None
+    reason: str
+    mig_profile: str | None = None
+    from_node_id: str | None = None
+    from_zone: str | None = None
+    score_gain: float | None = None
+    saved_gco2: float | None = None
+    move_cost_s: float | None = None
+    alternatives: tuple[Alternative, ...] = ()
+    grid_windows: tuple[GridWindowUsed, ...] = ()
+    nodes_considered: int = 0
+    nodes_eligible: int = 0
+    exclusions: tuple[Exclusion, ...] = ()
+
+
 # --- table values -------------------------------------------------------------------------------------------------
 
 
