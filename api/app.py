@@ -15,6 +15,7 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware
 
+from api.dashboard import mount_dashboard
 from api.models import SurplusEvent, WorkloadSubmission
 from sinks.duckdb_store import Store
 from toogreen.codec import EncodeError
@@ -392,6 +393,7 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
         )
         return rows
 
+    mount_dashboard(app)  # last: the dashboard at / takes only the paths no API route took
     return app
 
 
