@@ -6,7 +6,7 @@
 // The receipt is parsed from the response text with lossless-json, so each number keeps what it was: Python
 // writes the float 3.0 as "3.0" and the int 3 as "3", which a plain JSON.parse could not tell apart.
 
-import { isLosslessNumber, LosslessNumber, parse, stringify } from "lossless-json";
+import { isLosslessNumber, parse } from "lossless-json";
 
 export const REQUIRED = ["receipt_id", "workload_id", "issued_ms", "intervals", "kwh", "gco2_actual", "gco2_baseline",
   "gco2_saved", "method", "data_sources", "signature", "public_key"];
@@ -47,21 +47,33 @@ export function pythonNumber(literal) {
   return /[.eE]/.test(literal) ? pythonFloatRepr(Number(literal)) : literal;
 }
 
-function canonical(value) {
-  if (isLosslessNumber(value)) return new LosslessNumber(pythonNumber(value.toString()));
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value && typeof value === "object") {
-    const out = {};
-    for (const key of Object.keys(value).sort()) out[key] = canonical(value[key]);
-    return out;
+/** Python's sort_keys order: by code point (JavaScript's default sort compares UTF-16 code units, which differs
+ * beyond the Basic Multilingual Plane). */
+function byCodePoint(a, b) {
+  const x = Array.from(a, (c) => c.codePointAt(0));
+  const y = Array.from(b, (c) => c.codePointAt(0));
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+/** json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) of a lossless-parsed value.
+ * Written out here rather than through an object: JavaScript orders integer-like keys ("9", "10") first. */
+function canonicalJson(value) {
+  if (isLosslessNumber(value)) return pythonNumber(value.toString());
+  if (value === null || typeof value === "boolean") return String(value);
+  if (typeof value === "string") return JSON.stringify(value); // the same escapes as Python's ensure_ascii=False
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (typeof value === "object") {
+    const keys = Object.keys(value).sort(byCodePoint);
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
   }
-  return value;
+  throw new Error(`a receipt holds no ${typeof value}`);
 }
 
 /** The canonical encoding of a receipt (every field but the signature), as bytes: what the signature covers. */
 export function canonicalBytes(receipt) {
   const { signature: _ignored, ...body } = receipt;
-  return new TextEncoder().encode(stringify(canonical(body)));
+  return new TextEncoder().encode(canonicalJson(body));
 }
 
 /** Parse a receipt from the API's response text, keeping every number's literal. */
