@@ -351,7 +351,7 @@ def api_latency(clients: int = 50, seconds: float = 10.0) -> Table:
             results: dict[str, list[float]] = {e: [] for e in endpoints}
 
             async def client(k: int) -> None:
-                async with httpx.AsyncClient(base_url=stack.api_url(), timeout=30) as http:
+                async with httpx.AsyncClient(base_url=stack.api_url(), headers=stack.api_headers(), timeout=30) as http:
                     end = time.monotonic() + seconds
                     j = k
                     while time.monotonic() < end:

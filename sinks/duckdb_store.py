@@ -17,15 +17,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sinks.columns import AVRO_TABLES, SCHEMA_SQL
 from sinks.rows import Row
 from toogreen.domain.lifecycle import IllegalTransition, WorkloadState, next_state
 
-SCHEMA_SQL = (Path(__file__).with_name("schema.sql")).read_text()
-
 # table -> primary key columns
 KEYS = {
-    "grid_readings": ("zone", "ts_ms", "source"),
-    "zone_windows": ("zone", "kind", "window_start_ms"),
+    **{t.name: t.key for t in AVRO_TABLES},
     "nodes": ("node_id",),
     "workloads": ("workload_id",),
     "workload_events": ("event_id",),
