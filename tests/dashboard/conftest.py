@@ -8,14 +8,17 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from api.dashboard import NODE_MODULES, mount_dashboard
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, running_core
+from toogreen.app.demo import Stack, issue_demo_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +88,56 @@ def static_site() -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class Live:
+    """A running system with the demo's people: ``tokens[name]`` is {"role", "subject", "token"}."""
+
+    stack: Stack
+    tokens: dict[str, dict[str, str]]
+
+    @property
+    def url(self) -> str:
+        return self.stack.api_url()
+
+    def token(self, name: str) -> str:
+        return self.tokens[name]["token"]
+
+    def get(self, name: str, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token(name)}"}, timeout=10)
+
+    def post(self, name: str, path: str, body: dict) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}{path}", json=body, headers={"Authorization": f"Bearer {self.token(name)}"}, timeout=15
+        )
+
+    def sign_in(self, page: Page, name: str, hash_path: str = "") -> Page:
+        """Open the dashboard through a sign-in link, as ``make demo`` prints it, then go to ``hash_path``."""
+        page.goto(f"{self.url}/#token={self.token(name)}")
+        page.wait_for_selector("#who:not([hidden])")
+        if hash_path:
+            page.evaluate("(h) => { location.hash = h; }", hash_path)
+        return page
+
+
+def _ready(live: Live) -> bool:
+    try:
+        zones = live.get("admin", "/api/v1/zones").json()
+        nodes = live.get("admin", "/api/v1/nodes").json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return len([z for z in zones if z["window_5m"]]) == 11 and sum(1 for n in nodes if n["routable"]) >= 15
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Live]:
+    """One system for every browser test here: broker, worker, API with its sink, the simulated fleet and the
+    synthetic grid as real processes, and a token per demo person issued by the running API."""
+    with running_core(tmp_path_factory, "dashboard") as stack:
+        stack.spawn("fleet", "produce", "telemetry")
+        stack.spawn("grid", "produce", "grid")
+        tokens = issue_demo_tokens(stack, stack.run_dir / "demo-tokens.json")
+        live = Live(stack, tokens)
+        stack.wait_for("11 windowed zones and a routable fleet", lambda: _ready(live), 90)
+        yield live

@@ -41,7 +41,7 @@ export default {
         const power = nodes.reduce((s, n) => s + (n.power_w ?? 0), 0);
         const byTier = {};
         for (const n of nodes) if (n.tier) byTier[n.tier] = (byTier[n.tier] ?? 0) + 1;
-        el.querySelector("#fleet-summary").textContent = `${nodes.length} nodes · ${routable} routable`;
+        el.querySelector("#fleet-summary").textContent = `${nodes.length} node${nodes.length === 1 ? "" : "s"} · ${routable} routable`;
         el.querySelector("#fleet-stats").innerHTML = [
           ["Nodes", nodes.length],
           ["Routable", routable],
