@@ -8,6 +8,7 @@ import asyncio
 
 from fastapi import FastAPI
 
+from api import errors
 from api.dashboard import mount_dashboard
 from api.middleware import BodySizeLimit
 from api.routes import (
@@ -45,6 +46,7 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     app.state.principals = {}  # token hash -> Principal, filled as tokens are first used
     app.state.pending: set[asyncio.Task[None]] = set()  # surplus events still publishing
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
     mount_dashboard(app)  # last: the dashboard at / takes only the paths no API route took

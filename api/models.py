@@ -5,9 +5,31 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class Body(BaseModel):
+    """A request body: unknown fields, NaN, ±Infinity (1e999 parses as one) and text that is not valid Unicode
+    (a lone surrogate) are refused with 422 and the reason."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def valid_unicode(cls, v: Any) -> Any:
+        if isinstance(v, str) and _has_lone_surrogate(v):
+            raise ValueError("text is not valid Unicode (a lone surrogate)")
+        return v
 
 
 class WorkloadType(StrEnum):
@@ -24,10 +46,8 @@ class Priority(StrEnum):
     async_ = "async"
 
 
-class WorkloadSubmission(BaseModel):
+class WorkloadSubmission(Body):
     """A workload as an AI developer submits it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     workload_type: WorkloadType
@@ -64,10 +84,8 @@ class WorkloadSubmission(BaseModel):
         return data
 
 
-class SurplusEvent(BaseModel):
+class SurplusEvent(Body):
     """An admin's declaration of curtailed renewable power in a zone for a span of minutes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     zone: str
     curtailment_mw: float = Field(gt=0, le=100_000)
@@ -85,19 +103,15 @@ class IssuableRole(StrEnum):
 Subject = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(Body):
     """Who a new token is for."""
-
-    model_config = ConfigDict(extra="forbid")
 
     role: IssuableRole
     subject: Subject
 
 
-class NodeRegistration(BaseModel):
+class NodeRegistration(Body):
     """A GPU node as its provider registers it; the provider and its kind come from the provider's token."""
-
-    model_config = ConfigDict(extra="forbid")
 
     node_id: str | None = Field(
         default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$", description="Default: generated"

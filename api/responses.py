@@ -224,3 +224,20 @@ class RegisteredNode(BaseModel):
     node_type: str
     token: str
     href: str
+
+
+_MEANINGS = {
+    400: "Malformed request",
+    401: "No token, or an unknown one",
+    403: "The caller's role may never do this",
+    404: "No such object among those the caller may see",
+    409: "The id is taken",
+    413: "Body over the size limit",
+    422: "Invalid input, with the reason",
+    503: "Could not publish to Kafka (retry; with the same Idempotency-Key for a submission)",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a router documents, each with its meaning."""
+    return {code: {"model": Problem, "description": _MEANINGS[code]} for code in codes}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from sinks.duckdb_store import Store
 
 ACTIVE_STATES = ("routed", "running", "checkpointed", "migrating")
@@ -303,3 +305,35 @@ def insert_token(store: Store, token_sha256: str, role: str, subject: str, creat
         "INSERT INTO api_tokens (token_sha256, role, subject, created_ms, created_by) VALUES (?, ?, ?, ?, ?)",
         [token_sha256, role, subject, created_ms, created_by],
     )
+
+
+class SubmissionKeyTaken(Exception):
+    """Another submission with the same submitter and Idempotency-Key was stored first."""
+
+
+def insert_submission(
+    store: Store, workload_id: str, submitter: str, idempotency_key: str | None, ts_ms: int, event_json: str
+) -> None:
+    try:
+        store.execute_write(
+            "INSERT INTO api_submissions (workload_id, submitter, idempotency_key, ts_ms, event, published) "
+            "VALUES (?, ?, ?, ?, ?, false)",
+            [workload_id, submitter, idempotency_key, ts_ms, event_json],
+        )
+    except duckdb.ConstraintException as exc:
+        raise SubmissionKeyTaken(str(exc)) from exc
+
+
+def mark_published(store: Store, workload_id: str) -> None:
+    store.execute_write("UPDATE api_submissions SET published = true WHERE workload_id = ?", [workload_id])
+
+
+def published_submission(store: Store, scope: Scope, workload_id: str) -> dict[str, Any] | None:
+    """A submission the API published that the sink has not stored as a workload yet (the caller's own)."""
+    if not (scope.everything or scope.submitter is not None):
+        return None
+    where, params = ("TRUE", []) if scope.everything else ("submitter = ?", [scope.submitter])
+    rows = store.query(
+        f"SELECT * FROM api_submissions WHERE workload_id = ? AND published AND {where}", [workload_id, *params]
+    )
+    return rows[0] if rows else None

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from api.deps import ProducerDep, SettingsDep, StoreDep
 from api.fleet import now_ms
 from api.models import SurplusEvent, TokenRequest
-from api.responses import IssuedToken, SurplusScheduled
+from api.responses import IssuedToken, SurplusScheduled, documented
 from api.security import AdminCaller, Role, issue_token
 from sinks import queries
 from toogreen.domain.admin import surplus_event_readings
@@ -18,7 +18,7 @@ from toogreen.domain.zones import ZONES
 from toogreen.kafka.producer import RecordProducer
 from toogreen.topics import GRID_READINGS
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=documented(400, 401, 403, 413, 422, 503))
 
 
 async def _publish_over_time(producer: RecordProducer, readings: list[dict[str, Any]]) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from api.deps import SettingsDep, StoreDep
-from api.responses import Billing
+from api.responses import Billing, documented
 from api.security import PersonCaller
 from sinks import queries
 
-router = APIRouter(prefix="/api/v1", tags=["billing"])
+router = APIRouter(prefix="/api/v1", tags=["billing"], responses=documented(401, 403, 422))
 
 
 @router.get("/billing", response_model=Billing)

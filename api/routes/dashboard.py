@@ -6,11 +6,11 @@ from fastapi import APIRouter
 
 from api.deps import StoreDep
 from api.fleet import zone_views
-from api.responses import Dashboard
+from api.responses import Dashboard, documented
 from api.security import PersonCaller
 from sinks import queries
 
-router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=documented(401, 403))
 
 
 @router.get("/dashboard", response_model=Dashboard)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from api.deps import StoreDep
-from api.responses import DeadLetter
+from api.responses import DeadLetter, documented
 from api.security import AdminCaller
 from sinks import queries
 
-router = APIRouter(prefix="/api/v1", tags=["dead letters"])
+router = APIRouter(prefix="/api/v1", tags=["dead letters"], responses=documented(401, 403, 422))
 
 
 @router.get("/dead-letters", response_model=list[DeadLetter])

@@ -7,12 +7,12 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from api.deps import StoreDep
-from api.responses import Decision
+from api.responses import Decision, documented
 from api.routes.workloads import decision_from_row
 from api.security import PersonCaller
 from sinks import queries
 
-router = APIRouter(prefix="/api/v1", tags=["decisions"])
+router = APIRouter(prefix="/api/v1", tags=["decisions"], responses=documented(401, 403, 422))
 DecisionType = Literal["initial", "reroute", "rejected", "queued", "no_move"]
 
 

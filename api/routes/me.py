@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.responses import Me
+from api.responses import Me, documented
 from api.security import Caller
 
-router = APIRouter(prefix="/api/v1", tags=["me"])
+router = APIRouter(prefix="/api/v1", tags=["me"], responses=documented(401))
 
 
 @router.get("/me", response_model=Me)

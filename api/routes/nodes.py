@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from api.deps import ProducerDep, SettingsDep, StoreDep
 from api.fleet import now_ms, scored_nodes
 from api.models import NodeRegistration
-from api.responses import Node, NodeDetail, RegisteredNode
+from api.responses import Node, NodeDetail, RegisteredNode, documented
 from api.security import NodeReader, Principal, ProviderCaller, Role, issue_token
 from sinks import queries
 from sinks.rows import registration_row
@@ -18,7 +18,7 @@ from toogreen.domain.validation import validate_registration
 from toogreen.domain.zones import ZONES
 from toogreen.topics import NODE_REGISTRY
 
-router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
+router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"], responses=documented(400, 401, 403, 404, 409, 413, 422, 503))
 
 
 @router.get("", response_model=list[Node])

@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from api.deps import SigningKeyDep, StoreDep
-from api.responses import PublicKey, Receipt, Verification
+from api.responses import PublicKey, Receipt, Verification, documented
 from api.security import PersonCaller
 from sinks import queries
 from toogreen.signing import public_key_hex, public_key_pem, verify_receipt
 
-router = APIRouter(prefix="/api/v1", tags=["receipts"])
+router = APIRouter(prefix="/api/v1", tags=["receipts"], responses=documented(400, 401, 403, 404, 413, 422))
 
 
 def receipt_from_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +31,10 @@ def get_receipt(store: StoreDep, caller: PersonCaller, receipt_id: str) -> dict:
 
 @router.post("/receipts/verify", response_model=Verification)
 def verify(receipt: dict[str, Any], key: SigningKeyDep) -> dict:
-    result = verify_receipt(receipt, key.public_key())
+    try:
+        result = verify_receipt(receipt, key.public_key())
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # fields of the wrong type: not a receipt
+        return {"valid": False, "failed_check": f"not a receipt: {type(exc).__name__}: {exc}"}
     return {"valid": result.valid, "failed_check": result.failed_check}
 
 

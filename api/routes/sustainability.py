@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SettingsDep, StoreDep
-from api.responses import Sustainability
+from api.responses import Sustainability, documented
 from api.security import PersonCaller
 from sinks import queries
 
-router = APIRouter(prefix="/api/v1", tags=["sustainability"])
+router = APIRouter(prefix="/api/v1", tags=["sustainability"], responses=documented(401, 403))
 
 
 @router.get("/sustainability", response_model=Sustainability)

@@ -8,12 +8,12 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import StoreDep
 from api.fleet import now_ms
-from api.responses import Zone, ZoneHistory
+from api.responses import Zone, ZoneHistory, documented
 from api.security import PersonCaller
 from sinks import queries
 from toogreen.domain.zones import ZONES
 
-router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
+router = APIRouter(prefix="/api/v1/zones", tags=["zones"], responses=documented(401, 403, 404, 422))
 
 
 @router.get("", response_model=list[Zone])

@@ -3,9 +3,12 @@ decodes each record with the topic's Avro schema, as the real one would)."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -101,3 +104,20 @@ def settled(client):
     receipt = sign_receipt(receipt, load_or_create_key(settings.settlement.signing_key_path))
     client.store.write({"carbon_receipts": [receipt_row(receipt)], "billing_records": [billing_row(billing)]}, [])
     return receipt, billing
+
+
+@pytest.fixture
+def api_url(app):
+    """The app served by a real uvicorn on a free port (in a thread)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -4,31 +4,10 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
-import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from toogreen.app.cli import app as cli
-
-
-@pytest.fixture
-def api_url(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_token_create_issues_a_token_through_the_api(app, api_url, anon):
@@ -41,3 +20,12 @@ def test_token_create_issues_a_token_through_the_api(app, api_url, anon):
     bad = CliRunner().invoke(cli, ["token", "create", "--role", "gamer", "--subject", "x", "--api-url", api_url,
                                    "--admin-token", "wrong"])  # fmt: skip
     assert bad.exit_code == 1 and "401" in bad.output
+
+
+def test_submit_sends_one_idempotency_key_so_a_retry_is_the_same_workload(app, api_url):
+    args = ["submit", "--name", "j", "--image", "i", "--vram-mb", "1000", "--expected-hours", "1",
+            "--api-url", api_url, "--idempotency-key", "k-1"]  # fmt: skip
+    first, again = CliRunner().invoke(cli, args), CliRunner().invoke(cli, args)
+    assert first.exit_code == 0 and again.exit_code == 0, first.output
+    assert json.loads(first.output)["workload_id"] == json.loads(again.output)["workload_id"]
+    assert len(app.state.producer.sent) == 1
