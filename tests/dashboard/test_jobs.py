@@ -20,7 +20,9 @@ def test_a_job_submitted_from_the_form_is_routed_runs_and_its_receipt_verifies_i
     form.locator("[name=workload_type]").select_option("fine_tune")
     form.locator("[name=vram_mb]").fill("12000")
     form.locator("[name=expected_hours]").fill("0.03")
-    form.locator("button[type=submit]").click()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v1/workloads")) as request:
+        form.locator("button[type=submit]").click()
+    assert request.value.headers["idempotency-key"]  # a retry of this form would not submit it twice
 
     page.wait_for_url("**/#/job/wl-*")
     workload_id = page.url.rsplit("/", 1)[-1]

@@ -58,10 +58,10 @@ export async function getJson(path, { signal } = {}) {
   return response.json();
 }
 
-export async function postJson(path, body) {
+export async function postJson(path, body, extraHeaders = {}) {
   const response = await fetch(path, {
     method: "POST",
-    headers: headers({ "Content-Type": "application/json" }),
+    headers: headers({ "Content-Type": "application/json", ...extraHeaders }),
     body: JSON.stringify(body),
   });
   if (!response.ok) throw await failure(response, path);

@@ -73,13 +73,19 @@ export default {
     };
     filter.addEventListener("change", () => view.refresh().catch(() => {}));
     const formEl = el.querySelector("#submit-form");
+    // one Idempotency-Key per filled-in form: a double click or a retry after a lost answer submits it once
+    let idempotencyKey = null;
+    formEl?.addEventListener("input", () => {
+      idempotencyKey = null;
+    });
     formEl?.addEventListener("submit", async (event) => {
       event.preventDefault();
       const result = el.querySelector("#submit-result");
       result.className = "";
       result.textContent = "submitting…";
       try {
-        const accepted = await postJson("/api/v1/workloads", body(formEl));
+        idempotencyKey ??= globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+        const accepted = await postJson("/api/v1/workloads", body(formEl), { "Idempotency-Key": idempotencyKey });
         result.innerHTML = html`accepted as <code>${accepted.workload_id}</code>`;
         location.hash = `#/job/${encodeURIComponent(accepted.workload_id)}`;
       } catch (error) {
