@@ -49,5 +49,5 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
-    mount_dashboard(app)  # last: the dashboard at / takes only the paths no API route took
+    mount_dashboard(app)  # the dashboard at /, its files under /css/, /js/ and /vendor/
     return app

@@ -111,3 +111,19 @@ def test_a_developer_sees_its_own_jobs_and_not_the_other_developers(page: Page, 
     expect(page.locator("#job-head h1")).to_contain_text("grace-job", timeout=30_000)
     live.sign_in(page, "developer", f"#/job/{theirs}")
     expect(page.locator("[data-not-found]")).to_be_visible()
+
+
+@pytest.mark.parametrize("name", ["datacenter", "recycler", "gamer"])
+def test_a_provider_sees_its_own_earnings_and_payouts_only(page: Page, live: Live, name: str):
+    provider = live.tokens[name]["subject"]
+    own = {n["node_id"] for n in live.get("admin", "/api/v1/nodes").json() if n["provider"] == provider}
+    billed = live.get(name, "/api/v1/billing?limit=1000").json()["records"]
+    assert {r["node_id"] for r in billed} <= own  # the API's scoping, which the page shows
+    live.sign_in(page, name, "#/providers")
+    expect(page.locator("#providers-summary")).to_contain_text("with billed work")
+    rows = page.locator("#earnings-table tbody tr[data-provider]")
+    if billed:  # bills only ever accrue, so the page, read after the API, has them too
+        expect(rows).to_have_count(1)
+    assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.provider)")) <= {provider}
+    payout_nodes = page.locator("#payouts-table tbody tr[data-payout] td:nth-child(2)").all_inner_texts()
+    assert set(payout_nodes) <= own

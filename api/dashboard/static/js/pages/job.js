@@ -60,7 +60,8 @@ function meter(w, nodes, now) {
       gco2 += ((h * powerW) / 1000) * (at?.carbon_gco2_per_kwh ?? 0);
     }
   }
-  return { final: false, hours, eur: eurSoFar, gco2: powerKnown ? gco2 : null, kwh: powerKnown ? kwh : null };
+  const here = placed[w.node_id];
+  return { final: false, hours, eur: eurSoFar, gco2: powerKnown ? gco2 : null, kwh: powerKnown ? kwh : null, intensity: here?.carbon_gco2_per_kwh ?? null, price: here?.price_eur_per_gpu_hour ?? null };
 }
 
 function alternativeRow(a, rank, cls) {
@@ -100,6 +101,7 @@ function meterHtml(m) {
     <div class="stat big"><span>€ charged</span><strong id="meter-eur">${m.eur === null ? "—" : eur(m.eur, m.eur < 1 ? 4 : 2)}</strong></div>
     <div class="stat"><span>kWh</span><strong>${m.kwh === null ? "—" : sig(m.kwh, 4)}</strong></div>
     <div class="stat"><span>GPU-hours</span><strong>${sig(m.hours, 4)}</strong></div>
+    ${raw(m.final || m.intensity === null ? "" : html`<div class="stat"><span>gCO2eq/kWh where it runs</span><strong>${num(m.intensity, 0)}</strong></div><div class="stat"><span>€/GPU-hour there</span><strong>${num(m.price, 2)}</strong></div>`)}
     <p class="muted">${label}${m.gco2 === null ? "; gCO2 needs the node's power, which this role does not see" : ""}</p></div>`;
 }
 
