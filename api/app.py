@@ -4,11 +4,10 @@ DuckDB or publish an event, and call the pure domain logic for anything computed
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
 
 from api import errors
+from api.cache import AnswerCache
 from api.dashboard import mount_dashboard
 from api.middleware import BodySizeLimit
 from api.routes import (
@@ -44,8 +43,10 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     app.state.producer = producer
     app.state.signing_key = None
     app.state.principals = {}  # token hash -> Principal, filled as tokens are first used
-    app.state.pending: set[asyncio.Task[None]] = set()  # surplus events still publishing
+    app.state.pending = set()  # surplus events still publishing (asyncio tasks)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    if settings.api.answer_cache_max_age_s > 0:
+        app.add_middleware(AnswerCache, read_model=store.read_model, max_age_s=settings.api.answer_cache_max_age_s)
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)

@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -327,52 +326,6 @@ def _latency_run(
             )
         finally:
             stack.stop()
-
-
-def api_latency(clients: int = 50, seconds: float = 10.0) -> Table:
-    table = Table(
-        "API latency under 50 concurrent clients while the pipeline writes",
-        f"{clients} concurrent clients for {seconds:.0f} s against the running demo stack "
-        "(grid, fleet, workloads flowing)",
-        ["endpoint", "requests", "p50 ms", "p99 ms"],
-    )
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        stack = _start({"TOOGREEN_DEMO__WORKLOAD_INTERVAL_S": "1"}, tmp)
-        try:
-            for name, args in (
-                ("grid", ("produce", "grid")),
-                ("fleet", ("produce", "telemetry")),
-                ("workloads", ("produce", "workloads")),
-            ):
-                stack.spawn(name, *args)
-            time.sleep(15)
-            endpoints = ["/api/v1/dashboard", "/api/v1/zones", "/api/v1/nodes", "/api/v1/workloads?limit=50"]
-            results: dict[str, list[float]] = {e: [] for e in endpoints}
-
-            async def client(k: int) -> None:
-                async with httpx.AsyncClient(base_url=stack.api_url(), headers=stack.api_headers(), timeout=30) as http:
-                    end = time.monotonic() + seconds
-                    j = k
-                    while time.monotonic() < end:
-                        path = endpoints[j % len(endpoints)]
-                        t0 = time.perf_counter()
-                        r = await http.get(path)
-                        r.raise_for_status()
-                        results[path].append(1000 * (time.perf_counter() - t0))
-                        j += 1
-
-            async def main() -> None:
-                await asyncio.gather(*(client(k) for k in range(clients)))
-
-            asyncio.run(main())
-            for path, values in results.items():
-                table.rows.append(
-                    [path, f"{len(values):,}", f"{percentile(values, 50):,.0f}", f"{percentile(values, 99):,.0f}"]
-                )
-        finally:
-            stack.stop()
-    return table
 
 
 def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:

@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import bench_duckdb, bench_evaluation, bench_pipeline, bench_rescoring
+from bench import bench_api, bench_duckdb, bench_evaluation, bench_pipeline, bench_rescoring
 from bench.common import Table, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,8 @@ def main() -> int:
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
         ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 150_000)),
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
-        ("api", lambda: bench_pipeline.api_latency(seconds=5 if q else 10)),
+        ("api alone", lambda: bench_api.api_alone(seconds=5 if q else 10)),
+        ("api", lambda: bench_api.api_latency(seconds=5 if q else 10)),
         ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),
     ]
     tables: list[Table] = []

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from sinks.columns import AVRO_TABLES, SCHEMA_SQL
+from sinks.read_model import ReadModel
 from sinks.rows import Row
 from toogreen.domain.lifecycle import IllegalTransition, WorkloadState, next_state
 
@@ -62,6 +63,8 @@ class Store:
         self.con = duckdb.connect(str(path))
         self.con.execute(SCHEMA_SQL)
         self._write_lock = threading.Lock()
+        self.read_model = ReadModel()
+        self.read_model.load(self.con.cursor())
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
@@ -87,6 +90,7 @@ class Store:
                 raise
             finally:
                 cur.close()
+            self.read_model.apply(rows_by_table)
 
     def _write_table(self, cur: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> None:
         if table == "nodes:registration":
@@ -163,6 +167,7 @@ class Store:
                 cur.execute(sql, list(params) if params is not None else None)
             finally:
                 cur.close()
+                self.read_model.touched()
 
     # -- reading ---------------------------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict[str, Any]]:

@@ -114,11 +114,21 @@ QUALIFY row_number() OVER (PARTITION BY zone ORDER BY ts_ms DESC) = 1
 
 
 def latest_windows(store: Store, kind: str) -> dict[str, dict[str, Any]]:
-    """Each zone's newest window of ``kind`` (tumbling or hopping), by zone."""
-    return {r["zone"]: r for r in store.query(LATEST_WINDOWS_SQL, [kind])}
+    """Each zone's newest window of ``kind`` (tumbling or hopping), by zone: the sink's read model."""
+    return store.read_model.latest_windows(kind)
 
 
 def latest_readings(store: Store) -> dict[str, dict[str, Any]]:
+    """Each zone's newest reading, by zone: the sink's read model."""
+    return store.read_model.latest_readings()
+
+
+def scan_latest_windows(store: Store, kind: str) -> dict[str, dict[str, Any]]:
+    """As :func:`latest_windows`, scanning the table (the read model's check)."""
+    return {r["zone"]: r for r in store.query(LATEST_WINDOWS_SQL, [kind])}
+
+
+def scan_latest_readings(store: Store) -> dict[str, dict[str, Any]]:
     return {r["zone"]: r for r in store.query(LATEST_READINGS_SQL)}
 
 

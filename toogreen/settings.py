@@ -145,6 +145,8 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = 64 * 1024
     admin_token: str = Field(default="demo-admin-token", description="Bearer token of the admin role")
     surplus_event_step_s: float = 30.0
+    # a GET is answered from the last answer until a write commits or this much time passes (0 = off)
+    answer_cache_max_age_s: float = 1.0
 
 
 def _ipcc_2014_lifecycle() -> dict[str, float]:
