@@ -18,6 +18,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -222,6 +223,9 @@ class KafkaCluster:
                 # topics are created on purpose (ensure_topics, Faust's own), never by a typo
                 "auto.create.topics.enable": "false",
                 "group.initial.rebalance.delay.ms": 0,
+                # the workers' session timeout is a few seconds (a dead worker's partitions move fast): Kafka's
+                # default floor is 6 s
+                "group.min.session.timeout.ms": 1000,
                 "unclean.leader.election.enable": "false",
             }
         return "".join(f"{k}={v}\n" for k, v in lines.items())
@@ -250,8 +254,11 @@ class KafkaCluster:
         return self.run_dir / f"node-{node.node_id}" / "kafka.log"
 
     def prepare(self) -> None:
-        """Install if needed, write each node's properties and format its storage (all nodes at once)."""
+        """Install if needed, write each node's properties and format its storage (all nodes at once). Every
+        cluster starts from empty logs: what a previous one left in the run directory is removed."""
         self._libs = install(self.settings)
+        for node in self.nodes:
+            shutil.rmtree(node.data_dir.parent, ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "log4j.properties").write_text(LOG4J_PROPERTIES)
         formats = []
