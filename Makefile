@@ -36,3 +36,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# Apache Kafka (KRaft) from Maven Central, cached in ~/.cache/toogreen; the streams verifier on 3 brokers (docs/kafka.md)
+.PHONY: kafka-install verify
+kafka-install:
+	scripts/install-kafka.sh
+verify: $(STAMP)
+	$(BIN)/python -m tests.system.streams_verifier

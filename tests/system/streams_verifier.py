@@ -233,13 +233,13 @@ def run_under_faults(
                 broker_back_at = now + plan.broker_down_s
                 say(f"t={now - started:5.1f}s kill -9 broker {broker_victim}")
             if broker_back_at is not None and now >= broker_back_at:
-                cluster.restart_node(broker_victim)
+                cluster.restart_node(broker_victim, wait=False)  # it recovers its logs while the faults go on
                 faults.broker_restarts.append((time.time(), broker_victim))
                 broker_back_at = None
                 say(f"t={time.monotonic() - started:5.1f}s broker {broker_victim} back")
             time.sleep(0.2)
         if broker_back_at is not None:
-            cluster.restart_node(broker_victim)
+            cluster.restart_node(broker_victim, wait=False)
             faults.broker_restarts.append((time.time(), broker_victim))
         ids = _read_ids(submitted)
         say(f"submitted {len(ids)} workloads in {time.monotonic() - started:.0f} s; draining")

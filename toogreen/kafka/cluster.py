@@ -299,6 +299,7 @@ class KafkaCluster:
             for node in self.nodes:
                 self.start_node(node)
             self.wait_ready(self.settings.start_timeout_s)
+            self.wait_for_group_coordinator(self.settings.start_timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -336,6 +337,25 @@ class KafkaCluster:
             time.sleep(0.25)
         raise BrokerError(f"Kafka brokers {sorted(wanted)} not up within {timeout_s:.0f} s (logs in {self.run_dir})")
 
+    def wait_for_group_coordinator(self, timeout_s: float) -> None:
+        """Until consumer groups work: the first group request creates ``__consumer_offsets`` (replicated 3 times on
+        3 brokers), and until its leaders are elected every client's offset request fails with NOT_COORDINATOR."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "toogreen-cluster-ready"})
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    consumer.committed([TopicPartition("toogreen-cluster-ready", 0)], timeout=5)
+                    return
+                except KafkaException as exc:
+                    if time.monotonic() > deadline:
+                        raise BrokerError(f"no group coordinator within {timeout_s:.0f} s: {exc}") from exc
+                    time.sleep(0.25)
+        finally:
+            consumer.close()
+
     def node(self, node_id: int) -> KafkaNode:
         return next(n for n in self.nodes if n.node_id == node_id)
 
@@ -346,12 +366,12 @@ class KafkaCluster:
             proc.kill()
             proc.wait()
 
-    def restart_node(self, node_id: int, timeout_s: float | None = None) -> None:
-        """Start a killed node again on its own data and ports, and wait until it is back in the metadata."""
+    def restart_node(self, node_id: int, timeout_s: float | None = None, wait: bool = True) -> None:
+        """Start a killed node again on its own data and ports (and wait until it is back in the metadata)."""
         node = self.node(node_id)
         self.start_node(node)
         self.write_state()
-        if node.is_broker:
+        if wait and node.is_broker:
             self.wait_ready(timeout_s or self.settings.start_timeout_s, {node_id})
 
     def stop(self) -> None:
