@@ -48,6 +48,8 @@ class WorkerSettings(BaseModel):
     fetch_max_wait_ms: int = 10
     # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often
     fleet_resync_s: float = 60.0
+    # an ended workload is settled when its last node hands over the energy it drew there, or after this long
+    settle_wait_s: float = 15.0
 
 
 class WindowSettings(BaseModel):

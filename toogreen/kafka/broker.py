@@ -114,7 +114,9 @@ def ensure_topics(
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
-        NewTopic(t.name, partitions, replication, config=config or {}) for t in ALL_TOPICS if t.name not in existing
+        NewTopic(t.name, t.partitions or partitions, replication, config=config or {})
+        for t in ALL_TOPICS
+        if t.name not in existing
     ]
     if not wanted:
         return []
