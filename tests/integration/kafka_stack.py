@@ -72,6 +72,7 @@ def running_system_on_kafka(run_dir: Path, brokers: int) -> Iterator[tuple[Kafka
 
 def routable(stack: Stack) -> int:
     try:
-        return sum(1 for n in httpx.get(f"{stack.api_url()}/api/v1/nodes", timeout=3).json() if n["routable"])
+        nodes = httpx.get(f"{stack.api_url()}/api/v1/nodes", headers=stack.api_headers(), timeout=3).json()
+        return sum(1 for n in nodes if n["routable"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return 0

@@ -15,9 +15,12 @@ from tests.integration.kafka_stack import needs_java, running_system_on_kafka
 from tests.integration.test_pipeline import eventually, snapshot_rows
 from toogreen.app.demo import Stack
 from toogreen.kafka.cluster import KafkaCluster
+from toogreen.settings import Settings
 from toogreen.topics import ALL_TOPICS
 
 pytestmark = [pytest.mark.integration, needs_java]
+# the API asks for a bearer token: the tests call it as the settings' admin
+HEADERS = {"Authorization": f"Bearer {Settings().api.admin_token}"}
 
 
 @pytest.fixture(scope="module", params=[1, 3], ids=["1-broker", "3-brokers"])
@@ -32,7 +35,7 @@ def on_kafka(
 def _submit(api: str, name: str, vram_mb: int) -> str:
     body = {"name": name, "workload_type": "inference", "image": "ghcr.io/x/y:1", "vram_mb": vram_mb,
             "expected_hours": 0.15}  # fmt: skip
-    response = httpx.post(f"{api}/api/v1/workloads", json=body, timeout=15)
+    response = httpx.post(f"{api}/api/v1/workloads", json=body, headers=HEADERS, timeout=15)
     assert response.status_code == 202, response.text
     return response.json()["workload_id"]
 
@@ -43,7 +46,7 @@ def test_workloads_are_routed_run_and_settled_on_kafka(on_kafka: tuple[KafkaClus
     ids = [_submit(api, f"kafka-{cluster.brokers}-{i}", 16_000) for i in range(8)]
 
     def all_completed() -> list[dict] | None:
-        found = [httpx.get(f"{api}/api/v1/workloads/{wid}").json() for wid in ids]
+        found = [httpx.get(f"{api}/api/v1/workloads/{wid}", headers=HEADERS).json() for wid in ids]
         return found if all(w.get("status") == "completed" for w in found) else None
 
     done = eventually(all_completed, timeout_s=90, what="8 workloads completed")

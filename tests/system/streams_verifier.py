@@ -126,7 +126,7 @@ def _submit_all(stack: Stack, plan: Plan, out: Path, stop: threading.Event) -> N
     rng = random.Random(plan.seed)
     api = f"{stack.api_url()}/api/v1/workloads"
     sizes = [8_000, 16_000, 20_000, 24_000, 40_000, 60_000, 80_000]
-    with httpx.Client(timeout=10) as client, out.open("a") as log:
+    with httpx.Client(timeout=10, headers=stack.api_headers()) as client, out.open("a") as log:
         for i in range(plan.workloads):
             if stop.is_set():
                 return
