@@ -40,8 +40,9 @@ from toogreen.app.demo import Stack, start_core
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.lifecycle import TERMINAL
 from toogreen.domain.mig import COMPUTE_SLICES, MIG_PROFILES
+from toogreen.domain.records import GridReading, ZoneMeta
 from toogreen.domain.windows import WindowAggregate, assemble, specs_from
-from toogreen.domain.zone_state import ZoneMeta, apply_reading, keys_needed, window_key
+from toogreen.domain.zone_state import apply_reading, keys_needed, window_key
 from toogreen.kafka.cluster import KafkaCluster
 from toogreen.settings import Settings
 
@@ -430,10 +431,11 @@ def recompute_windows(
     grace_ms, keep_ms = settings.windows.grace_s * 1000, settings.windows.keep_s * 1000
     stored: dict[str, WindowAggregate] = {}
     metas: dict[str, ZoneMeta] = {}
-    for reading in readings:
-        zone = reading["zone"]
+    for wire in readings:
+        reading = GridReading.from_wire(wire)
+        zone = reading.zone
         meta = metas.get(zone) or ZoneMeta()
-        keys = keys_needed(zone, reading["ts_ms"], meta, specs)
+        keys = keys_needed(zone, reading.ts_ms, meta, specs)
         outcome = apply_reading(
             reading, {k: stored[k] for k in keys if k in stored}, meta, specs, grace_ms, keep_ms, settings.surplus
         )
