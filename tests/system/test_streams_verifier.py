@@ -1,9 +1,10 @@
 """The streams verifier in CI, bounded: 3 brokers, 3 workers, grid + telemetry + 150 workloads, a worker killed
 with -9 every 20-30 s and a broker once (see ``streams_verifier`` for what it checks and prints).
 
-It fails on today's design (the router's shared state in GlobalTables written from every partition: issue 11),
-so it is marked xfail, not strict: the figures are printed either way (``pytest -s``) and written to
-``verifier.json`` in its run directory. Remove the mark once ownership is single (issue 11)."""
+It does not pass yet (see docs/kafka.md, "What it finds": decisions sent before their reservation is logged,
+the sink's event order, windows counting a redelivered reading twice), so it is marked xfail, not strict, and only
+for an AssertionError of the checks: the figures are printed either way (``pytest -s``) and written to
+``verifier.json`` in its run directory."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ pytestmark = [pytest.mark.integration, needs_java]
 
 @pytest.mark.timeout(480)
 @pytest.mark.xfail(
-    reason="issue 11: placement state in GlobalTables written from every partition", raises=AssertionError, strict=False
+    reason="issues 11/12: exactly-once effects under kill -9 not there yet (docs/kafka.md)",
+    raises=AssertionError,
+    strict=False,
 )
 def test_verifier_on_three_brokers_three_workers_under_kill_9(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     plan = Plan(workloads=150, submit_per_s=3.0, broker_kill_at_s=30.0, broker_down_s=10.0, drain_s=60.0)
