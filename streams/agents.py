@@ -53,7 +53,7 @@ from streams.checkpoint import Checkpoint
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import accrue_energy
-from toogreen.domain.clock import Clock, SystemClock
+from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
@@ -93,7 +93,7 @@ from toogreen.topics import (
 )
 
 emitter: Emitter = KafkaEmitter(app)
-clock: Clock = SystemClock()
+clock: Clock = SYSTEM_CLOCK
 
 R = TypeVar("R", bound=Record)
 Validator = Callable[[dict[str, Any]], list[str]]
@@ -279,7 +279,7 @@ def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
     return routing.inputs()
 
 
-@app.on_rebalance_complete.connect
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust's own signal type rejects any coroutine
 async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
     routing.resync()  # what the changelogs restored is in the tables now
     # What is alive now (code, the restored tables) mostly stays alive: keep it out of the cyclic collector's full
@@ -345,11 +345,11 @@ async def node_views(stream: StreamT) -> None:
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
     async for event in run.events():
         try:
-            state = _node_state.decode(event.message.value)
+            state = _node_state.decode(event.message.value or b"")
         except msgspec.ValidationError as exc:
             await emitter.dead_letter(event, "node_views", str(exc))
             continue
-        node_id = event.message.key.decode()
+        node_id = (event.message.key or b"").decode()
         before = routing_node_table.get(node_id)
         run.set(routing_node_table, node_id, state)
         routing.node_changed(node_id)
@@ -368,7 +368,7 @@ async def zone_views(stream: StreamT) -> None:
     changed: dict[str, ZoneView] = {}
     async for event in run.events():
         try:
-            view = _zone_view.decode(event.message.value)
+            view = _zone_view.decode(event.message.value or b"")
         except msgspec.ValidationError as exc:
             await emitter.dead_letter(event, "zone_views", str(exc))
             continue
@@ -390,7 +390,7 @@ async def accruals_closed(stream: StreamT) -> None:
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
     async for event in run.events():
         try:
-            closed = _closed.decode(event.message.value)
+            closed = _closed.decode(event.message.value or b"")
         except msgspec.ValidationError as exc:
             await emitter.dead_letter(event, "accruals_closed", str(exc))
             continue

@@ -88,7 +88,7 @@ def kafka_up(
         raise typer.BadParameter(f"--quorum is combined or separate, got {conf.quorum!r}")
     where = run_dir or conf.run_dir
     old = read_state(where)
-    if old and pid_alive(int(old["supervisor_pid"])):  # type: ignore[arg-type]
+    if old and pid_alive(int(old["supervisor_pid"])):
         console.print(f"[red]a cluster already runs from {where}[/red] (pid {old['supervisor_pid']}): kafka down first")
         raise typer.Exit(1)
     stop = _stop_on_signals()
@@ -120,7 +120,7 @@ def kafka_status(run_dir: Path = typer.Option(None, help="Where `kafka up` runs 
 
     where = run_dir or get_settings().kafka.run_dir
     state = read_state(where)
-    if not state or not pid_alive(int(state["supervisor_pid"])):  # type: ignore[arg-type]
+    if not state or not pid_alive(int(state["supervisor_pid"])):
         console.print(f"no Kafka cluster runs from {where}")
         raise typer.Exit(1)
     nodes = state["nodes"]
@@ -137,7 +137,7 @@ def kafka_status(run_dir: Path = typer.Option(None, help="Where `kafka up` runs 
             f":{node['controller_port']} pid {node['pid']} {'up' if up else 'DOWN'}"
         )
     typer.echo(f"bootstrap {state['bootstrap']}; brokers in metadata {brokers}")
-    typer.echo(" ".join(f"{k}={v}" for k, v in state["env"].items()))  # type: ignore[union-attr]
+    typer.echo(" ".join(f"{k}={v}" for k, v in state["env"].items()))
 
 
 @kafka_app.command("down")
@@ -150,10 +150,10 @@ def kafka_down(run_dir: Path = typer.Option(None, help="Where `kafka up` runs (d
 
     where = run_dir or get_settings().kafka.run_dir
     state = read_state(where)
-    if not state or not pid_alive(int(state["supervisor_pid"])):  # type: ignore[arg-type]
+    if not state or not pid_alive(int(state["supervisor_pid"])):
         console.print(f"no Kafka cluster runs from {where}")
         return
-    pid = int(state["supervisor_pid"])  # type: ignore[arg-type]
+    pid = int(state["supervisor_pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + get_settings().kafka.stop_timeout_s + 5
     while pid_alive(pid) and time.monotonic() < deadline:

@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -269,8 +270,8 @@ class KafkaCluster:
                 "kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(self._props_path(node)),
                 "--ignore-formatted",
             )  # fmt: skip
-            out = subprocess.PIPE
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_kill_with_parent)
+            pipe = subprocess.PIPE
+            proc = subprocess.Popen(argv, stdout=pipe, stderr=subprocess.STDOUT, preexec_fn=_kill_with_parent)
             formats.append((node, proc))
         for node, proc in formats:
             out, _ = proc.communicate(timeout=60)
@@ -331,7 +332,11 @@ class KafkaCluster:
                 if proc is not None and proc.poll() is not None:
                     tail = self.log_path(node).read_text(errors="replace")[-2000:]
                     raise BrokerError(f"Kafka node {node.node_id} exited with {proc.returncode}:\n{tail}")
-            listening = all(port_open(self.settings.host, n.broker_port) for n in self.nodes if n.node_id in wanted)
+            listening = all(
+                n.broker_port is not None and port_open(self.settings.host, n.broker_port)
+                for n in self.nodes
+                if n.node_id in wanted
+            )
             if listening and wanted <= self.alive_brokers():
                 return
             time.sleep(0.25)
@@ -422,7 +427,7 @@ class KafkaCluster:
         tmp.replace(path)
 
 
-def read_state(run_dir: Path) -> dict[str, object] | None:
+def read_state(run_dir: Path) -> dict[str, Any] | None:
     """What ``toogreen kafka up`` wrote, or None when no cluster runs from ``run_dir``."""
     path = run_dir / STATE_FILE
     if not path.exists():
