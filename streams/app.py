@@ -103,6 +103,9 @@ def _internal_topic(name: str) -> faust.TopicT:
 NODE_VIEWS_TOPIC = _internal_topic("node-views")
 ZONE_VIEWS_TOPIC = _internal_topic("zone-views")
 ACCRUALS_CLOSED_TOPIC = _internal_topic("accruals-closed")
+# Created before the worker starts (``toogreen worker``): a topic Faust creates as it starts can be missing from the
+# metadata when the group is first assigned on a multi-broker cluster, and is then left without a consumer.
+INTERNAL_TOPICS = {t.get_topic_name(): 1 for t in (NODE_VIEWS_TOPIC, ZONE_VIEWS_TOPIC, ACCRUALS_CLOSED_TOPIC)}
 
 # Ingest, partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping.
 zone_window_table = _window_table("zone-window-aggregates")

@@ -166,11 +166,16 @@ def kafka_down(run_dir: Path = typer.Option(None, help="Where `kafka up` runs (d
 @app.command()
 def worker(loglevel: str = typer.Option("warning", help="Faust log level")) -> None:
     """Run the Faust worker: zone windows, node state, routing."""
-    _ensure_topics()
     from faust.worker import Worker
 
     import streams.agents  # noqa: F401  (registers the agents)
+    from streams.app import INTERNAL_TOPICS
     from streams.app import app as faust_app
+    from toogreen.kafka.broker import ensure_topics
+
+    settings = get_settings()
+    b = settings.broker
+    ensure_topics(settings.bootstrap, b.topic_partitions, b.replication_factor, extra=INTERNAL_TOPICS)
 
     faust_worker = Worker(faust_app, loglevel=loglevel)
     # Faust's start-up spinner sets the root logger to DEBUG for good, so every debug call in aiokafka would build

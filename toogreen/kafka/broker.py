@@ -108,16 +108,14 @@ def ensure_topics(
     replication: int = 1,
     timeout_s: float = 10.0,
     config: dict[str, str] | None = None,
+    extra: dict[str, int] | None = None,
 ) -> list[str]:
-    """Create the product's topics that do not exist yet (with ``config``, e.g. ``min.insync.replicas``); returns
-    the names created."""
+    """Create the product's topics that do not exist yet (with ``config``, e.g. ``min.insync.replicas``), and the
+    ``extra`` ones ({name: partitions}); returns the names created."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [
-        NewTopic(t.name, t.partitions or partitions, replication, config=config or {})
-        for t in ALL_TOPICS
-        if t.name not in existing
-    ]
+    counts = {t.name: t.partitions or partitions for t in ALL_TOPICS} | (extra or {})
+    wanted = [NewTopic(name, n, replication, config=config or {}) for name, n in counts.items() if name not in existing]
     if not wanted:
         return []
     created = []
