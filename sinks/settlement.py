@@ -53,12 +53,13 @@ ON CONFLICT (payout_id) DO UPDATE SET status = 'sent', reference = excluded.refe
                                       ts_ms = excluded.ts_ms, lamports = excluded.lamports, memo = excluded.memo,
                                       receipt_hash = excluded.receipt_hash, reason = NULL
 """
-# Owed to a wallet that a transfer of this size cannot create yet: no transaction, no attempt spent.
+# Owed to a wallet that a transfer of this size cannot create yet: no transaction, no attempt spent; ts_ms stays
+# when it began to accrue.
 ACCRUING_ROW_SQL = """
 INSERT INTO payouts (payout_id, workload_id, node_id, rail, amount, currency, status, reference, ts_ms, wallet,
                      lamports, memo, attempts, receipt_hash, reason)
 VALUES (?, ?, ?, 'solana', ?, ?, 'accruing', NULL, epoch_ms(now()), ?, ?, NULL, ?, ?, ?)
-ON CONFLICT (payout_id) DO UPDATE SET status = 'accruing', reference = NULL, memo = NULL, ts_ms = excluded.ts_ms,
+ON CONFLICT (payout_id) DO UPDATE SET status = 'accruing', reference = NULL, memo = NULL,
                                       lamports = excluded.lamports, reason = excluded.reason
 """
 
