@@ -214,6 +214,11 @@ class SettlementSettings(BaseModel):
     solana_payer_key_path: Path = PROJECT_ROOT / "var" / "keys" / "solana-payer.json"
     eur_per_sol: float = 150.0
     max_payout_attempts: int = 5
+    solana_rent_exempt_lamports: int = Field(
+        default=890_880,
+        ge=0,
+        description="Rent::minimum_balance(0) on mainnet: a new wallet is paid once owed that",
+    )
 
 
 class KafkaClusterSettings(BaseModel):
