@@ -211,6 +211,24 @@ class SettlementSettings(BaseModel):
     max_payout_attempts: int = 5
 
 
+class NodeAgentSettings(BaseModel):
+    """The node agent a GPU provider runs (``toogreen node-agent``): its intervals, timeouts and directories."""
+
+    workdir: Path = PROJECT_ROOT / "var" / "node-agent"
+    checkpoint_store: str = Field(
+        default=(PROJECT_ROOT / "var" / "checkpoints").as_uri(),
+        description="where checkpoints and results are kept: a file:// URL (a directory) or a plain path",
+    )
+    telemetry_interval_s: float = 2.0
+    registry_refresh_s: float = 60.0
+    checkpoint_interval_s: float = 300.0  # SIGUSR1 this often: the last periodic checkpoint bounds what a loss costs
+    checkpoint_timeout_s: float = 120.0  # a checkpoint not written within this after SIGUSR1 is reported missing
+    stop_timeout_s: float = 120.0  # after SIGTERM, a workload gets this long to checkpoint and exit before SIGKILL
+    restore_timeout_s: float = 120.0  # ``resumed`` waits at most this long for the workload's first progress
+    progress_interval_s: float = 5.0
+    command_poll_s: float = 0.2
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -228,6 +246,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = DemoSettings()
     grid: GridSourceSettings = GridSourceSettings()
     settlement: SettlementSettings = SettlementSettings()
+    node_agent: NodeAgentSettings = NodeAgentSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property
