@@ -225,6 +225,9 @@ class NodeAgentSettings(BaseModel):
     checkpoint_timeout_s: float = 120.0  # a checkpoint not written within this after SIGUSR1 is reported missing
     stop_timeout_s: float = 120.0  # after SIGTERM, a workload gets this long to checkpoint and exit before SIGKILL
     restore_timeout_s: float = 120.0  # ``resumed`` waits at most this long for the workload's first progress
+    # no contract signal before the workload's first progress report or this long after its start (a process
+    # signalled before it installed its handlers would die of the signal)
+    signal_grace_s: float = 30.0
     progress_interval_s: float = 5.0
     command_poll_s: float = 0.2
 

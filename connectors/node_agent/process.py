@@ -4,11 +4,13 @@ Each workload gets ``<workdir>/<workload id>/`` with ``checkpoints/`` (``TOOGREE
 (``TOOGREEN_OUTPUT``), ``progress.json`` (``TOOGREEN_PROGRESS``), ``restore/`` (where a fetched checkpoint is
 unpacked for ``TOOGREEN_RESUME_FROM``) and its ``stdout.log`` / ``stderr.log`` (appended across restarts).
 
-The command runs through ``/bin/sh -c`` in its own session, with the project's interpreter first on ``PATH`` and
-none of the agent's own ``TOOGREEN_`` settings (they may hold secrets). The contract's signals go to the workload's
-processes, not to the shell that started them (``dash`` forks rather than execs, and a shell dies of SIGUSR1).
-The process is killed if the agent dies, however it dies: nobody would store its checkpoint, and the workload is
-resumed elsewhere; it must not go on running here meanwhile.
+The command runs through ``/bin/sh`` in its own session (process group), with the project's interpreter first on
+``PATH`` and none of the agent's own ``TOOGREEN_`` settings (they may hold secrets). The contract's signals go to
+the workload's processes, not to the shells around them (``dash`` forks rather than execs, and a shell dies of
+SIGUSR1). Everything the command started is killed if the agent dies, however it dies: nobody would store its
+checkpoint and the workload is resumed elsewhere, so it must not go on running here meanwhile. The kernel tells
+the leading shell (``PR_SET_PDEATHSIG``: SIGHUP), which kills its whole group; the command runs in a background
+job of that shell so that the shell is free to hear it.
 """
 
 from __future__ import annotations
@@ -95,9 +97,15 @@ class WorkloadDir:
 
 
 def _die_with_agent() -> None:
-    """In the child, before exec: SIGKILL when the agent dies (Linux ``PR_SET_PDEATHSIG``)."""
+    """In the child, before exec: SIGHUP when the agent dies (Linux ``PR_SET_PDEATHSIG``); see :func:`script`."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
+
+
+def script(command: str) -> str:
+    """The shell script around ``command``: run it as a job, wait for it, exit with its status; on SIGHUP (the
+    agent died) kill the whole process group."""
+    return f'trap "kill -KILL 0" HUP\n{{\n{command}\n}} &\nwait $!\n'
 
 
 def workload_env(workload_id: str, wdir: WorkloadDir, resume_from: Path | None) -> dict[str, str]:
@@ -120,7 +128,7 @@ def spawn(command: str, workload_id: str, wdir: WorkloadDir, resume_from: Path |
     wdir.root.mkdir(parents=True, exist_ok=True)
     with wdir.stdout.open("ab") as out, wdir.stderr.open("ab") as err:
         return subprocess.Popen(
-            [SHELL, "-c", command],
+            [SHELL, "-c", script(command)],
             cwd=wdir.root,
             env=workload_env(workload_id, wdir, resume_from),
             stdin=subprocess.DEVNULL,
@@ -154,17 +162,18 @@ def _is_shell(pid: int) -> bool:
 
 
 def signal_workload(proc: subprocess.Popen[bytes], sig: int) -> bool:
-    """Send ``sig`` to the workload: every process of its group but a shell that only waits for them. False when
-    there was nobody to signal yet (the shell has not started the command): the caller tries again."""
+    """Send ``sig`` to the workload: every process of its group but the shells that only wait for them (SIGKILL:
+    the whole group). False when there was nobody to signal yet (the shell has not started the command yet): the
+    caller tries again."""
     if proc.poll() is not None:
         return False
-    if sig == signal.SIGKILL or not _is_shell(proc.pid):
+    if sig == signal.SIGKILL:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
         return True
     delivered = False
     for pid in _group_members(proc.pid):
-        if pid != proc.pid:
+        if not _is_shell(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
                 delivered = True

@@ -86,6 +86,8 @@ class WorkloadRun:
     last_checkpoint_uri: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    progress_seen: bool = False
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -237,13 +239,18 @@ class Supervisor:
         run.last_checkpoint_uri = uri
         return []
 
+    def _ready(self, run: WorkloadRun) -> bool:
+        """Whether the workload can take a contract signal: it reported progress, or had time to set up."""
+        return run.progress_seen or time.monotonic() - run.spawned_mono >= self.settings.signal_grace_s
+
     def _stop(self, run: WorkloadRun, kind: StopKind) -> None:
         run.stopping = kind
         if kind == "silent":
             run.stop_delivered = signal_workload(run.proc, signal.SIGKILL)
             return
         run.checkpoint = PendingCheckpoint(time.monotonic(), _now_ms(), run.wdir.latest_stamp())
-        run.stop_delivered = signal_workload(run.proc, signal.SIGTERM)
+        self._read_progress(run)
+        run.stop_delivered = self._ready(run) and signal_workload(run.proc, signal.SIGTERM)
 
     def _read_progress(self, run: WorkloadRun) -> bool:
         """Update the run's progress from its progress file; True if the file exists."""
@@ -254,13 +261,14 @@ class Supervisor:
         pct = data.get("progress_pct") if isinstance(data, dict) else None
         if isinstance(pct, int | float) and 0 <= pct <= 100:
             run.progress_pct = float(pct)
+        run.progress_seen = True
         return True
 
     def _watch(self, run: WorkloadRun) -> list[dict[str, Any]]:
         now, s = time.monotonic(), self.settings
         events: list[dict[str, Any]] = []
         reported = self._read_progress(run)
-        if run.stopping and not run.stop_delivered:  # the shell had not started the command yet: again
+        if run.stopping and not run.stop_delivered and (run.stopping == "silent" or self._ready(run)):
             sig = signal.SIGKILL if run.stopping == "silent" else signal.SIGTERM
             run.stop_delivered = signal_workload(run.proc, sig)
         if run.resume is not None:
@@ -276,7 +284,11 @@ class Supervisor:
             return events
         if run.checkpoint is not None:
             events += self._periodic_written(run, now)
-        elif now - run.last_checkpoint_mono >= s.checkpoint_interval_s:
+        elif (
+            now - run.last_checkpoint_mono >= s.checkpoint_interval_s
+            and self._ready(run)
+            and (run.progress_pct or 0.0) < 100.0  # finishing: nothing left to save
+        ):
             run.checkpoint = PendingCheckpoint(now, _now_ms(), run.wdir.latest_stamp())
             if not signal_workload(run.proc, signal.SIGUSR1):
                 run.checkpoint = None  # nobody to signal yet

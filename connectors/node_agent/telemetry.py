@@ -2,10 +2,10 @@
 
 Both give ``node.telemetry`` records through :func:`connectors.nvml.to_telemetry`. The replay (labelled
 ``replay:h100_trace`` or ``replay:h200_trace`` in every record's ``source``) plays the samples of the trace's loaded
-phase while a workload runs and of its idle phase otherwise, so what the node reports follows what it does; its
-energy counter integrates the replayed power over the agent's own clock, and its memory in use is the trace's idle
-figure plus the VRAM of the workloads running here. The traces are the shared H100 capture
-(``shared/data/nvml/h100_trace.jsonl``) and the H200 capture of ``bench-results/nvml/``.
+phase (its steady part, at least 90 % SM utilisation) while a workload runs and of its idle phase otherwise, so what
+the node reports follows what it does; its energy counter integrates the replayed power over the agent's own clock,
+and its memory in use is the trace's idle figure plus the VRAM of the workloads running here. The traces are the
+shared H100 capture (``shared/data/nvml/h100_trace.jsonl``) and the H200 capture of ``bench-results/nvml/``.
 """
 
 from __future__ import annotations
@@ -107,8 +107,9 @@ class ReplayTelemetry:
         samples = read_trace(trace.trace, total)
         with trace.trace.open() as fh:
             phases = [json.loads(line)["phase"] for line in fh if line.strip()]
-        self.busy = [s for s, p in zip(samples, phases, strict=True) if p in BUSY_PHASES]
-        self.idle = [s for s, p in zip(samples, phases, strict=True) if p in IDLE_PHASES]
+        # the steady part of each phase: a loaded phase begins with its ramp, which is not what a busy GPU draws
+        self.busy = [s for s, p in zip(samples, phases, strict=True) if p in BUSY_PHASES and s.sm_util_pct >= 90]
+        self.idle = [s for s, p in zip(samples, phases, strict=True) if p in IDLE_PHASES and s.sm_util_pct == 0]
         if not self.busy or not self.idle:
             raise ValueError(f"{trace.trace}: needs samples of an idle and a loaded phase")
         self.idle_mem_bytes = min(s.mem_used_bytes for s in self.idle)

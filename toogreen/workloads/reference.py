@@ -236,6 +236,10 @@ def run(config: RunConfig, step_ms: float) -> int:
         while not signals.pending() and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, PAD_POLL_S))
     write_result(state, output)
+    # done: a checkpoint now is of no use, and a signal during the interpreter's exit (which puts the default
+    # handlers back) would kill it; exit 0 with the result written is a completion
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if progress:
         write_progress(progress, state.step, config.steps, loss)
     print(f"reference: done at step {state.step}, loss {loss:.6f}, weights in {output}", flush=True)
