@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import bench_duckdb, bench_evaluation, bench_pipeline, bench_rescoring
+from bench import bench_duckdb, bench_evaluation, bench_node_agent, bench_pipeline, bench_rescoring
 from bench.common import Table, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,7 @@ def main() -> int:
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
         ("api", lambda: bench_pipeline.api_latency(seconds=5 if q else 10)),
         ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),
+        ("node agent moves", lambda: bench_node_agent.run(runs=1 if q else 3)),
     ]
     tables: list[Table] = []
     failed = []

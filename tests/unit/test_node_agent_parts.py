@@ -83,3 +83,17 @@ def test_a_registration_validates_and_partitions_spread_nodes():
     assert validate_registration(reg) == []
     assert {commands_partition(f"node-{i}", 4) for i in range(40)} == {0, 1, 2, 3}
     assert commands_partition("node-1", 4) == commands_partition("node-1", 4)
+
+
+def test_the_command_line_says_what_is_wrong_with_its_options():
+    from typer.testing import CliRunner
+
+    from toogreen.app.cli import app
+
+    runner = CliRunner()
+    bad_zone = runner.invoke(app, ["node-agent", "--zone", "XX", "--telemetry", "replay"])
+    assert bad_zone.exit_code == 2 and "unknown zone 'XX'" in bad_zone.output
+    bad_type = runner.invoke(app, ["node-agent", "--zone", "FR", "--node-type", "miner"])
+    assert bad_type.exit_code == 2 and "datacenter, recycler or gamer" in bad_type.output
+    bad_pue = runner.invoke(app, ["node-agent", "--zone", "FR", "--pue", "0.5"])
+    assert bad_pue.exit_code == 2 and "below 1" in bad_pue.output
