@@ -145,7 +145,8 @@ def run_trace_replay(
 def run_workload_trickle(settings: Settings, stop: threading.Event, count: int | None = None) -> DeliveryStats:
     """Submit a demo workload every ``workload_interval_s``."""
     producer = RecordProducer(settings.bootstrap)
-    generator = WorkloadGenerator(settings.demo.seed)
+    generator = WorkloadGenerator(settings.demo.seed, settings.demo.workload_hours_per_second,
+                                  settings.node_agent.demo_reference_step_ms)  # fmt: skip
     sent = 0
     while not stop.is_set() and (count is None or sent < count):
         event = submission_event(generator.next_request())

@@ -230,6 +230,10 @@ class NodeAgentSettings(BaseModel):
     signal_grace_s: float = 30.0
     progress_interval_s: float = 5.0
     command_poll_s: float = 0.2
+    # ``toogreen demo``: a node agent per zone beside the simulated fleet (replayed H100 telemetry, real processes),
+    # and the demo's workloads carry the reference workload padded to this per step
+    demo_zones: list[str] = Field(default_factory=lambda: ["FR", "DE", "ES"])
+    demo_reference_step_ms: float = 50.0
 
 
 class Settings(BaseSettings):

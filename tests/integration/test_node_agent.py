@@ -26,7 +26,7 @@ from tests.integration.conftest import running_core
 from toogreen.app.demo import Stack
 from toogreen.codec import decode
 from toogreen.kafka.producer import RecordProducer
-from toogreen.topics import GRID_READINGS, NODE_COMMANDS, WORKLOAD_EVENTS
+from toogreen.topics import DEAD_LETTERS, GRID_READINGS, NODE_COMMANDS, WORKLOAD_EVENTS
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +254,25 @@ def test_kill_9_of_an_agent_mid_run_then_the_workload_resumes_elsewhere_from_its
     final = events.wait(wid, lambda _ev: True)
     assert len(of(final, "started")) == 1 and len(of(final, "completed")) == 1
     assert not any(e["node_id"] == "agent-fr" and e["ts_ms"] > last_checkpoint["ts_ms"] + 5000 for e in final)
+
+
+def test_a_command_the_agent_cannot_read_is_dead_lettered_and_the_agent_goes_on(agents, events, tmp_path):
+    producer = RecordProducer(agents.settings.bootstrap)
+    producer.send_raw(NODE_COMMANDS.name, b"agent-de", b"not a command")
+    producer.flush()
+    # the sink dead-letters it too, under the same key (the message's coordinates): read the topic, not the table
+    consumer = Consumer({"bootstrap.servers": agents.settings.bootstrap, "group.id": f"it-{uuid.uuid4().hex[:8]}"})
+    parts = consumer.list_topics(DEAD_LETTERS.name, timeout=10).topics[DEAD_LETTERS.name].partitions
+    consumer.assign([TopicPartition(DEAD_LETTERS.name, p, OFFSET_BEGINNING) for p in parts])
+    mine: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while not mine and time.monotonic() < deadline:
+        for msg in consumer.consume(500, timeout=0.5):
+            record = decode(DEAD_LETTERS.name, msg.value())
+            if record["stage"] == "node_agent" and record["source_topic"] == NODE_COMMANDS.name:
+                mine.append(record)
+    consumer.close()
+    assert mine and "not Avro single-object encoding" in mine[0]["reason"] and mine[0]["raw"] == b"not a command"
+    wid = f"wl-after-{uuid.uuid4().hex[:8]}"
+    send_command(agents, "agent-de", "start", wid, "python -c pass")
+    assert of(events.wait(wid, count("completed")), "completed")[0]["node_id"] == "agent-de"

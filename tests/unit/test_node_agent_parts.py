@@ -97,3 +97,13 @@ def test_the_command_line_says_what_is_wrong_with_its_options():
     assert bad_type.exit_code == 2 and "datacenter, recycler or gamer" in bad_type.output
     bad_pue = runner.invoke(app, ["node-agent", "--zone", "FR", "--pue", "0.5"])
     assert bad_pue.exit_code == 2 and "below 1" in bad_pue.output
+
+
+def test_demo_workloads_carry_the_reference_workload_sized_to_the_simulated_time():
+    from connectors.workload_gen import WorkloadGenerator
+
+    request = WorkloadGenerator(7, hours_per_second=1 / 60, reference_step_ms=50).next_request()
+    steps = round(request["expected_hours"] * 60 * 1000 / 50)
+    assert request["command"] == f"python -m toogreen.workloads.reference --steps {steps} --step-ms 50"
+    assert request["image"]  # a simulated node still sees its image
+    assert WorkloadGenerator(7).next_request()["command"] is None
