@@ -108,6 +108,14 @@ class Move(BaseModel):
     saved_gco2: float | None
     move_cost_s: float | None
     reason: str | None
+    # what the node agents measured (null for a simulated node)
+    checkpoint_sha256: str | None = None
+    checkpoint_bytes: int | None = None
+    checkpoint_s: float | None = None
+    store_s: float | None = None
+    transfer_s: float | None = None
+    restore_s: float | None = None
+    downtime_s: float | None = None
 
 
 class WorkloadDetail(WorkloadRow):  # type: ignore[valid-type, misc]

@@ -143,6 +143,7 @@ class Supervisor:
             return []
         if action == "checkpoint":
             if run.stopping is None:
+                run.decision_id = command.get("decision_id")  # the move's decision: its checkpointed event names it
                 self._stop(run, "move")
         elif action == "stop":
             self._stop(run, "silent")

@@ -118,7 +118,11 @@ def spawn_agent(stack: Stack, name: str) -> subprocess.Popen[bytes]:
 
 def routable(stack: Stack) -> set[str]:
     try:
-        return {n["node_id"] for n in httpx.get(f"{stack.api_url()}/api/v1/nodes", timeout=3).json() if n["routable"]}
+        return {
+            n["node_id"]
+            for n in httpx.get(f"{stack.api_url()}/api/v1/nodes", headers=stack.api_headers(), timeout=3).json()
+            if n["routable"]
+        }
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return set()
 
@@ -147,13 +151,13 @@ def events(agents: Stack) -> Iterator[EventLog]:
 def submit(stack: Stack, command: str) -> str:
     body = {"name": "reference", "workload_type": "training", "command": command, "vram_mb": 1000,
             "expected_hours": 0.05}  # fmt: skip
-    response = httpx.post(f"{stack.api_url()}/api/v1/workloads", json=body, timeout=15)
+    response = httpx.post(f"{stack.api_url()}/api/v1/workloads", json=body, headers=stack.api_headers(), timeout=15)
     assert response.status_code == 202, response.text
     return response.json()["workload_id"]
 
 
 def workload_view(stack: Stack, wid: str) -> dict[str, Any]:
-    return httpx.get(f"{stack.api_url()}/api/v1/workloads/{wid}", timeout=5).json()
+    return httpx.get(f"{stack.api_url()}/api/v1/workloads/{wid}", headers=stack.api_headers(), timeout=5).json()
 
 
 def eventually(check: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
@@ -207,6 +211,13 @@ def test_the_router_moves_a_running_workload_twice_and_its_result_is_unchanged(a
     assert completed[0]["result_sha256"] == expected
     view = eventually(lambda: (w := workload_view(agents, wid))["status"] == "completed" and w, "completed in the API")
     assert [d["type"] for d in view["decisions"]].count("reroute") == 2
+    assert view["result_sha256"] == expected and view["exit_code"] == 0
+    assert [(m["from_node_id"], m["to_node_id"]) for m in view["moves"]] == [("agent-fr", "agent-de"),
+                                                                             ("agent-de", "agent-fr")]  # fmt: skip
+    for move, ckpt, res in zip(view["moves"], checkpointed, resumed, strict=True):
+        assert move["checkpoint_sha256"] == ckpt["checkpoint_sha256"] and move["checkpoint_bytes"] > 0
+        assert move["checkpoint_s"] == ckpt["checkpoint_s"] and move["downtime_s"] == res["downtime_s"]
+        assert move["transfer_s"] == res["transfer_s"] and move["restore_s"] == res["restore_s"]
 
 
 def send_command(stack: Stack, node: str, action: str, wid: str, command: str, uri: str | None = None) -> None:
