@@ -185,6 +185,18 @@ class Sustainability(BaseModel):
     by_provider_type: list[SustainabilityGroup]
 
 
+class MoveRequested(BaseModel):
+    workload_id: str
+    from_node_id: str | None
+    node_id: str | None  # the node asked for; None: the router picks the best other node
+    event_id: str
+
+
+class DrainRequested(BaseModel):
+    node_id: str
+    moves: list[MoveRequested]
+
+
 class SurplusScheduled(BaseModel):
     zone: str
     curtailment_mw: float
@@ -239,7 +251,7 @@ _MEANINGS = {
     401: "No token, or an unknown one",
     403: "The caller's role may never do this",
     404: "No such object among those the caller may see",
-    409: "The id is taken",
+    409: "The id is taken, or the object is not in a state that allows it",
     413: "Body over the size limit",
     422: "Invalid input, with the reason",
     503: "Could not publish to Kafka (retry; with the same Idempotency-Key for a submission)",

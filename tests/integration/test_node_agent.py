@@ -287,3 +287,34 @@ def test_a_command_the_agent_cannot_read_is_dead_lettered_and_the_agent_goes_on(
     wid = f"wl-after-{uuid.uuid4().hex[:8]}"
     send_command(agents, "agent-de", "start", wid, "python -c pass")
     assert of(events.wait(wid, count("completed")), "completed")[0]["node_id"] == "agent-de"
+
+
+def test_two_operator_moves_keep_the_result_and_the_receipt_covers_both_nodes(agents, events, tmp_path):
+    expected = unmoved_sha256(tmp_path, 700)
+    publish_grid(agents, {"FR": 80.0, "DE": 500.0}, 20)
+    wid = submit(agents, reference(700, 25))
+    events.wait(wid, count("progress", 2, "agent-fr"))
+    admin = agents.api_headers()
+
+    def move(body: dict[str, Any]) -> dict[str, Any]:
+        r = httpx.post(f"{agents.api_url()}/api/v1/admin/workloads/{wid}/move", json=body, headers=admin, timeout=10)
+        assert r.status_code == 202, r.text
+        return r.json()
+
+    eventually(lambda: workload_view(agents, wid)["status"] == "running", "running in the API")
+    assert move({"node_id": "agent-de"})["from_node_id"] == "agent-fr"  # to a dirtier zone: an operator may
+    events.wait(wid, count("resumed", 1, "agent-de"))
+    eventually(lambda: workload_view(agents, wid)["node_id"] == "agent-de", "on agent-de in the API")
+    assert move({})["node_id"] is None  # the best other node: the only other H100
+    done = events.wait(wid, count("completed"), timeout_s=120)
+    assert [e["node_id"] for e in of(done, "resumed")] == ["agent-de", "agent-fr"]
+    assert of(done, "completed")[0]["result_sha256"] == expected
+
+    view = eventually(lambda: (w := workload_view(agents, wid))["receipt_id"] and w, "the receipt", 60)
+    assert view["result_sha256"] == expected and len(view["moves"]) == 2
+    assert all("operator move" in m["reason"] for m in view["moves"])
+    receipt = httpx.get(f"{agents.api_url()}/api/v1/receipts/{view['receipt_id']}", headers=admin, timeout=5).json()
+    assert {i["node_id"] for i in receipt["intervals"]} == {"agent-fr", "agent-de"}
+    assert all(i["kwh"] > 0 for i in receipt["intervals"])
+    not_running = httpx.post(f"{agents.api_url()}/api/v1/admin/workloads/{wid}/move", json={}, headers=admin)
+    assert not_running.status_code == 409 and "completed" in not_running.text

@@ -29,6 +29,7 @@ TRANSITIONS: dict[str, tuple[tuple[WorkloadState | None, ...], WorkloadState]] =
     "routed": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.ROUTED),
     "rejected": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.REJECTED),
     "rescore": ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
+    "move_requested": ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
     "started": ((WorkloadState.ROUTED,), WorkloadState.RUNNING),
     "progress": ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
     "checkpointed": ((WorkloadState.RUNNING,), WorkloadState.CHECKPOINTED),
