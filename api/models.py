@@ -92,6 +92,12 @@ class SurplusEvent(Body):
     minutes: float = Field(gt=0, le=24 * 60)
 
 
+class MoveRequest(Body):
+    """An operator's move: to this node, or (no node) to the best other node under the usual placement rules."""
+
+    node_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class IssuableRole(StrEnum):
     admin = "admin"
     developer = "developer"

@@ -108,6 +108,14 @@ class Move(BaseModel):
     saved_gco2: float | None
     move_cost_s: float | None
     reason: str | None
+    # what the node agents measured (null for a simulated node)
+    checkpoint_sha256: str | None = None
+    checkpoint_bytes: int | None = None
+    checkpoint_s: float | None = None
+    store_s: float | None = None
+    transfer_s: float | None = None
+    restore_s: float | None = None
+    downtime_s: float | None = None
 
 
 class RunningOn(BaseModel):
@@ -193,6 +201,18 @@ class Sustainability(BaseModel):
     by_provider_type: list[SustainabilityGroup]
 
 
+class MoveRequested(BaseModel):
+    workload_id: str
+    from_node_id: str | None
+    node_id: str | None  # the node asked for; None: the router picks the best other node
+    event_id: str
+
+
+class DrainRequested(BaseModel):
+    node_id: str
+    moves: list[MoveRequested]
+
+
 class SurplusScheduled(BaseModel):
     zone: str
     curtailment_mw: float
@@ -247,7 +267,7 @@ _MEANINGS = {
     401: "No token, or an unknown one",
     403: "The caller's role may never do this",
     404: "No such object among those the caller may see",
-    409: "The id is taken",
+    409: "The id is taken, or the object is not in a state that allows it",
     413: "Body over the size limit",
     422: "Invalid input, with the reason",
     503: "Could not publish to Kafka (retry; with the same Idempotency-Key for a submission)",

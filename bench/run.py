@@ -8,7 +8,16 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import bench_api, bench_duckdb, bench_evaluation, bench_kafka, bench_pipeline, bench_records, bench_rescoring
+from bench import (
+    bench_api,
+    bench_duckdb,
+    bench_evaluation,
+    bench_kafka,
+    bench_node_agent,
+    bench_pipeline,
+    bench_records,
+    bench_rescoring,
+)
 from bench.common import Table, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +42,7 @@ def main() -> int:
         ("api alone", lambda: bench_api.api_alone(seconds=5 if q else 10)),
         ("api", lambda: bench_api.api_latency(seconds=5 if q else 10)),
         ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),
+        ("node agent moves", lambda: bench_node_agent.run(runs=1 if q else 3)),
     ]
     tables: list[Table] = []
     failed = []

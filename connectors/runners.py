@@ -147,7 +147,8 @@ def run_workload_trickle(
 ) -> DeliveryStats:
     """Submit a demo workload every ``workload_interval_s``, as each of ``submitters`` in turn (when given)."""
     producer = RecordProducer(settings.bootstrap)
-    generator = WorkloadGenerator(settings.demo.seed)
+    generator = WorkloadGenerator(settings.demo.seed, settings.demo.workload_hours_per_second,
+                                  settings.node_agent.demo_reference_step_ms)  # fmt: skip
     sent = 0
     while not stop.is_set() and (count is None or sent < count):
         request = generator.next_request()

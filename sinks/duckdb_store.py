@@ -39,13 +39,16 @@ WORKLOAD_REQUEST_COLUMNS = (
     "name", "workload_type", "image", "command", "vram_mb", "expected_hours", "priority", "green_only",
     "max_carbon_gco2_kwh", "budget_eur", "deadline_ms", "checkpoint_gb", "submitter",
 )  # fmt: skip
+RESULT_COLUMNS = ("exit_code", "result_sha256", "result_bytes", "result_uri")  # from a node agent's last event
 WORKLOAD_COLUMNS = (
     "workload_id", *WORKLOAD_REQUEST_COLUMNS, "status", "node_id", "progress_pct", "last_decision_id", "reason",
-    "submitted_ms", "updated_ms", "moves",
+    "submitted_ms", "updated_ms", "moves", *RESULT_COLUMNS,
 )  # fmt: skip
 
 EVENT_COLUMNS = (
     "event_id", "workload_id", "ts_ms", "type", "node_id", "progress_pct", "checkpoint_uri", "decision_id", "reason",
+    "checkpoint_sha256", "checkpoint_bytes", "checkpoint_s", "store_s", "transfer_s", "restore_s", "downtime_s",
+    *RESULT_COLUMNS,
 )  # fmt: skip
 
 
@@ -148,7 +151,7 @@ class Store:
             except IllegalTransition:
                 applied = False
             event_rows.append(
-                {k: e[k] for k in EVENT_COLUMNS} | {"applied": applied, "log_offset": e.get("log_offset")}
+                {k: e.get(k) for k in EVENT_COLUMNS} | {"applied": applied, "log_offset": e.get("log_offset")}
             )
             if not applied:
                 continue
@@ -216,4 +219,6 @@ def _workload_after(row: Row | None, event: Row, state: WorkloadState) -> Row:
         new["reason"] = event["reason"]
     if kind == "resumed":
         new["moves"] = (new.get("moves") or 0) + 1
+    if kind in ("completed", "failed"):
+        new.update({c: event.get(c) for c in RESULT_COLUMNS})
     return new

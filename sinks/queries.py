@@ -376,3 +376,11 @@ def published_submission(store: Store, scope: Scope, workload_id: str) -> dict[s
         f"SELECT * FROM api_submissions WHERE workload_id = ? AND published AND {where}", [workload_id, *params]
     )
     return rows[0] if rows else None
+
+
+def running_workloads_on(store: Store, node_id: str) -> list[str]:
+    """The workloads the sink last saw running on ``node_id``."""
+    rows = store.query(
+        "SELECT workload_id FROM workloads WHERE node_id = ? AND status = 'running' ORDER BY workload_id", [node_id]
+    )
+    return [r["workload_id"] for r in rows]

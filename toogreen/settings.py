@@ -241,6 +241,31 @@ class KafkaClusterSettings(BaseModel):
     stop_timeout_s: float = 20.0
 
 
+class NodeAgentSettings(BaseModel):
+    """The node agent a GPU provider runs (``toogreen node-agent``): its intervals, timeouts and directories."""
+
+    workdir: Path = PROJECT_ROOT / "var" / "node-agent"
+    checkpoint_store: str = Field(
+        default=(PROJECT_ROOT / "var" / "checkpoints").as_uri(),
+        description="where checkpoints and results are kept: a file:// URL (a directory) or a plain path",
+    )
+    telemetry_interval_s: float = 2.0
+    registry_refresh_s: float = 60.0
+    checkpoint_interval_s: float = 300.0  # SIGUSR1 this often: the last periodic checkpoint bounds what a loss costs
+    checkpoint_timeout_s: float = 120.0  # a checkpoint not written within this after SIGUSR1 is reported missing
+    stop_timeout_s: float = 120.0  # after SIGTERM, a workload gets this long to checkpoint and exit before SIGKILL
+    restore_timeout_s: float = 120.0  # ``resumed`` waits at most this long for the workload's first progress
+    # no contract signal before the workload's first progress report or this long after its start (a process
+    # signalled before it installed its handlers would die of the signal)
+    signal_grace_s: float = 30.0
+    progress_interval_s: float = 5.0
+    command_poll_s: float = 0.2
+    # ``toogreen demo``: a node agent per zone beside the simulated fleet (replayed H100 telemetry, real processes),
+    # and the demo's workloads carry the reference workload padded to this per step
+    demo_zones: list[str] = Field(default_factory=lambda: ["FR", "DE", "ES"])
+    demo_reference_step_ms: float = 50.0
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -259,6 +284,7 @@ class Settings(BaseSettings):
     grid: GridSourceSettings = GridSourceSettings()
     settlement: SettlementSettings = SettlementSettings()
     kafka: KafkaClusterSettings = KafkaClusterSettings()
+    node_agent: NodeAgentSettings = NodeAgentSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

@@ -1,4 +1,5 @@
-"""What only an admin does: declare a surplus event (readings published over its span), issue tokens."""
+"""What only an admin does: declare a surplus event (readings published over its span), move a running workload
+or drain a node (``move_requested`` events the router turns into checkpoint → stop → resume), issue tokens."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from fastapi import APIRouter, HTTPException, Request
 
 from api.deps import ProducerDep, SettingsDep, StoreDep
 from api.fleet import now_ms
-from api.models import SurplusEvent, TokenRequest
-from api.responses import IssuedToken, SurplusScheduled, documented
+from api.models import MoveRequest, SurplusEvent, TokenRequest
+from api.responses import DrainRequested, IssuedToken, MoveRequested, SurplusScheduled, documented
 from api.security import AdminCaller, Role, issue_token
 from sinks import queries
 from toogreen.domain.admin import surplus_event_readings
+from toogreen.domain.records import EventKind
+from toogreen.domain.router import workload_event
 from toogreen.domain.zones import ZONES
 from toogreen.kafka.producer import RecordProducer
-from toogreen.topics import GRID_READINGS
+from toogreen.topics import GRID_READINGS, WORKLOAD_EVENTS
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=documented(400, 401, 403, 413, 422, 503))
 
@@ -52,6 +55,56 @@ async def surplus_event(
     task.add_done_callback(pending.discard)
     return {"zone": body.zone, "curtailment_mw": body.curtailment_mw, "readings": len(readings),
             "from_ms": readings[0]["ts_ms"], "until_ms": readings[-1]["ts_ms"], "source": "admin"}  # fmt: skip
+
+
+def _request_move(producer: RecordProducer, workload: dict[str, Any], node_id: str | None, why: str) -> dict:
+    now = now_ms()
+    wid = workload["workload_id"]
+    event_id = f"move:{wid}:{now}"
+    event = workload_event(wid, now, EventKind.MOVE_REQUESTED, event_id, node_id=node_id, reason=why)
+    producer.send(WORKLOAD_EVENTS.name, wid, event.to_wire())
+    return {"workload_id": wid, "from_node_id": workload["node_id"], "node_id": node_id, "event_id": event_id}
+
+
+def _publish(producer: RecordProducer) -> None:
+    try:
+        producer.flush(timeout_s=10)
+    except Exception as exc:
+        raise HTTPException(503, f"could not publish the move request: {exc}") from exc
+
+
+@router.post("/workloads/{workload_id}/move", status_code=202, response_model=MoveRequested,
+             responses=documented(404, 409))  # fmt: skip
+def move_workload(
+    workload_id: str, body: MoveRequest, store: StoreDep, producer: ProducerDep, caller: AdminCaller
+) -> dict:
+    """Move a running workload (checkpoint, stop, resume from the checkpoint) to ``node_id``, or to the best other
+    node under the usual rules. The router decides and records it as a reroute decision (or a no_move with the
+    reason it could not); follow it on the workload."""
+    workload = queries.workload(store, caller.scope, workload_id)
+    if workload is None:
+        raise HTTPException(404, f"unknown workload {workload_id!r}")
+    if workload["status"] != "running":
+        raise HTTPException(409, f"workload {workload_id} is {workload['status']}: only a running workload moves")
+    if body.node_id is not None and body.node_id == workload["node_id"]:
+        raise HTTPException(409, f"workload {workload_id} already runs on {body.node_id}")
+    moved = _request_move(producer, workload, body.node_id, f"operator move by {caller.subject}")
+    _publish(producer)
+    return moved
+
+
+@router.post("/nodes/{node_id}/drain", status_code=202, response_model=DrainRequested, responses=documented(404))
+def drain_node(node_id: str, store: StoreDep, producer: ProducerDep, caller: AdminCaller) -> dict:
+    """Move every workload running on the node to the best other node (each as an operator move)."""
+    if not store.query("SELECT 1 FROM nodes WHERE node_id = ?", [node_id]):
+        raise HTTPException(404, f"unknown node {node_id!r}")
+    moves = []
+    for wid in queries.running_workloads_on(store, node_id):
+        workload = queries.workload(store, caller.scope, wid)
+        if workload is not None:
+            moves.append(_request_move(producer, workload, None, f"drain of {node_id} by {caller.subject}"))
+    _publish(producer)
+    return {"node_id": node_id, "moves": moves}
 
 
 @router.post("/tokens", status_code=201, response_model=IssuedToken)

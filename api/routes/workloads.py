@@ -112,6 +112,20 @@ def list_workloads(
     return queries.list_workloads(store, caller.scope, status, limit, offset)
 
 
+def move_figures(events: list[dict[str, Any]], decision_id: str) -> dict[str, Any]:
+    """What the node agents measured of one move: the origin's ``checkpointed`` (size, sha256, checkpoint and
+    store seconds) and the target's ``resumed`` (transfer and restore seconds, the downtime)."""
+    origin = next((e for e in events if e["type"] == "checkpointed" and e["decision_id"] == decision_id), {})
+    target = next((e for e in events if e["type"] == "resumed" and e["decision_id"] == decision_id), {})
+    return {
+        "checkpoint_sha256": origin.get("checkpoint_sha256") or target.get("checkpoint_sha256"),
+        "checkpoint_bytes": origin.get("checkpoint_bytes") or target.get("checkpoint_bytes"),
+        "checkpoint_s": origin.get("checkpoint_s"), "store_s": origin.get("store_s"),
+        "transfer_s": target.get("transfer_s"), "restore_s": target.get("restore_s"),
+        "downtime_s": target.get("downtime_s"),
+    }  # fmt: skip
+
+
 @router.get("/{workload_id}", response_model=WorkloadDetail)
 def get_workload(store: StoreDep, caller: PersonCaller, workload_id: str) -> dict:
     row = queries.workload(store, caller.scope, workload_id)
@@ -128,6 +142,7 @@ def get_workload(store: StoreDep, caller: PersonCaller, workload_id: str) -> dic
             "from_zone": d["from_zone"], "to_node_id": d["chosen_node_id"], "to_zone": d["chosen_zone"],
             "checkpoint_uri": checkpoints.get(d["decision_id"]), "score_gain": d["score_gain"],
             "saved_gco2": d["saved_gco2"], "move_cost_s": d["move_cost_s"], "reason": d["reason"],
+            **move_figures(events, d["decision_id"]),
         }
         for d in decisions
         if d["type"] == "reroute"

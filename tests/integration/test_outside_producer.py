@@ -41,6 +41,7 @@ pytestmark = pytest.mark.integration
 API = httpx.Client(headers={"Authorization": f"Bearer {Settings().api.admin_token}"})
 SCRIPT = PROJECT_ROOT / "tests" / "interop" / "outside_node.py"
 STDLIB = set(sys.stdlib_module_names)
+API = httpx.Client(headers={"Authorization": f"Bearer {Settings().api.admin_token}"})  # the API wants a token
 
 
 @pytest.fixture(scope="module")

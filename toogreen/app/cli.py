@@ -275,6 +275,68 @@ def produce_telemetry(
     )
 
 
+@app.command("node-agent")
+def node_agent(
+    node_id: str = typer.Option(None, help="Node id (default: <hostname>-gpu<index>)"),
+    zone: str = typer.Option(..., help="Grid zone the node draws power from (FR, DE, GB, ...)"),
+    node_type: str = typer.Option("datacenter", help="datacenter, recycler or gamer"),
+    gpu_model: str = typer.Option(None, help="GPU model (default: from NVML, else the replayed trace's: H100)"),
+    vram_mb: int = typer.Option(None, help="GPU memory, MiB (default: from NVML or the replayed trace)"),
+    pue: float = typer.Option(1.0, help="Power usage effectiveness of the site (>= 1)"),
+    telemetry: str = typer.Option(None, help="nvml or replay (default: nvml where a GPU exists, else replay)"),
+    workdir: Path = typer.Option(None, help="Where workloads run (default: the node_agent.workdir setting)"),
+    checkpoint_store: str = typer.Option(None, help="file:///dir or a path (default: node_agent.checkpoint_store)"),
+    provider: str = typer.Option(None, help="Who owns the node (default: the node id)"),
+    gpu_index: int = typer.Option(0, help="nvml: which GPU of this machine"),
+    wallet: str = typer.Option(None, help="Solana wallet for payouts (gamers)"),
+    billing_account: str = typer.Option(None, help="Billing account for payouts"),
+    declared_energy_source: str = typer.Option(None, help="e.g. 'waste heat' (recyclers)"),
+    declared_carbon: float = typer.Option(None, help="Market-based gCO2eq/kWh of the declared source"),
+) -> None:
+    """Run a node agent: register this GPU, publish its telemetry, run the workloads the router sends it (real
+    processes that checkpoint and move), report each step. The contract for workloads: docs/node-agent.md."""
+    import socket
+
+    from connectors.node_agent.agent import NodeAgent, NodeIdentity
+    from connectors.node_agent.telemetry import nvml_present, open_telemetry
+    from toogreen.domain.zones import ZONES
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    if zone not in ZONES:
+        raise typer.BadParameter(f"unknown zone {zone!r}: known zones are {', '.join(ZONES)}", param_hint="--zone")
+    if node_type not in ("datacenter", "recycler", "gamer"):
+        raise typer.BadParameter(f"{node_type!r}: datacenter, recycler or gamer", param_hint="--node-type")
+    if pue < 1.0:
+        raise typer.BadParameter(f"{pue} is below 1", param_hint="--pue")
+    node = node_id or f"{socket.gethostname()}-gpu{gpu_index}"
+    kind = telemetry or ("nvml" if nvml_present() else "replay")
+    if kind not in ("nvml", "replay"):
+        raise typer.BadParameter(f"{kind!r}: nvml or replay", param_hint="--telemetry")
+    source = open_telemetry(kind, node, gpu_model, gpu_index, settings.data_dir,
+                            list(settings.pricing.base_eur_per_gpu_hour))  # fmt: skip
+    if workdir is not None:
+        settings.node_agent.workdir = workdir
+    if checkpoint_store is not None:
+        settings.node_agent.checkpoint_store = checkpoint_store
+    facts = source.facts
+    identity = NodeIdentity(
+        node_id=node, provider=provider or node, node_type=node_type, gpu_model=gpu_model or facts.gpu_model,
+        vram_mb=vram_mb or facts.vram_mb, zone=zone, pue=pue, max_power_w=facts.max_power_w,
+        mig_capable=facts.mig_capable, wallet=wallet, billing_account=billing_account,
+        declared_energy_source=declared_energy_source, declared_carbon_gco2_per_kwh=declared_carbon,
+    )  # fmt: skip
+    _ensure_topics()
+    agent = NodeAgent(settings, identity, source)
+    label = "NVML" if kind == "nvml" else f"replay of a real {facts.name} trace (not this machine's GPU)"
+    console.print(
+        f"[green]node agent {node}[/green] in {zone}: {identity.gpu_model}, {identity.vram_mb} MiB, telemetry {label}; "
+        f"workloads in {settings.node_agent.workdir / node}, checkpoints in {settings.node_agent.checkpoint_store}"
+    )
+    stats = agent.run(_stop_on_signals())
+    console.print(f"node agent {node}: sent {stats.sent}, delivered {stats.delivered}, failed {stats.failed}")
+
+
 @grid_app.command("intensity")
 def grid_intensity(
     entsoe_csv: Path = typer.Option(..., exists=True, dir_okay=False, help="ENTSO-E production CSV"),

@@ -211,6 +211,7 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
             )
             stack.spawn("grid", "produce", "grid")
             stack.spawn("fleet", "produce", "telemetry")
+            agents = spawn_node_agents(stack)
             task = progress.add_task("zone windows from the synthetic grid, the simulated fleet registering")
             stack.wait_for("zone windows", lambda: _count(stack, "/api/v1/zones", "window_5m") >= 11, 60)
             stack.wait_for("fleet", lambda: _count(stack, "/api/v1/nodes", "routable") >= 1, 60)
@@ -230,6 +231,8 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
             f"  logs         {run_dir}\n"
             f"  settlement   receipts at {url}/api/v1/sustainability, bills at {url}/api/v1/billing "
             f"(gamer payouts: {'in-process Solana VM' if env else settings.settlement.solana_rpc_url})\n"
+            f"  node agents  {', '.join(agents) or 'none'} (real processes running the reference workload; "
+            f"telemetry: a replay of a real H100 trace), workloads in {settings.node_agent.workdir}\n"
             f"  broker       {settings.bootstrap}{' (embedded Tansu)' if settings.uses_embedded_broker else ''}\n"
             "Ctrl-C stops everything."
         )
@@ -247,6 +250,17 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
         console.print("stopping…")
         stack.stop()
         console.print("stopped.")
+
+
+def spawn_node_agents(stack: Stack) -> list[str]:
+    """A real node agent per ``node_agent.demo_zones`` zone (replayed telemetry: the demo machine needs no GPU)."""
+    names = []
+    for zone in stack.settings.node_agent.demo_zones:
+        name = f"agent-{zone.lower()}-1"
+        stack.spawn(name, "node-agent", "--node-id", name, "--zone", zone, "--telemetry", "replay",
+                    "--provider", "demo node agents")  # fmt: skip
+        names.append(name)
+    return names
 
 
 def _count(stack: Stack, path: str, field: str) -> int:

@@ -24,6 +24,7 @@ class EventKind(StrEnum):
     QUEUED = "queued"
     RETRY = "retry"
     RESCORE = "rescore"
+    MOVE_REQUESTED = "move_requested"  # an operator's move: to ``node_id``, or to the best other node
 
 
 class NodeAction(StrEnum):

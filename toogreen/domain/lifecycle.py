@@ -31,6 +31,7 @@ TRANSITIONS: dict[EventKind, tuple[tuple[WorkloadState | None, ...], WorkloadSta
     EventKind.ROUTED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.ROUTED),
     EventKind.REJECTED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.REJECTED),
     EventKind.RESCORE: ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
+    EventKind.MOVE_REQUESTED: ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
     EventKind.STARTED: ((WorkloadState.ROUTED,), WorkloadState.RUNNING),
     EventKind.PROGRESS: ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
     EventKind.CHECKPOINTED: ((WorkloadState.RUNNING,), WorkloadState.CHECKPOINTED),

@@ -69,6 +69,18 @@ class WorkloadEvent(Record, frozen=True, kw_only=True):
     decision_id: str | None = None
     reason: str | None = None
     request: WorkloadRequest | None = None
+    # what a node agent measured (checkpointed, resumed, progress with a checkpoint, completed, failed)
+    checkpoint_sha256: str | None = None
+    checkpoint_bytes: int | None = None
+    checkpoint_s: float | None = None
+    store_s: float | None = None
+    transfer_s: float | None = None
+    restore_s: float | None = None
+    downtime_s: float | None = None
+    exit_code: int | None = None
+    result_sha256: str | None = None
+    result_bytes: int | None = None
+    result_uri: str | None = None
 
 
 class NodeCommand(Record, frozen=True, kw_only=True):

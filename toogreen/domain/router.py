@@ -48,7 +48,7 @@ from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
 
 APPLIED_IDS_KEPT = 16
 TYPICAL_LOAD = 0.8  # share of a GPU's power limit a running workload draws, for remaining-energy estimates
-NEEDS_VIEWS = frozenset({EventKind.SUBMITTED, EventKind.RETRY, EventKind.RESCORE})  # events that route
+NEEDS_VIEWS = frozenset({EventKind.SUBMITTED, EventKind.RETRY, EventKind.RESCORE, EventKind.MOVE_REQUESTED})
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def handle_workload_event(
         return RouterResult(state=None)  # a redelivery, or an event this router emitted and already applied
     current = state.state if state is not None else None
     kind = event.type
-    if kind is EventKind.RESCORE and (
+    if kind in (EventKind.RESCORE, EventKind.MOVE_REQUESTED) and (
         current is not WorkloadState.RUNNING or state is None or state.pending_move is not None
     ):
         return RouterResult(state=None)  # only a running workload that is not already moving is re-scored
@@ -240,6 +240,8 @@ def handle_workload_event(
         return _place(event, new, Fleet.of(nodes), zones, settings, first=False)
     if kind is EventKind.RESCORE:
         return _rescore(event, new, Fleet.of(nodes), zones, settings)
+    if kind is EventKind.MOVE_REQUESTED:
+        return _operator_move(event, new, Fleet.of(nodes), zones, settings)
     if kind is EventKind.CHECKPOINTED and new.pending_move is not None:
         return _migrate(event, new, new.pending_move)
     return _follow(event, new, target)
@@ -401,8 +403,24 @@ def _rescore(
             )
             result.state = state
         return result
-    state, decision_id = _next_decision_id(replace(state, last_no_move_reason=None), DecisionKind.REROUTE)
     why = f"move {here.node_id} ({here.zone}) → {alt.node_id} ({alt.zone}): {verdict.reason}"
+    return _begin_move(result, state, decision, here, alt, why, extra, now)
+
+
+def _begin_move(
+    result: RouterResult,
+    state: Workload,
+    decision: Decision,
+    here: NodeView,
+    alt: Candidate,
+    why: str,
+    extra: dict[str, Any],
+    now: int,
+) -> RouterResult:
+    """Record the reroute decision, ask the origin for a checkpoint, hold the target: the first half of a move."""
+    workload_id, fraction = state.workload_id, state.compute_fraction
+    spec = workload_spec(workload_id, state.need_request())
+    state, decision_id = _next_decision_id(replace(state, last_no_move_reason=None), DecisionKind.REROUTE)
     result.emits.append(
         _decision_emit(decision, decision_id, workload_id, DecisionKind.REROUTE, now, reason=why, **extra)
     )
@@ -417,6 +435,47 @@ def _rescore(
     # the target is held from now, so no one else is placed there while the checkpoint is written
     result.reserve.append((alt.node_id, Hold(vram_mb=spec.vram_mb, mig_profile=alt.mig_profile)))
     return result
+
+
+def _operator_move(
+    event: WorkloadEvent,
+    state: Workload,
+    fleet: Fleet,
+    zones: Mapping[str, ZoneView],
+    settings: Settings,
+) -> RouterResult:
+    """An operator's move (the admin API): to the node ``event.node_id`` names if it can take the workload, else
+    (no node named) to the best other node of the same GPU model under the usual placement rules. Neither the gain
+    threshold, the dwell time nor the move limit apply; the move is the same checkpoint → stop → resume."""
+    workload_id, now = event.workload_id, event.ts_ms
+    result = RouterResult(state=state)
+    here = fleet.get(state.node_id or "")
+    spec = workload_spec(workload_id, state.need_request())
+    remaining_h = spec.expected_hours * (1 - (state.progress_pct or 0.0) / 100)
+    spec = replace_spec(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)
+    wanted = event.node_id
+    candidates = fleet if wanted is None else Fleet.of([n] if (n := fleet.get(wanted)) is not None else [])
+    decision = route(spec, candidates, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
+                     keep=settings.scoring.decision_alternatives,
+                     gpu_model=here.gpu_model if here is not None and wanted is None else None,
+                     exclude_node_id=state.node_id)  # fmt: skip
+    asked = f"operator move of {workload_id} from {state.node_id}" + (f" to {wanted}" if wanted else "")
+    if here is None or decision.chosen is None or decision.chosen.node_id == state.node_id:
+        if here is None:
+            why = f"{asked} refused: its node {state.node_id} is not routable now"
+        elif wanted is not None and fleet.get(wanted) is None:
+            why = f"{asked} refused: no routable node {wanted!r}"
+        else:
+            why = f"{asked} refused: {decision.reason}"
+        state, decision_id = _next_decision_id(state, DecisionKind.NO_MOVE)
+        result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.NO_MOVE, now, reason=why,
+                                           from_node_id=state.node_id))  # fmt: skip
+        result.state = state
+        return result
+    alt = decision.chosen
+    why = f"{asked}: {alt.node_id} ({alt.zone}) chosen, {event.reason or 'by an operator'}"
+    extra = {"from_node_id": here.node_id, "from_zone": here.zone}
+    return _begin_move(result, state, decision, here, alt, why, extra, now)
 
 
 def _migrate(event: WorkloadEvent, state: Workload, move: PendingMove) -> RouterResult:
