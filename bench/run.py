@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import bench_duckdb, bench_evaluation, bench_pipeline, bench_rescoring
+from bench import bench_duckdb, bench_evaluation, bench_forecast, bench_pipeline, bench_rescoring
 from bench.common import Table, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +24,7 @@ def main() -> int:
     q = args.quick
     steps = [
         ("evaluation", lambda: bench_evaluation.run(results_dir)),
+        ("forecast error", lambda: bench_forecast.run(results_dir, every_h=72 if q else 12)),
         ("duckdb", lambda: bench_duckdb.run(runs=1 if q else 3, batch=20_000 if q else 100_000)),
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
         ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 150_000)),

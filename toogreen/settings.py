@@ -229,11 +229,11 @@ class DeferralSettings(BaseModel):
 class ForecastSettings(BaseModel):
     """Day-ahead intensity forecasts per zone: fitted on the zone's own history, or Electricity Maps' own."""
 
-    horizon_h: int = 24
+    horizon_h: int = 36  # day-ahead and then some: a deadline may lie a day and a half out
     step_minutes: int = 60
     history_days: int = 14
     seasonal_period_h: int = 24
-    issue_interval_h: float = 24.0
+    issue_interval_h: float = 6.0
     band_coverage: float = 0.8  # the uncertainty band is this central prediction interval
     # Electricity Maps' forecast has no band: it gets one this wide (± % of the mean), growing to twice at the horizon
     vendor_band_pct: float = 10.0
