@@ -224,6 +224,10 @@ class DeferralSettings(BaseModel):
     min_saving_gco2_per_kwh: float = 5.0
     min_saving_pct: float = 5.0
     uncertainty_weight: float = 0.5
+    # a wait is revisited as forecasts and capacity change, but never past the window it chose, nor this long in all
+    max_wait_h: float = 24.0
+    # green-only work may run on few nodes: a wait risks its deadline more, so by default it is placed when it can be
+    defer_green_only: bool = False
 
 
 class ForecastSettings(BaseModel):

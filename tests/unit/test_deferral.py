@@ -90,23 +90,55 @@ values = st.lists(st.floats(0.0, 800.0, allow_nan=False), min_size=1, max_size=4
     now_carbon=st.floats(0.0, 800.0),
     buffer_h=st.floats(0.0, 3.0),
     fraction=st.floats(0.0, 0.5),
+    green_only=st.booleans(),
+    planned_after_h=st.one_of(st.none(), st.floats(0.0, 30.0)),
 )
 def test_a_deferral_never_costs_a_deadline_that_placing_now_would_meet(
-    gb, fr, band, now_off_min, hours, deadline_after_h, now_carbon, buffer_h, fraction
+    gb, fr, band, now_off_min, hours, deadline_after_h, now_carbon, buffer_h, fraction, green_only, planned_after_h
 ):
     now = T0 + now_off_min * 60_000
     deadline = None if deadline_after_h is None else now + int(deadline_after_h * HOUR_MS)
-    rules = DeferralSettings(enabled=True, deadline_buffer_h=buffer_h, deadline_buffer_fraction=fraction)
+    rules = DeferralSettings(enabled=True, deadline_buffer_h=buffer_h, deadline_buffer_fraction=fraction,
+                             defer_green_only=True)  # fmt: skip
     forecasts = {"GB": forecast("GB", gb, band), "FR": forecast("FR", fr, band)}
-    d = decide_deferral(now, hours, deadline, "GB", now_carbon, forecasts, ["GB", "FR"], rules)
+    planned = None if planned_after_h is None else now + int(planned_after_h * HOUR_MS)
+    d = decide_deferral(now, hours, deadline, "GB", now_carbon, forecasts, ["GB", "FR"], rules, green_only,
+                        waiting_since_ms=None if planned is None else now, waiting_until_ms=planned)  # fmt: skip
     if not d.defer:
         assert d.until_ms is None
         return
     assert deadline is not None and d.until_ms is not None and d.window is not None
     duration = int(hours * HOUR_MS)
     assert now < d.until_ms <= latest_start_ms(now, hours, deadline, rules)
+    assert planned is None or d.until_ms <= planned  # a revisit never pushes the plan later
     assert d.until_ms + duration <= deadline  # started when the wait ends, it still meets the deadline
     assert now + duration <= deadline  # only work that placing now would finish in time ever waits
     assert d.saving_gco2_per_kwh > d.margin_gco2_per_kwh >= rules.min_saving_gco2_per_kwh
     assert d.window.mean_gco2_per_kwh < d.now.mean_gco2_per_kwh if d.now else False
     assert d.reason.startswith("deferred until ")
+
+
+def test_a_wait_is_revisited_but_never_pushed_past_its_window_nor_the_longest_wait():
+    d = decide_deferral(T0, 4.0, T0 + 30 * HOUR_MS, "GB", 250.0, {"GB": GB_DIP}, ["GB"], ON)
+    assert d.defer and d.until_ms == T0 + 6 * HOUR_MS
+    # a fresh forecast shows the dip later: the plan does not move later than the window it waited for
+    later = forecast("GB", [250.0] * 9 + [100.0] * 6 + [250.0] * 21, band=10.0, issued=T0 + HOUR_MS)
+    revisit = decide_deferral(T0 + 2 * HOUR_MS, 4.0, T0 + 30 * HOUR_MS, "GB", 250.0, {"GB": later}, ["GB"], ON,
+                              waiting_since_ms=T0, waiting_until_ms=d.until_ms)  # fmt: skip
+    assert not revisit.defer or revisit.until_ms <= d.until_ms
+    come = decide_deferral(T0 + 6 * HOUR_MS, 4.0, T0 + 30 * HOUR_MS, "GB", 250.0, {"GB": later}, ["GB"], ON,
+                           waiting_since_ms=T0, waiting_until_ms=d.until_ms)  # fmt: skip
+    assert not come.defer and "the window it waited for has come" in come.reason
+    rules = DeferralSettings(enabled=True, max_wait_h=3)
+    tired = decide_deferral(T0 + 3 * HOUR_MS, 4.0, T0 + 30 * HOUR_MS, "GB", 250.0, {"GB": later}, ["GB"], rules,
+                            waiting_since_ms=T0)  # fmt: skip
+    assert not tired.defer and "waited 3 h" in tired.reason
+
+
+def test_green_only_work_is_placed_unless_allowed_to_wait():
+    d = decide_deferral(T0, 4.0, T0 + 24 * HOUR_MS, "GB", 250.0, {"GB": GB_DIP}, ["GB"], ON, green_only=True)
+    assert not d.defer and "green-only" in d.reason
+    rules = DeferralSettings(enabled=True, defer_green_only=True)
+    assert decide_deferral(
+        T0, 4.0, T0 + 24 * HOUR_MS, "GB", 250.0, {"GB": GB_DIP}, ["GB"], rules, green_only=True
+    ).defer

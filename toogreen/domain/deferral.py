@@ -8,6 +8,10 @@ latest start: the deadline less the duration less a buffer (``deadline_buffer_h`
 the duration) kept for capacity not being there when the wait ends; a workload whose deadline placing now would
 still meet is never deferred past the point where it could no longer be met.
 
+A wait is a plan, revisited whenever the router looks at the workload again (a retry, new forecasts, capacity
+freed): it is placed as soon as placing now is good enough, when the window it waited for has come, or after
+``max_wait_h`` in all, so that a fresh forecast cannot push a cleaner window ahead of it for ever.
+
 Pure: the router calls it with the zone views it routes on and the latest forecast per zone.
 """
 
@@ -81,10 +85,14 @@ def decide_deferral(
     forecasts: Mapping[str, Forecast],
     zones: Iterable[str],
     settings: DeferralSettings,
+    green_only: bool = False,
+    waiting_since_ms: int | None = None,
+    waiting_until_ms: int | None = None,
 ) -> DeferralDecision:
-    """Place now, or wait for the cleanest window the forecasts show in ``zones`` (the zones that have a node the
-    workload fits) that starts before its latest start. ``now_zone``/``now_carbon_gco2_per_kwh``: where placing
-    now would run it and that zone's current intensity."""
+    """Place now, or wait for the cleanest window the forecasts show in ``zones`` (the zones where the router
+    could place it as well as now) that starts before its latest start. ``now_zone``/``now_carbon_gco2_per_kwh``:
+    where placing now would run it and that zone's current intensity; ``waiting_since_ms``/``waiting_until_ms``:
+    the wait it is already in, if any."""
     duration_ms = int(expected_hours * HOUR_MS)
     latest = latest_start_ms(now_ms, expected_hours, deadline_ms, settings)
     slack_h = None if deadline_ms is None else (deadline_ms - now_ms - duration_ms) / HOUR_MS
@@ -106,6 +114,12 @@ def decide_deferral(
         return now_decision("deferral is switched off")
     if deadline_ms is None:
         return now_decision("no deadline: nothing bounds a wait, so it is placed now")
+    if green_only and not settings.defer_green_only:
+        return now_decision("green-only work is not deferred (few nodes may take it): placed now")
+    if waiting_until_ms is not None and now_ms >= waiting_until_ms:
+        return now_decision(f"the window it waited for has come ({_when(waiting_until_ms)}): placed now")
+    if waiting_since_ms is not None and now_ms - waiting_since_ms >= settings.max_wait_h * HOUR_MS:
+        return now_decision(f"it has waited {settings.max_wait_h:g} h, the most a workload waits: placed now")
     if slack_h is None or slack_h < settings.min_slack_h:
         return now_decision(f"slack {slack_h:.2f} h is below {settings.min_slack_h} h: placed now")
     if latest <= now_ms:
@@ -122,7 +136,8 @@ def decide_deferral(
         used[zone] = (zone, f.issued_ms, f.model)
         # windows start at the forecast's step boundaries, from the next one on
         start = f.start_ms if now_ms < f.start_ms else f.start_ms + ((now_ms - f.start_ms) // f.step_ms + 1) * f.step_ms
-        while start <= latest and start + duration_ms <= f.end_ms:
+        last_start = latest if waiting_until_ms is None else min(latest, waiting_until_ms)  # never later than planned
+        while start <= last_start and start + duration_ms <= f.end_ms:
             w = f.window(start, start + duration_ms)
             if w is not None and (best is None or w.mean_gco2_per_kwh < best.mean_gco2_per_kwh - 1e-9):
                 best, best_forecast = w, f
