@@ -231,6 +231,8 @@ class Workload(Record, frozen=True, kw_only=True):
     pending_move: PendingMove | None = None
     last_move_ms: int | None = None
     last_no_move_reason: str | None = None
+    deferred_since_ms: int | None = None  # waiting for a cleaner window a forecast showed, since then …
+    deferred_until_ms: int | None = None  # … until then (``toogreen.domain.deferral``)
 
     def need_request(self) -> WorkloadRequest:
         """Its request (every workload past its submission has one)."""

@@ -30,7 +30,7 @@ class TraceWorkload:
     workload_id: str
     submitted_ms: int
     duration_h: float
-    deadline_ms: int
+    deadline_ms: int | None  # None: no deadline (work run again after it missed one)
     vram_mb: int
     priority: str
     green_only: bool

@@ -1,9 +1,14 @@
 """The evaluation's policies over a historical grid, a fleet and a workload trace.
 
 ``toogreen`` and ``toogreen_no_reroute`` drive the router's own event handler (``toogreen.domain.router``: the
-code the Faust agent runs) with the events a fleet would send back; ``carbon_agnostic`` and ``price_only`` are
-the baselines; ``oracle`` is the hindsight lower bound, an LP over time slots (free preemption and migration).
+code the Faust agent runs) with the events a fleet would send back, and the forecasts the forecaster would have
+issued (when deferral is on); ``carbon_agnostic`` and ``price_only`` are the baselines; ``oracle`` is the
+hindsight lower bound, an LP over time slots (free preemption and migration).
 Time advances in slots of the grid's resolution; a node runs one workload at a time.
+
+Every policy does the same work: what misses its deadline still runs (the router's rejected workloads are
+submitted again without a deadline or the green-only rule, as their owners would; the oracle runs its unmet work
+late), so gCO2 compares like for like; what a policy fails counts in its deadline misses.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import itertools
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from toogreen.domain.lifecycle import WorkloadState
@@ -23,6 +29,7 @@ from toogreen.domain.records import EventKind, NodeAction, NodeCommand, Workload
 from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
 from toogreen.domain.scoring import tier_of
 from toogreen.domain.views import NodeView, ZoneView
+from toogreen.evaluation.forecasts import ScenarioForecasts
 from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
 from toogreen.settings import Settings
 from toogreen.submission import submission_event
@@ -73,6 +80,12 @@ class Scenario:
             views[zone] = ZoneView(zone, p.carbon_gco2_per_kwh, p.renewable_pct, p.price, False, 0.0, t, t)
         return views
 
+    @cached_property
+    def forecasts(self) -> ScenarioForecasts:
+        """Each zone's forecasts from its own series, issued as the forecaster would (made once, shared)."""
+        return ScenarioForecasts(self.grid, self.settings.forecast, self.start_ms - 24 * HOUR_MS,
+                                 self.end_ms + 8 * 24 * HOUR_MS)  # fmt: skip
+
     def energy_price_eur_per_hour(self, node: FleetNode, t: int) -> float:
         price = self.grid[node.zone].at(t).price
         return 0.0 if price is None else price * node.power_w * node.pue / 1e6
@@ -94,7 +107,7 @@ class _Ledger:
         self.result.usage.append((node.zone, t, hours))
 
     def finished(self, w: TraceWorkload, at_ms: int) -> None:
-        if at_ms > w.deadline_ms:
+        if w.deadline_ms is not None and at_ms > w.deadline_ms:
             self.result.deadline_misses += 1
 
 
@@ -123,6 +136,8 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
     arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
     slot_h = s.slot_ms / HOUR_MS
     seq = 0
+    resubmitted: list[TraceWorkload] = []  # rejected work, submitted again to run late
+    forecasts = s.forecasts if s.settings.forecast.deferral.enabled else None
 
     def views(t: int) -> list[NodeView]:
         return [
@@ -153,13 +168,18 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
 
     def handle(ev: WorkloadEvent, t: int, zones: dict[str, ZoneView]) -> None:
         wid = ev.workload_id
-        result = handle_workload_event(ev, states.get(wid), views(t) if ev.type in NEEDS_VIEWS else [], zones,
-                                       s.settings)  # fmt: skip
+        routes = ev.type in NEEDS_VIEWS
+        result = handle_workload_event(ev, states.get(wid), views(t) if routes else [], zones, s.settings,
+                                       forecasts.latest_at(t) if forecasts and routes else None)  # fmt: skip
         books.apply(wid, ev.ts_ms, result, lambda: (views(t), zones), t)
         state = states.get(wid)
         if state is not None and state.state is WorkloadState.REJECTED and wid not in remaining:
             ledger.result.deadline_misses += 1
             remaining[wid] = -1.0  # counted
+            # the work is still done: submitted again without the deadline or the green-only rule it missed
+            again = replace(trace[wid], workload_id=f"{wid}~late", deadline_ms=None, green_only=False)
+            trace[again.workload_id] = again
+            resubmitted.append(again)
         for out in result.emits:
             if isinstance(out.record, NodeCommand):  # the router applied its own events already
                 obey(wid, out.record, t, zones)
@@ -198,12 +218,15 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
 
     t = s.start_ms
     horizon = s.end_ms + 7 * 24 * HOUR_MS  # let late work finish; what is still running then missed its deadline
-    while t < horizon and (arrivals or books.queue or any(r > 0 for r in remaining.values())):
+    while t < horizon and (arrivals or resubmitted or books.queue or any(r > 0 for r in remaining.values())):
         zones = s.zone_views(t)
         for wid in retry_order(books.queue):  # what waits goes before what arrives, the most urgent first
             handle(event(wid, EventKind.RETRY, t), t, zones)
         while arrivals and arrivals[0].submitted_ms <= t:
             w = arrivals.popleft()
+            handle(WorkloadEvent.from_wire(submission_event(_request(w), w.workload_id, t)), t, zones)
+        while resubmitted:
+            w = resubmitted.pop(0)
             handle(WorkloadEvent.from_wire(submission_event(_request(w), w.workload_id, t)), t, zones)
         if reroute:
             for wid in running_now():
@@ -290,7 +313,8 @@ def run_oracle(s: Scenario) -> PolicyResult:
 
     slot_ms, slot_h = s.slot_ms, s.slot_ms / HOUR_MS
     first = s.start_ms
-    n_slots = math.ceil((max(max(w.deadline_ms for w in s.workloads), s.end_ms + 7 * 24 * HOUR_MS) - first) / slot_ms)
+    last = max([w.deadline_ms for w in s.workloads if w.deadline_ms is not None], default=s.end_ms)
+    n_slots = math.ceil((max(last, s.end_ms + 7 * 24 * HOUR_MS) - first) / slot_ms)
     zone_ci = {z: [g.at(first + k * slot_ms).carbon_gco2_per_kwh for k in range(n_slots)] for z, g in s.grid.items()}
     n_nodes, n_w = len(s.fleet), len(s.workloads)
     demand = np.array([w.duration_h / slot_h for w in s.workloads])  # in slots, not rounded up
@@ -338,7 +362,8 @@ def run_oracle(s: Scenario) -> PolicyResult:
         return res.x[:n_x], res.x[n_x:]
 
     def window(w: TraceWorkload) -> tuple[int, int]:
-        return max(0, math.ceil((w.submitted_ms - first) / slot_ms)), min(n_slots, (w.deadline_ms - first) // slot_ms)
+        end = n_slots if w.deadline_ms is None else (w.deadline_ms - first) // slot_ms
+        return max(0, math.ceil((w.submitted_ms - first) / slot_ms)), min(n_slots, end)
 
     on_time = [
         (wi, ni, k)
