@@ -15,6 +15,7 @@ import msgspec
 
 from streams import faust_private
 from streams.faust_private import SCHEME
+from toogreen.domain.forecast import Forecast
 from toogreen.domain.records import (
     Accruals,
     Holds,
@@ -28,7 +29,7 @@ from toogreen.domain.records import (
 from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import WindowAggregate, specs_from
 from toogreen.settings import get_settings
-from toogreen.topics import GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
+from toogreen.topics import GRID_FORECASTS, GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
 
 settings = get_settings()
 
@@ -59,6 +60,7 @@ grid_topic = raw_topic(GRID_READINGS.name)
 telemetry_topic = raw_topic(NODE_TELEMETRY.name)
 registry_topic = raw_topic(NODE_REGISTRY.name)
 workload_topic = raw_topic(WORKLOAD_EVENTS.name)
+forecast_topic = raw_topic(GRID_FORECASTS.name)
 
 WINDOW_SPECS = specs_from(settings.windows)
 
@@ -87,6 +89,8 @@ zone_window_table = _window_table("zone-window-aggregates")
 zone_meta_table = _table("zone-meta", ZoneMeta)
 # Read by the router on every worker: the routing view of each zone and of each node.
 zone_view_table = _table("zone-views", ZoneView, global_=True)
+# Read by the router on every worker: the latest intensity forecast of each zone (for deferral).
+zone_forecast_table = _table("zone-forecasts", Forecast, global_=True)
 node_state_table = _table("node-state", NodeState, global_=True)
 # What the router has reserved on each node, by workload.
 node_reservation_table = _table("node-reservations", Holds, global_=True)
