@@ -69,7 +69,7 @@ class Scenario:
     settings: Settings
     seed: int
 
-    @property
+    @cached_property
     def slot_ms(self) -> int:
         return min(g.step_ms for g in self.grid.values())
 
