@@ -22,7 +22,7 @@ from toogreen.evaluation.inputs import (
     generated_workloads,
     load_grid,
 )
-from toogreen.evaluation.report import evaluate
+from toogreen.evaluation.report import evaluate, plot
 from toogreen.evaluation.simulate import Scenario
 from toogreen.settings import Settings
 
@@ -61,12 +61,14 @@ def eighteen_nodes(seed: int) -> list[FleetNode]:
     return nodes
 
 
-def season(grid: dict[str, GridSeries], start_day: str, settings: Settings) -> dict[str, dict[str, Any]]:
+def season(grid: dict[str, GridSeries], start_day: str, settings: Settings, out_dir: Path) -> dict[str, dict[str, Any]]:
     """Every policy's totals for 14 days from ``start_day``, toogreen with deferral and without."""
     start = day_start(start_day)
     base = Scenario(grid, generated_fleet(["FR", "GB"], SEED), generated_workloads(start, DAYS, PER_DAY, SEED), start,
                     start + DAYS * 24 * HOUR_MS, with_deferral(settings, True), SEED)  # fmt: skip
-    report, _ = evaluate(base, ("toogreen", "carbon_agnostic", "oracle"))
+    report, results = evaluate(base, ("toogreen", "carbon_agnostic", "oracle"))
+    title = f"toogreen (deferral on) on FR + GB from {start_day}: intensity, forecast, where the work ran"
+    plot(base, results["toogreen"], out_dir / f"deferral-{start_day}.png", title, forecast=True)
     off, _ = evaluate(replace(base, settings=with_deferral(settings, False)), ("toogreen",))
     out = dict(report["policies"])
     out["toogreen_no_defer"] = off["policies"]["toogreen"]
@@ -90,7 +92,7 @@ def run(out_dir: Path) -> Table:
     )
     verdicts = []
     for name, start_day in SEASONS:
-        p = season(grid, start_day, settings)
+        p = season(grid, start_day, settings, out_dir)
         agnostic, oracle = p["carbon_agnostic"], p["oracle"]
         for policy in POLICIES:
             r = p[policy]
@@ -111,6 +113,7 @@ def run(out_dir: Path) -> Table:
             f"({'met' if ours['deadline_misses'] <= agnostic['deadline_misses'] else 'not met'})."
         )
     table.notes += verdicts
+    table.notes += [f"![{name}](bench-results/deferral-{day}.png)" for name, day in SEASONS]
     big_start = day_start(SEASONS[0][1])
     big = Scenario(grid, eighteen_nodes(SEED), generated_workloads(big_start, 28, 64, SEED), big_start,
                    big_start + 28 * 24 * HOUR_MS, with_deferral(settings, True), SEED)  # fmt: skip
