@@ -108,8 +108,8 @@ class DuckDBSink:
                 )
                 good = [m for m in messages if m.error() is None]
                 for m in messages:
-                    if m.error() is not None and m.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("sink consume error: %s", m.error())
+                    if (error := m.error()) is not None and error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("sink consume error: %s", error)
                 if good:
                     self.write_and_commit(consumer, good)
                 self._settle()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.builders import NOW_MS, REQUEST, node_view, submission, zone_view
 from toogreen.domain.forecast import HOUR_MS, Forecast, ForecastPoint
 from toogreen.domain.lifecycle import WorkloadState
-from toogreen.domain.records import EventKind, WorkloadEvent
+from toogreen.domain.records import DecisionKind, EventKind, RoutingDecision, WorkloadEvent
 from toogreen.domain.router import handle_workload_event
 from toogreen.settings import DeferralSettings, ForecastSettings, Settings
 
@@ -41,8 +41,9 @@ def retry(at_ms: int, n: int) -> WorkloadEvent:
 def test_a_deferred_submission_waits_and_is_placed_when_its_window_comes():
     first = handle_workload_event(submission(JOB), None, NODES, zones(250.0), ON, DIP)
     decision, queued = (e.record for e in first.emits)
-    assert isinstance(decision, dict) and decision["type"] == "deferred"
-    assert decision["deferral"]["until_ms"] == T0 + 5 * HOUR_MS and decision["deferral"]["zone"] == "GB"
+    assert isinstance(decision, RoutingDecision) and decision.type is DecisionKind.DEFERRED
+    assert decision.deferral is not None and decision.deferral.until_ms == T0 + 5 * HOUR_MS
+    assert decision.deferral.zone == "GB" and decision.reason.startswith("deferred until ")
     assert isinstance(queued, WorkloadEvent) and queued.type == "queued" and first.queued is True
     assert first.reserve == [] and first.state is not None and first.state.state is WorkloadState.QUEUED
     # a retry an hour later: the plan holds, nothing new is recorded
@@ -53,7 +54,7 @@ def test_a_deferred_submission_waits_and_is_placed_when_its_window_comes():
     # the window has come: placed, the wait cleared
     come = T0 + 5 * HOUR_MS
     placed = handle_workload_event(retry(come, 2), again.state, nodes(come), zones(90.0, come), ON, DIP)
-    assert [e.record["type"] for e in placed.emits if isinstance(e.record, dict)] == ["initial"]
+    assert [e.record.type for e in placed.emits if isinstance(e.record, RoutingDecision)] == [DecisionKind.INITIAL]
     assert placed.reserve and placed.state is not None and placed.state.deferred_until_ms is None
 
 
@@ -69,5 +70,6 @@ def test_off_or_without_forecasts_the_router_places_now_as_before():
     off = handle_workload_event(submission(JOB), None, NODES, zones(250.0), Settings(), DIP)
     blind = handle_workload_event(submission(JOB), None, NODES, zones(250.0), ON, None)
     for result in (off, blind):
-        assert result.reserve and result.emits[0].record["type"] == "initial"
-        assert result.emits[0].record["deferral"] is None
+        decision = result.emits[0].record
+        assert result.reserve and isinstance(decision, RoutingDecision) and decision.type is DecisionKind.INITIAL
+        assert decision.deferral is None
