@@ -117,13 +117,14 @@ def run(out_dir: Path) -> Table:
     big_start = day_start(SEASONS[0][1])
     big = Scenario(grid, eighteen_nodes(SEED), generated_workloads(big_start, 28, 64, SEED), big_start,
                    big_start + 28 * 24 * HOUR_MS, with_deferral(settings, True), SEED)  # fmt: skip
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     report, _ = evaluate(big)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     per = ", ".join(f"{n} {s:.1f} s" for n, s in report["seconds_to_compute"].items())
     table.notes.append(
         f"28 days from {SEASONS[0][1]}, {len(big.workloads):,} workloads, {len(big.fleet)} nodes, every policy: "
-        f"{seconds:.1f} s in all ({per}); target under a minute: {'met' if seconds < 60 else 'not met'}."
+        f"{seconds:.1f} s in all, {cpu:.1f} s of CPU ({per}); target under a minute: "
+        f"{'met' if seconds < 60 else 'not met'}."
     )
     return table
 
