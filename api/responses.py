@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sinks.columns import GRID_READINGS_TABLE, ZONE_WINDOWS_TABLE, table_model
 
@@ -110,14 +110,27 @@ class Move(BaseModel):
     reason: str | None
 
 
+class RunningOn(BaseModel):
+    """The node a running workload is on, as its live meter needs it (its submitter sees no other node)."""
+
+    node_id: str
+    zone: str | None
+    power_w: float | None = Field(description="the node's power draw in its newest telemetry")
+    telemetry_ms: int | None = Field(description="when that telemetry was taken")
+    carbon_gco2_per_kwh: float | None = Field(description="where it runs now: the zone's 5-min window × the node's PUE")
+    grid_price_eur_per_mwh: float | None = Field(description="the zone's grid price in its newest 5-min window")
+
+
 class WorkloadDetail(WorkloadRow):  # type: ignore[valid-type, misc]
-    """A workload with its moves, receipt, bills, decisions and applied events."""
+    """A workload with its moves, receipt, bills, decisions and applied events, and while it runs its node's
+    power and the intensity there (``running_on``)."""
 
     moves: Any = None  # the row's move count on a list, the moves here (as before)
     receipt_id: str | None
     billing: list[BillingRow]  # type: ignore[valid-type]
     decisions: list[Decision]
     events: list[WorkloadEvent]  # type: ignore[valid-type]
+    running_on: RunningOn | None = None
 
 
 class Verification(BaseModel):
@@ -132,10 +145,13 @@ class PublicKey(BaseModel):
 
 
 class BillingRecord(BillingRow):  # type: ignore[valid-type, misc]
-    payout_status: str | None = None
+    payout_status: str | None = Field(default=None, description="sent, paid, failed or accruing (owed to a new wallet)")
     payout_rail: str | None = None
     payout_lamports: int | None = None
     payout_reference: str | None = None
+    payout_reason: str | None = Field(
+        default=None, description="Why a payout failed, or what an accruing one waits for (a new wallet's rent)"
+    )
 
 
 class BillingTotals(BaseModel):

@@ -202,6 +202,34 @@ def workload_billing(store: Store, workload_id: str) -> list[dict[str, Any]]:
     return store.query("SELECT * EXCLUDE (metering_ids) FROM billing_records WHERE workload_id = ?", [workload_id])
 
 
+def running_node(store: Store, node_id: str) -> dict[str, Any] | None:
+    """What a live meter needs of the node a workload runs on, and nothing else of it: its current power draw and
+    the carbon intensity and grid price where it is now (a recycler's declared source, else its zone's newest
+    tumbling window, times the node's PUE, as routing counts it)."""
+    rows = store.query(
+        "SELECT node_id, zone, node_type, pue, declared_carbon_gco2_per_kwh, power_w, last_seen_ms FROM nodes "
+        "WHERE node_id = ?",
+        [node_id],
+    )
+    if not rows:
+        return None
+    node = rows[0]
+    window = latest_windows(store, "tumbling").get(node["zone"])
+    pue = node["pue"] or 1.0
+    if node["node_type"] == "recycler" and node["declared_carbon_gco2_per_kwh"] is not None:
+        carbon = node["declared_carbon_gco2_per_kwh"] * pue
+    else:
+        carbon = window["carbon_mean"] * pue if window and window["carbon_mean"] is not None else None
+    return {
+        "node_id": node["node_id"],
+        "zone": node["zone"],
+        "power_w": node["power_w"],
+        "telemetry_ms": node["last_seen_ms"],
+        "carbon_gco2_per_kwh": carbon,
+        "grid_price_eur_per_mwh": window["price_mean"] if window else None,
+    }
+
+
 # -- submissions the API accepted ----------------------------------------------------------------------------------
 def submission(store: Store, workload_id: str) -> dict[str, Any] | None:
     rows = store.query("SELECT * FROM api_submissions WHERE workload_id = ?", [workload_id])
@@ -238,8 +266,9 @@ def billing_records(store: Store, scope: Scope, workload_id: str | None, limit: 
         where, params = f"{where} AND b.workload_id = ?", [*params, workload_id]
     return store.query(
         "SELECT b.* EXCLUDE (metering_ids), p.status AS payout_status, p.rail AS payout_rail, "
-        "p.lamports AS payout_lamports, p.reference AS payout_reference FROM billing_records b "
-        f"LEFT JOIN payouts p ON p.workload_id = b.workload_id WHERE {where} ORDER BY b.ts_ms DESC LIMIT ?",
+        "p.lamports AS payout_lamports, p.reference AS payout_reference, p.reason AS payout_reason "
+        "FROM billing_records b LEFT JOIN payouts p ON p.workload_id = b.workload_id "
+        f"WHERE {where} ORDER BY b.ts_ms DESC LIMIT ?",
         [*params, limit],
     )
 

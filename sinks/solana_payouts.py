@@ -3,7 +3,8 @@ signed by the platform's payer key. Real transactions: executed in tests (and in
 Solana VM (``solders.litesvm.LiteSVM``), and in production sent to an RPC endpoint.
 
 The payout ledger (DuckDB ``payouts``) gets its row, with the transaction's signature, before the transaction is
-sent; a payout already paid is never sent again, and one that failed is retried."""
+sent; a payout already paid is never sent again, and one that failed is retried. Payouts to a wallet that does not
+exist yet accrue until one transfer can create it (``toogreen.domain.payouts``); that transfer pays them all."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,8 @@ class WorkerSettings(BaseModel):
     fetch_max_wait_ms: int = 10
     # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often
     fleet_resync_s: float = 60.0
+    # an ended workload is settled when its last node hands over the energy it drew there, or after this long
+    settle_wait_s: float = 15.0
 
 
 class WindowSettings(BaseModel):
@@ -211,6 +214,31 @@ class SettlementSettings(BaseModel):
     solana_payer_key_path: Path = PROJECT_ROOT / "var" / "keys" / "solana-payer.json"
     eur_per_sol: float = 150.0
     max_payout_attempts: int = 5
+    solana_rent_exempt_lamports: int = Field(
+        default=890_880,
+        ge=0,
+        description="Rent::minimum_balance(0) on mainnet: a new wallet is paid once owed that",
+    )
+
+
+class KafkaClusterSettings(BaseModel):
+    """Apache Kafka from Maven Central on 127.0.0.1 in KRaft mode (``toogreen kafka up``, scripts/install-kafka.sh)."""
+
+    version: str = "3.9.2"
+    cache_dir: Path = Path.home() / ".cache" / "toogreen"
+    run_dir: Path = PROJECT_ROOT / "var" / "kafka"
+    brokers: int = 1
+    host: str = "127.0.0.1"
+    # 0: free ports; else broker i (from 0) listens on base_port + 2i and its controller on base_port + 2i + 1
+    base_port: int = 0
+    # combined: every broker is a voter of the controller quorum; separate: controller-only processes beside them
+    quorum: Literal["combined", "separate"] = "combined"
+    separate_controllers: int = 1
+    heap_mb: int = 512
+    # how long the controller waits for a broker's heartbeat before it fences the broker and moves its leaderships
+    broker_session_timeout_ms: int = 6000
+    start_timeout_s: float = 90.0
+    stop_timeout_s: float = 20.0
 
 
 class DeferralSettings(BaseModel):
@@ -263,6 +291,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = DemoSettings()
     grid: GridSourceSettings = GridSourceSettings()
     settlement: SettlementSettings = SettlementSettings()
+    kafka: KafkaClusterSettings = KafkaClusterSettings()
     forecast: ForecastSettings = ForecastSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 

@@ -138,5 +138,8 @@ def get_workload(store: StoreDep, caller: PersonCaller, workload_id: str) -> dic
         "receipt_id": queries.receipt_id_of(store, workload_id),
         "billing": queries.workload_billing(store, workload_id),
         "decisions": [decision_from_row(d) for d in decisions],
+        "running_on": queries.running_node(store, row["node_id"])
+        if row["status"] == "running" and row["node_id"]
+        else None,
         "events": events,
     }

@@ -182,3 +182,27 @@ def test_a_registered_node_is_published_and_answers_at_once(world):
 def test_unknown_or_malformed_tokens_are_401(anon):
     for header in ({"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}):
         assert anon.get("/api/v1/me", headers=header).status_code == 401
+
+
+def test_a_developer_sees_the_power_and_intensity_of_the_node_its_running_job_is_on_and_no_other(world):
+    client, h, _ = world
+    store = client.app.state.store
+    submitted = submission_event({**WORKLOAD, "submitter": "ada"}, "wl-ada-live", 1_000)
+    base = {k: v for k, v in submitted.items() if k != "request"}
+    events = [{**submitted, "log_offset": 10}]
+    for offset, kind in enumerate(("routed", "started"), start=11):
+        events.append({**base, "event_id": f"wl-ada-live:{kind}", "type": kind, "node_id": "dc-fr-h100-2",
+                       "ts_ms": 1_000 + offset, "log_offset": offset})  # fmt: skip
+    store.write({}, events)
+    detail = client.get("/api/v1/workloads/wl-ada-live", headers=h["developer"]).json()
+    assert detail["status"] == "running"
+    node = client.get("/api/v1/nodes/dc-fr-h100-2", headers=h["admin"]).json()
+    assert node["power_w"] > 0
+    assert detail["running_on"] == {
+        "node_id": "dc-fr-h100-2", "zone": "FR", "power_w": node["power_w"], "telemetry_ms": node["last_seen_ms"],
+        "carbon_gco2_per_kwh": pytest.approx(60.0 * node["pue"]), "grid_price_eur_per_mwh": pytest.approx(50.0),
+    }  # fmt: skip
+    assert client.get("/api/v1/nodes", headers=h["developer"]).status_code == 403  # still no fleet for developers
+    # not running: no node facts at all; another's running job: not found
+    assert client.get("/api/v1/workloads/wl-ada", headers=h["developer"]).json()["running_on"] is None
+    assert client.get("/api/v1/workloads/wl-ada-live", headers=h["developer-2"]).status_code == 404

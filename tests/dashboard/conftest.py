@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -68,12 +69,9 @@ class _Server(uvicorn.Server):
         pass
 
 
-@pytest.fixture(scope="session")
-def static_site() -> Iterator[str]:
-    """The dashboard's files alone, served by the same mount as the API's, on 127.0.0.1 (a secure context, so
-    the page has WebCrypto)."""
-    app = FastAPI()
-    mount_dashboard(app)
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 (a secure context, so the page has WebCrypto), in a thread."""
     port = free_port()
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -81,13 +79,22 @@ def static_site() -> Iterator[str]:
     deadline = time.monotonic() + 20
     while not server.started:
         if time.monotonic() > deadline:
-            raise TimeoutError("the static dashboard server did not start")
+            raise TimeoutError("the dashboard server did not start")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def static_site() -> Iterator[str]:
+    """The dashboard's files alone, served by the same mount as the API's."""
+    app = FastAPI()
+    mount_dashboard(app)
+    with served(app) as url:
+        yield url
 
 
 @dataclass(frozen=True)

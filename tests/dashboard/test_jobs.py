@@ -1,8 +1,10 @@
 """A developer submits a job from the form and watches it, without reloading, get routed (the chosen node, the
-runners-up, why the others were excluded), run, and settle with a receipt verified in the browser; and every
-page renders for the admin, live."""
+runners-up, why the others were excluded), run with a live gCO2 meter, and settle with a receipt verified in the
+browser; and every page renders for the admin, live."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -19,7 +21,7 @@ def test_a_job_submitted_from_the_form_is_routed_runs_and_its_receipt_verifies_i
     form.locator("[name=name]").fill("from-the-form")
     form.locator("[name=workload_type]").select_option("fine_tune")
     form.locator("[name=vram_mb]").fill("12000")
-    form.locator("[name=expected_hours]").fill("0.03")
+    form.locator("[name=expected_hours]").fill("0.1")  # 6 s of running at the simulated 1 h/min: polls see it
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v1/workloads")) as request:
         form.locator("button[type=submit]").click()
     assert request.value.headers["idempotency-key"]  # a retry of this form would not submit it twice
@@ -38,6 +40,9 @@ def test_a_job_submitted_from_the_form_is_routed_runs_and_its_receipt_verifies_i
     assert detail["name"] == "from-the-form" and detail["submitter"] == "ada"
     assert detail["decisions"][0]["chosen_node_id"] == chosen
 
+    # while it runs, the developer (who sees no fleet) gets a live gCO2 figure from its node's power in the API
+    expect(page.locator("#job-head [data-status]")).to_have_attribute("data-status", "running", timeout=60_000)
+    expect(page.locator(".meter.live #meter-gco2")).to_have_text(re.compile(r"^\d"))
     expect(page.locator("#job-head [data-status]")).to_have_attribute("data-status", "completed", timeout=60_000)
     verdict = page.locator("#job-receipt [data-verified]")
     expect(verdict).to_have_attribute("data-verified", "true", timeout=60_000)

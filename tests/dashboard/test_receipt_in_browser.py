@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from playwright.sync_api import Page
 
 from toogreen.domain.receipts import build_receipt, canonical_bytes
+from toogreen.domain.records import AccrualInterval
 from toogreen.signing import public_key_hex, sign_receipt
 
 pytestmark = pytest.mark.integration
@@ -42,10 +43,12 @@ def receipts_page(page: Page, static_site: str) -> Page:
 
 def signed_receipt(key: Ed25519PrivateKey) -> dict[str, Any]:
     intervals = [
-        {"node_id": "gm-fr-4090-1", "zone": "FR", "start_ms": 1_700_000_000_000, "end_ms": 1_700_000_060_000,
-         "kwh": 0.00725, "carbon_gco2_per_kwh": 52.0, "gco2": 0.377, "gpu_ms": 60_000},
-        {"node_id": "rc-es-h100-1", "zone": "ES", "start_ms": 1_700_000_060_000, "end_ms": 1_700_000_090_000,
-         "kwh": 0.000093, "carbon_gco2_per_kwh": 26.25, "gco2": 0.00244125, "gpu_ms": 30_000},
+        AccrualInterval(node_id="gm-fr-4090-1", zone="FR", window_start_ms=1_700_000_000_000,
+                        start_ms=1_700_000_000_000, end_ms=1_700_000_060_000, kwh=0.00725, carbon_gco2_per_kwh=52.0,
+                        gco2=0.377, gpu_ms=60_000),
+        AccrualInterval(node_id="rc-es-h100-1", zone="ES", window_start_ms=1_700_000_000_000,
+                        start_ms=1_700_000_060_000, end_ms=1_700_000_090_000, kwh=0.000093,
+                        carbon_gco2_per_kwh=26.25, gco2=0.00244125, gpu_ms=30_000),
     ]  # fmt: skip
     receipt = build_receipt("wl-browser", intervals, 1_700_000_100_000, 300.0, "fixed", ["grid.readings"])
     return sign_receipt(receipt, key)

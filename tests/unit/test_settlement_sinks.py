@@ -11,13 +11,14 @@ from solders.signature import Signature
 from connectors.fleet_sim import SimulatedFleet, demo_wallet
 from sinks.duckdb_store import Store
 from sinks.kafka_sink import rows_from_messages
-from sinks.settlement import Settler
+from sinks.settlement import Settler, SettleStats
 from sinks.solana_payouts import LAMPORTS_PER_SOL, LiteSVMGateway, eur_to_lamports
 from sinks.stripe_meter import StripeMeterReporter
 from tests.builders import messages
 from tests.standins import stripe as stripe_standin
 from tests.standins.server import serve
 from toogreen.domain.accounting import Slot, accrue
+from toogreen.domain.payouts import payout_memo
 from toogreen.domain.receipts import receipt_hash
 from toogreen.domain.settlement import settle
 from toogreen.settings import Settings
@@ -120,20 +121,74 @@ def test_stripe_outage_is_retried_and_a_lost_response_is_not_billed_twice(store,
     assert store.query("SELECT stripe_status FROM billing_records")[0]["stripe_status"] in ("reported", "duplicate")
 
 
-def test_failed_payout_is_retried_not_lost(store, ledger, tmp_path):
-    gateway, payer = ledger
-    msgs, _receipt, billing = settlement_batch(tmp_path, hours=0.05)  # a payout below a new account's rent
+def test_failed_payout_is_retried_not_lost(store, tmp_path):
+    gateway, payer = LiteSVMGateway(), Keypair()  # a payer without lamports: the transfer fails on chain
+    msgs, _receipt, billing = settlement_batch(tmp_path)
     wallet = gamer_wallet()
+    gateway.airdrop(wallet, LAMPORTS_PER_SOL // 100)
     settler = Settler(store, Settings(), None, gateway, payer)
     store.write(*rows_from_messages(msgs))
     assert settler.settle_pending().payouts_failed == 1
     row = store.query("SELECT status, reason, attempts FROM payouts")[0]
-    assert row["status"] == "failed" and "Rent" in row["reason"] and row["attempts"] == 1
-    gateway.airdrop(wallet, LAMPORTS_PER_SOL // 100)  # the wallet now exists
+    assert row["status"] == "failed" and row["reason"] and row["attempts"] == 1
+    gateway.airdrop(payer.pubkey(), LAMPORTS_PER_SOL)  # the payer is funded now
     assert settler.settle_pending().payouts_paid == 1
     assert store.query("SELECT status, attempts FROM payouts")[0] == {"status": "paid", "attempts": 2}
     lamports = eur_to_lamports(billing["payout"], Settings().settlement.eur_per_sol)
     assert gateway.balance(wallet) == LAMPORTS_PER_SOL // 100 + lamports
+
+
+def test_payouts_to_a_new_wallet_accrue_until_one_transfer_can_create_it(store, ledger, tmp_path):
+    gateway, payer = ledger
+    settings = Settings()
+    rent = settings.settlement.solana_rent_exempt_lamports
+    assert rent == gateway.svm.minimum_balance_for_rent_exemption(0)  # the configured default is the chain's rule
+    settler = Settler(store, settings, None, gateway, payer)
+    wallet = gamer_wallet()
+    first_msgs, first_receipt, first_bill = settlement_batch(tmp_path, hours=0.05, workload_id="w1")
+    first = eur_to_lamports(first_bill["payout"], settings.settlement.eur_per_sol)
+    assert 0 < first < rent  # alone, a transfer Solana refuses (InsufficientFundsForRent)
+
+    store.write(*rows_from_messages(first_msgs))
+    stats = settler.settle_pending()
+    assert (stats.payouts_accruing, stats.payouts_paid, stats.payouts_failed) == (1, 0, 0)
+    row = store.query("SELECT status, lamports, reference, attempts, reason FROM payouts")[0]
+    assert (row["status"], row["lamports"], row["reference"], row["attempts"]) == ("accruing", first, None, 0)
+    assert str(rent) in row["reason"]
+    assert gateway.balance(wallet) == 0  # no transaction was sent
+
+    second_msgs, second_receipt, second_bill = settlement_batch(tmp_path, hours=0.05, workload_id="w2")
+    second = eur_to_lamports(second_bill["payout"], settings.settlement.eur_per_sol)
+    assert first + second >= rent
+    store.write(*rows_from_messages(second_msgs))
+    stats = settler.settle_pending()
+    assert (stats.payouts_accruing, stats.payouts_paid) == (0, 2)
+    rows = store.query("SELECT * FROM payouts ORDER BY workload_id")
+    assert [r["status"] for r in rows] == ["paid", "paid"] and [r["lamports"] for r in rows] == [first, second]
+    assert len({r["reference"] for r in rows}) == 1  # one transaction settles both
+    hashes = [receipt_hash(first_receipt), receipt_hash(second_receipt)]
+    assert [r["receipt_hash"] for r in rows] == hashes and {r["memo"] for r in rows} == {payout_memo(hashes)}
+    assert gateway.balance(wallet) == first + second  # the wallet now exists, holding the sum
+    tx = gateway.svm.get_transaction(Signature.from_string(rows[0]["reference"]))
+    assert any(payout_memo(hashes) in line for line in tx.logs())
+
+    paid = state(store, gateway, wallet)
+    store.write(*rows_from_messages(first_msgs + second_msgs))  # the log, consumed again
+    assert settler.settle_pending() == SettleStats()
+    assert state(store, gateway, wallet) == paid
+
+
+def test_an_existing_wallet_is_paid_each_receipt_at_once(store, ledger, tmp_path):
+    gateway, payer = ledger
+    wallet = gamer_wallet()
+    gateway.airdrop(wallet, Settings().settlement.solana_rent_exempt_lamports)  # exists, rent-exempt
+    msgs, receipt, billing = settlement_batch(tmp_path, hours=0.05)  # a payout below a new account's minimum
+    store.write(*rows_from_messages(msgs))
+    assert Settler(store, Settings(), None, gateway, payer).settle_pending().payouts_paid == 1
+    lamports = eur_to_lamports(billing["payout"], Settings().settlement.eur_per_sol)
+    row = store.query("SELECT status, memo FROM payouts")[0]
+    assert row == {"status": "paid", "memo": receipt_hash(receipt)}
+    assert gateway.balance(wallet) == Settings().settlement.solana_rent_exempt_lamports + lamports
 
 
 def test_a_sent_payout_confirmed_later_is_not_sent_again(store, ledger, tmp_path):

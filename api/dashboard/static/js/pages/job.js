@@ -35,6 +35,15 @@ function placements(decisions) {
   return out;
 }
 
+/** The power a span on ``node`` drew: the fleet's figure where this role sees the fleet, else the API's for the
+ * node the workload runs on now (``running_on``, all a developer sees of any node); undefined if unknown. */
+function powerOf(node, nodes, w) {
+  const fleet = nodes?.[node]?.power_w;
+  if (fleet !== undefined && fleet !== null) return fleet;
+  const here = w.running_on;
+  return here && here.node_id === node && here.power_w !== null ? here.power_w : undefined;
+}
+
 /** The meter: final from the receipt and the bill, or else an estimate from the time run so far. */
 function meter(w, nodes, now) {
   const billed = w.billing.reduce((s, b) => s + (b.charge ?? 0), 0);
@@ -46,22 +55,26 @@ function meter(w, nodes, now) {
   let eurSoFar = 0;
   let gco2 = 0;
   let kwh = 0;
-  let powerKnown = true;
+  let known = 0; // spans whose node's power is known
+  let spans = 0;
   for (const [node, from, to] of runningSpans(w.events, now)) {
     const h = Math.max(0, to - from) / 3_600_000;
     const at = placed[node];
     hours += h;
     eurSoFar += h * (at?.price_eur_per_gpu_hour ?? 0);
-    const powerW = nodes?.[node]?.power_w;
-    if (powerW === undefined || powerW === null) powerKnown = false;
-    else {
+    spans += 1;
+    const powerW = powerOf(node, nodes, w);
+    if (powerW !== undefined) {
+      known += 1;
       // carbon_gco2_per_kwh of a decision is already the zone's windowed intensity x the node's PUE
       kwh += (h * powerW) / 1000;
       gco2 += ((h * powerW) / 1000) * (at?.carbon_gco2_per_kwh ?? 0);
     }
   }
   const here = placed[w.node_id];
-  return { final: false, hours, eur: eurSoFar, gco2: powerKnown ? gco2 : null, kwh: powerKnown ? kwh : null, intensity: here?.carbon_gco2_per_kwh ?? null, price: here?.price_eur_per_gpu_hour ?? null };
+  const intensity = w.running_on?.carbon_gco2_per_kwh ?? here?.carbon_gco2_per_kwh ?? null;
+  const counted = known > 0 || spans === 0;
+  return { final: false, hours, eur: eurSoFar, gco2: counted ? gco2 : null, kwh: counted ? kwh : null, partial: counted && known < spans, intensity, price: here?.price_eur_per_gpu_hour ?? null };
 }
 
 function alternativeRow(a, rank, cls) {
@@ -102,7 +115,7 @@ function meterHtml(m) {
     <div class="stat"><span>kWh</span><strong>${m.kwh === null ? "—" : sig(m.kwh, 4)}</strong></div>
     <div class="stat"><span>GPU-hours</span><strong>${sig(m.hours, 4)}</strong></div>
     ${raw(m.final || m.intensity === null ? "" : html`<div class="stat"><span>gCO2eq/kWh where it runs</span><strong>${num(m.intensity, 0)}</strong></div><div class="stat"><span>€/GPU-hour there</span><strong>${num(m.price, 2)}</strong></div>`)}
-    <p class="muted">${label}${m.gco2 === null ? "; gCO2 needs the node's power, which this role does not see" : ""}</p></div>`;
+    <p class="muted">${label}${m.gco2 === null ? "; gCO2 needs the node's power, not reported yet" : ""}${m.partial ? "; counts its run on its present node only (the receipt has the whole run)" : ""}</p></div>`;
 }
 
 function receiptHtml(state) {
