@@ -63,9 +63,8 @@ def run(out_dir: Path) -> Table:
         )
     per_gpu_h = {n: r["gco2"] / r["gpu_hours"] for n, r in p.items() if r["gpu_hours"]}
     table.notes += [
-        "gCO2 per GPU-hour (fair where policies finish different amounts of work): "
-        + ", ".join(f"{n} {v:,.0f}" for n, v in per_gpu_h.items())
-        + ".",
+        "Every policy does the same work (what misses its deadline still runs, late, and counts as a miss); "
+        "gCO2 per GPU-hour: " + ", ".join(f"{n} {v:,.0f}" for n, v in per_gpu_h.items()) + ".",
         "`toogreen` runs the agents' own router (`toogreen.domain.router.handle_workload_event`) event by event; the "
         "oracle is an LP relaxation (free preemption and migration): a lower bound, not a schedule.",
         "carbon_agnostic and price_only ignore green-only (they are blind to it); toogreen and the oracle honour it, "

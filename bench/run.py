@@ -12,6 +12,7 @@ from bench import (
     bench_api,
     bench_duckdb,
     bench_evaluation,
+    bench_forecast,
     bench_kafka,
     bench_node_agent,
     bench_pipeline,
@@ -33,6 +34,7 @@ def main() -> int:
     q = args.quick
     steps = [
         ("evaluation", lambda: bench_evaluation.run(results_dir)),
+        ("forecast error", lambda: bench_forecast.run(results_dir, every_h=72 if q else 12)),
         ("duckdb", lambda: bench_duckdb.run(runs=1 if q else 3, batch=20_000 if q else 100_000)),
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
         ("records", lambda: bench_records.run(runs=1 if q else 5)),

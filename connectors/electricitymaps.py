@@ -1,5 +1,6 @@
 """Electricity Maps API v3 (``auth-token`` header): latest and history of carbon intensity, renewable share
-(power breakdown) and day-ahead price per zone, as ``grid.readings`` records.
+(power breakdown) and day-ahead price per zone, as ``grid.readings`` records; the carbon-intensity forecast as a
+``grid.forecasts`` record (where the token's plan includes it).
 
 Responses are cached for ``cache_ttl_s``; a 429 is retried with exponential back-off (honouring
 ``Retry-After``); a bad token or an unknown zone is a clear error, not a retry.
@@ -7,14 +8,16 @@ Responses are cached for ``cache_ttl_s``; a 429 is retried with exponential back
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from toogreen.domain.forecast import Forecast, ForecastError, ForecastPoint
 from toogreen.domain.intensity import parse_time
-from toogreen.settings import GridSourceSettings
+from toogreen.settings import ForecastSettings, GridSourceSettings
 
 SOURCE = "electricitymaps"
 
@@ -84,6 +87,18 @@ class ElectricityMapsClient:
         mix = {parse_time(m["datetime"]): m for m in self._get("power-breakdown/history", zone)["history"]}
         return [_reading(zone, c, mix.get(parse_time(c["datetime"])), None) for c in ci]
 
+    def forecast(self, zone: str, settings: ForecastSettings) -> Forecast:
+        """The zone's carbon-intensity forecast. Electricity Maps gives a mean only: the band is an assumption,
+        ±``vendor_band_pct`` of the mean, widening linearly to twice that at the last point (``band_coverage`` 0,
+        since no coverage is claimed)."""
+        body = self._get("carbon-intensity/forecast", zone)
+        try:
+            return _forecast(zone, body, settings)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ElectricityMapsError(
+                f"Electricity Maps sent a forecast for {zone!r} that cannot be used: {exc}"
+            ) from exc
+
 
 def _message(response: httpx.Response) -> str:
     try:
@@ -110,3 +125,21 @@ def _reading(zone: str, ci: dict, mix: dict | None, price: dict | None) -> dict[
         "source": SOURCE,
         "estimated": bool(ci.get("isEstimated")),
     }
+
+
+def _forecast(zone: str, body: dict, settings: ForecastSettings) -> Forecast:
+    rows = sorted({parse_time(r["datetime"]): float(r["carbonIntensity"]) for r in body["forecast"]}.items())
+    if not rows:
+        raise ForecastError("no forecast points")
+    step = min((b[0] - a[0] for a, b in itertools.pairwise(rows)), default=3_600_000)
+    values = dict(rows)
+    first, last = rows[0][0], rows[-1][0]
+    n = (last - first) // step + 1
+    points = []
+    held = rows[0][1]
+    for i in range(n):
+        held = values.get(first + i * step, held)  # a missing step holds the one before
+        width = settings.vendor_band_pct / 100 * held * (1 + i / max(n - 1, 1))
+        points.append(ForecastPoint(first + i * step, held, max(held - width, 0.0), held + width))
+    issued = parse_time(body["updatedAt"]) if body.get("updatedAt") else first
+    return Forecast(zone, issued, step, tuple(points), SOURCE, SOURCE, 0.0)

@@ -56,6 +56,7 @@ def decision_row(r: Row) -> Row:
         "alternatives": json.dumps(r["alternatives"]),
         "grid_windows": json.dumps(r["grid_windows"]),
         "exclusions": json.dumps(r.get("exclusions") or []),
+        "deferral": None if r.get("deferral") is None else json.dumps(r["deferral"]),
     }
 
 

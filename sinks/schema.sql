@@ -91,6 +91,7 @@ ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS move_cost_s DOUBLE;
 ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS nodes_considered INTEGER;
 ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS nodes_eligible INTEGER;
 ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS exclusions JSON;
+ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS deferral JSON;
 ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS mig_profile VARCHAR;
 ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS decision_id VARCHAR;
 -- what node agents measure (docs/node-agent.md): per event, and the result on the workload

@@ -3,6 +3,7 @@
 - ``zone_windows``: grid readings into event-time tumbling windows per zone (hopping windows are assembled from
   them), both emitted on ``zone.windows``, and each zone's routing view.
 - ``node_registrations`` / ``node_telemetry``: each node's state and routing view.
+- ``zone_forecasts``: the latest intensity forecast per zone (``grid.forecasts``), which the router reads.
 - ``workloads``: the workload state machine and the router (``routing.decisions``, ``node.commands``).
 - ``node_views`` / ``zone_views`` / ``accruals_closed``: the placement owner's side of the ingest agents' changes.
 
@@ -30,6 +31,7 @@ from streams.app import (
     WINDOW_SPECS,
     ZONE_VIEWS_TOPIC,
     app,
+    forecast_topic,
     grid_topic,
     node_accrual_table,
     node_reservation_table,
@@ -45,6 +47,7 @@ from streams.app import (
     workload_accrual_table,
     workload_state_table,
     workload_topic,
+    zone_forecast_table,
     zone_meta_table,
     zone_view_table,
     zone_window_table,
@@ -55,6 +58,7 @@ from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import accrue_energy
 from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
+from toogreen.domain.forecast import Forecast, ForecastError, newer
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
 from toogreen.domain.records import (
@@ -84,6 +88,7 @@ from toogreen.domain.zone_state import apply_reading, keys_needed
 from toogreen.signing import load_or_create_key, sign_receipt
 from toogreen.topics import (
     BILLING_RECORDS,
+    GRID_FORECASTS,
     GRID_READINGS,
     NODE_REGISTRY,
     NODE_TELEMETRY,
@@ -172,6 +177,24 @@ async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -
     for key in outcome.expired_keys:
         run.pop(zone_window_table, key)
     return outcome.view
+
+
+@app.agent(forecast_topic)
+async def zone_forecasts(stream: StreamT) -> None:
+    run = checkpoint(stream, max_delay_ms=0)  # a few a day per zone: each is written at once
+    async for event in run.events():
+        try:
+            forecast = Forecast.from_record(decode(GRID_FORECASTS.name, event.message.value))
+        except (DecodeError, ForecastError) as exc:
+            await emitter.dead_letter(event, "zone_forecasts", str(exc))
+            continue
+        if newer(zone_forecast_table.get(forecast.zone), forecast):
+            run.set(zone_forecast_table, forecast.zone, forecast)
+
+
+def routing_forecasts() -> dict[str, Forecast] | None:
+    """The latest forecast per zone, when the router may defer (None: it never considers waiting)."""
+    return dict(zone_forecast_table.items()) if settings.forecast.deferral.enabled else None
 
 
 @app.agent(registry_topic)
@@ -312,8 +335,10 @@ async def workloads(stream: StreamT) -> None:
         if record is None:
             continue
         workload_id = record.workload_id
-        nodes, zones = routing.inputs() if record.type in NEEDS_VIEWS else (Fleet(), {})
-        result = handle_workload_event(record, workload_state_table.get(workload_id), nodes, zones, settings)
+        routes = record.type in NEEDS_VIEWS
+        nodes, zones = routing.inputs() if routes else (Fleet(), {})
+        result = handle_workload_event(record, workload_state_table.get(workload_id), nodes, zones, settings,
+                                       routing_forecasts() if routes else None)  # fmt: skip
         if result.rejected_reason:
             await emitter.dead_letter(event, "workloads", result.rejected_reason)
             continue

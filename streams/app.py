@@ -16,6 +16,7 @@ from faust.types import TableT
 
 from streams import faust_private
 from streams.faust_private import SCHEME
+from toogreen.domain.forecast import Forecast
 from toogreen.domain.records import (
     Accruals,
     Holds,
@@ -30,7 +31,7 @@ from toogreen.domain.records import (
 from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import WindowAggregate, specs_from
 from toogreen.settings import get_settings
-from toogreen.topics import GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
+from toogreen.topics import GRID_FORECASTS, GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
 
 settings = get_settings()
 
@@ -61,6 +62,7 @@ grid_topic = raw_topic(GRID_READINGS.name)
 telemetry_topic = raw_topic(NODE_TELEMETRY.name)
 registry_topic = raw_topic(NODE_REGISTRY.name)
 workload_topic = raw_topic(WORKLOAD_EVENTS.name)
+forecast_topic = raw_topic(GRID_FORECASTS.name)
 
 WINDOW_SPECS = specs_from(settings.windows)
 
@@ -120,6 +122,8 @@ node_accrual_table = _table("node-accruals", NodeAccruals)
 zone_view_table = _table("zone-views", ZoneView, global_=True, partitions=1)
 # Each node as the router sees it (from the node-views topic).
 routing_node_table = _table("routing-nodes", NodeState, partitions=1)
+# Read by the router on every worker: the latest intensity forecast of each zone (for deferral).
+zone_forecast_table = _table("zone-forecasts", Forecast, global_=True)
 # What the router has reserved on each node, by workload.
 node_reservation_table = _table("node-reservations", Holds, partitions=1)
 # Which workloads draw energy on each node now: global (written from one partition only) so that each node's ingest

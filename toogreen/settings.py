@@ -266,6 +266,39 @@ class NodeAgentSettings(BaseModel):
     demo_reference_step_ms: float = 50.0
 
 
+class DeferralSettings(BaseModel):
+    """Waiting for a cleaner window a forecast shows (``toogreen.domain.deferral``)."""
+
+    enabled: bool = False
+    # a workload waits only when its slack (deadline - now - expected duration) is at least this
+    min_slack_h: float = 1.0
+    # slack kept in reserve: a deferral ends this long (plus this share of the duration) before the latest start
+    deadline_buffer_h: float = 1.0
+    deadline_buffer_fraction: float = 0.25
+    # the expected saving must beat min_saving + uncertainty_weight x the forecast band's half-width (gCO2eq/kWh)
+    min_saving_gco2_per_kwh: float = 5.0
+    min_saving_pct: float = 5.0
+    uncertainty_weight: float = 0.5
+    # a wait is revisited as forecasts and capacity change, but never past the window it chose, nor this long in all
+    max_wait_h: float = 24.0
+    # green-only work may run on few nodes: a wait risks its deadline more, so by default it is placed when it can be
+    defer_green_only: bool = False
+
+
+class ForecastSettings(BaseModel):
+    """Day-ahead intensity forecasts per zone: fitted on the zone's own history, or Electricity Maps' own."""
+
+    horizon_h: int = 36  # day-ahead and then some: a deadline may lie a day and a half out
+    step_minutes: int = 60
+    history_days: int = 14
+    seasonal_period_h: int = 24
+    issue_interval_h: float = 6.0
+    band_coverage: float = 0.8  # the uncertainty band is this central prediction interval
+    # Electricity Maps' forecast has no band: it gets one this wide (± % of the mean), growing to twice at the horizon
+    vendor_band_pct: float = 10.0
+    deferral: DeferralSettings = DeferralSettings()
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -285,6 +318,8 @@ class Settings(BaseSettings):
     settlement: SettlementSettings = SettlementSettings()
     kafka: KafkaClusterSettings = KafkaClusterSettings()
     node_agent: NodeAgentSettings = NodeAgentSettings()
+
+    forecast: ForecastSettings = ForecastSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

@@ -27,6 +27,8 @@ BILLING_RECORDS = TopicSpec("billing.records", "billing_record.avsc", "workload_
 DEAD_LETTERS = TopicSpec("dead.letters", "dead_letter.avsc", "source_topic")
 # Derived by the worker: the event-time zone windows the sink stores in DuckDB `zone_windows`.
 ZONE_WINDOWS = TopicSpec("zone.windows", "zone_window.avsc", "zone")
+# Day-ahead intensity forecasts per zone (connectors/forecaster.py); the latest issue per zone is the one used.
+GRID_FORECASTS = TopicSpec("grid.forecasts", "grid_forecast.avsc", "zone")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     GRID_READINGS,
@@ -39,5 +41,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     BILLING_RECORDS,
     DEAD_LETTERS,
     ZONE_WINDOWS,
+    GRID_FORECASTS,
 )
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL_TOPICS}

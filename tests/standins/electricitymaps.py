@@ -61,4 +61,13 @@ def create(rate_limit_first: int = 0) -> FastAPI:
         body = {"zone": zone, "datetime": "2026-11-27T12:00:00.000Z", "unit": "EUR/MWh", "source": "stand-in"}
         return guard(auth_token, zone) or {**body, "value": ZONES[zone][2]}
 
+    @app.get("/v3/carbon-intensity/forecast")
+    def ci_forecast(zone: str = Query(...), auth_token: str | None = Header(None)):
+        # 24 hourly points from 12:00, one missing (15:00), a dip in the night
+        ci = ZONES.get(zone, (0.0,))[0]
+        hours = [h for h in range(12, 36) if h != 15]
+        rows = [{"carbonIntensity": ci - (40 if 26 <= h <= 30 else 0) + h % 3,
+                 "datetime": f"2026-11-{27 + h // 24}T{h % 24:02d}:00:00.000Z"} for h in hours]  # fmt: skip
+        return guard(auth_token, zone) or {"zone": zone, "forecast": rows, "updatedAt": "2026-11-27T11:55:00.000Z"}
+
     return app

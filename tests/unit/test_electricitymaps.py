@@ -5,7 +5,7 @@ import pytest
 from connectors.electricitymaps import ElectricityMapsClient, ElectricityMapsError
 from tests.standins import electricitymaps as standin
 from tests.standins.server import serve
-from toogreen.codec import encode
+from toogreen.codec import decode, encode
 from toogreen.domain.validation import validate_grid_reading
 from toogreen.settings import GridSourceSettings
 
@@ -61,3 +61,27 @@ def test_bad_token_and_unknown_zone_are_clear_errors():
 def test_missing_token_is_a_configuration_error():
     with pytest.raises(ElectricityMapsError, match="TOOGREEN_GRID__ELECTRICITYMAPS_TOKEN"):
         ElectricityMapsClient(GridSourceSettings())
+
+
+def test_the_forecast_is_a_grid_forecasts_record_with_an_assumed_band():
+    from toogreen.domain.forecast import Forecast
+    from toogreen.settings import ForecastSettings
+
+    with serve(standin.create()) as base:
+        f = client_for(base).forecast("DE", ForecastSettings(vendor_band_pct=10))
+    assert f.source == "electricitymaps" and f.step_ms == 3_600_000 and len(f.points) == 24
+    assert f.points[3].mean_gco2_per_kwh == f.points[2].mean_gco2_per_kwh  # 15:00 was missing: 14:00 holds
+    assert f.points[0].high_gco2_per_kwh - f.points[0].mean_gco2_per_kwh == pytest.approx(
+        0.1 * f.points[0].mean_gco2_per_kwh
+    )
+    last = f.points[-1]
+    assert last.high_gco2_per_kwh - last.mean_gco2_per_kwh == pytest.approx(0.2 * last.mean_gco2_per_kwh)
+    assert min(f.points, key=lambda p: p.mean_gco2_per_kwh).ts_ms >= f.start_ms + 14 * 3_600_000  # the night dip
+    assert Forecast.from_record(decode("grid.forecasts", encode("grid.forecasts", f.to_record()))) == f
+
+
+def test_a_forecast_for_an_unknown_zone_is_a_clear_error():
+    from toogreen.settings import ForecastSettings
+
+    with serve(standin.create()) as base, pytest.raises(ElectricityMapsError, match="does not know zone 'XX'"):
+        client_for(base).forecast("XX", ForecastSettings())

@@ -399,6 +399,27 @@ def replay_grid(
     )
 
 
+@produce_app.command("forecasts")
+def produce_forecasts(
+    source: str = typer.Option(
+        None, help="model (fitted on each zone's readings) or electricitymaps; default: electricitymaps with a token"
+    ),
+    idle_exit_s: float = typer.Option(0.0, help="Stop after this many seconds without a reading (0 = until Ctrl-C)"),
+) -> None:
+    """Day-ahead intensity forecasts per zone onto grid.forecasts, from grid.readings (a replay included)."""
+    from connectors.forecaster import run_forecaster
+
+    settings = get_settings()
+    _ensure_topics()
+    chosen = source or ("electricitymaps" if settings.grid.electricitymaps_token else "model")
+    stats = run_forecaster(settings, _stop_on_signals(), chosen, idle_exit_s or None)
+    delivered = stats.delivery.delivered if stats.delivery else 0
+    console.print(
+        f"forecasts ({chosen}): issued {stats.issued}, delivered {delivered}, "
+        f"too little history {stats.too_little_history}, vendor failures {len(stats.vendor_failures)}"
+    )
+
+
 @produce_app.command("workloads")
 def produce_workloads(
     count: int = typer.Option(0, help="Workloads to submit (0 = until Ctrl-C)"),

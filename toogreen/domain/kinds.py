@@ -60,3 +60,4 @@ class DecisionKind(StrEnum):
     REJECTED = "rejected"
     QUEUED = "queued"
     NO_MOVE = "no_move"
+    DEFERRED = "deferred"

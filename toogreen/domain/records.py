@@ -207,6 +207,37 @@ class Exclusion(Record, frozen=True, kw_only=True):
     count: int
 
 
+class ForecastUsed(Record, frozen=True, kw_only=True):
+    """A forecast a deferral read: whose, when it was issued, by which model."""
+
+    zone: str
+    issued_ms: int
+    model: str
+
+
+class ForecastPointUsed(Record, frozen=True, kw_only=True):
+    ts_ms: int
+    mean_gco2_per_kwh: float
+    low_gco2_per_kwh: float
+    high_gco2_per_kwh: float
+
+
+class Deferral(Record, frozen=True, kw_only=True):
+    """Waiting weighed against placing now (``toogreen.domain.deferral``): the wait, and the forecast values used."""
+
+    until_ms: int | None = None
+    zone: str | None = None
+    slack_h: float | None = None
+    latest_start_ms: int | None = None
+    now_gco2_per_kwh: float | None = None
+    window_gco2_per_kwh: float | None = None
+    window_half_band_gco2_per_kwh: float | None = None
+    saving_gco2_per_kwh: float
+    margin_gco2_per_kwh: float
+    forecasts_used: tuple[ForecastUsed, ...] = ()
+    points: tuple[ForecastPointUsed, ...] = ()
+
+
 class RoutingDecision(Record, frozen=True, kw_only=True):
     """One ``routing.decisions`` record: what was chosen (or not) and why, with the alternatives, exclusions and
     the zone windows used."""
@@ -234,6 +265,7 @@ class RoutingDecision(Record, frozen=True, kw_only=True):
     nodes_considered: int = 0
     nodes_eligible: int = 0
     exclusions: tuple[Exclusion, ...] = ()
+    deferral: Deferral | None = None
 
 
 # --- table values -------------------------------------------------------------------------------------------------
@@ -273,6 +305,8 @@ class Workload(Record, frozen=True, kw_only=True):
     pending_move: PendingMove | None = None
     last_move_ms: int | None = None
     last_no_move_reason: str | None = None
+    deferred_since_ms: int | None = None  # waiting for a cleaner window a forecast showed, since then …
+    deferred_until_ms: int | None = None  # … until then (``toogreen.domain.deferral``)
 
     def need_request(self) -> WorkloadRequest:
         """Its request (every workload past its submission has one)."""

@@ -2,10 +2,12 @@
 
 - a submission is placed (a whole GPU, else a MIG slice), queued until capacity or the grid allows, or rejected
   (its deadline cannot be met, or no node could ever hold it);
+- a workload with slack may instead wait for a cleaner window the forecasts show (``deferred``: it waits in the
+  queue, and every ``retry`` revisits the plan with the latest forecasts and fleet, ``toogreen.domain.deferral``);
 - a queued workload is tried again on ``retry``;
 - a running workload is re-scored on ``rescore`` and moved when worth it: checkpoint → checkpointed → stop the
   old node, resume on the new one from the checkpoint → resumed; a failed resume rolls back to the origin;
-- every decision (initial, queued, rejected, reroute, no_move) is a ``routing.decisions`` record.
+- every decision (initial, queued, deferred, rejected, reroute, no_move) is a ``routing.decisions`` record.
 
 Returns the new :class:`~toogreen.domain.records.Workload` and what to emit and reserve; applying that to the
 tables is :class:`toogreen.domain.placement.Placement`'s job, the agent only decodes and sends.
@@ -21,14 +23,19 @@ from typing import Any
 
 from msgspec.structs import replace
 
+from toogreen.domain.deferral import DeferralDecision, decide_deferral
 from toogreen.domain.fleet import Fleet
+from toogreen.domain.forecast import Forecast
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
 from toogreen.domain.records import (
     Alternative,
     DecisionKind,
+    Deferral,
     EventKind,
     Exclusion,
+    ForecastPointUsed,
+    ForecastUsed,
     GridWindowUsed,
     Hold,
     NodeAction,
@@ -41,7 +48,7 @@ from toogreen.domain.records import (
     WorkloadEvent,
     WorkloadRequest,
 )
-from toogreen.domain.scoring import MS_PER_HOUR, node_carbon, route, tier_of
+from toogreen.domain.scoring import MS_PER_HOUR, NON_COMPLIANT_TIER, node_carbon, route, tier_of
 from toogreen.domain.views import Candidate, Decision, NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import Settings
 from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
@@ -104,6 +111,22 @@ def _window_used(z: ZoneView) -> GridWindowUsed:
     )  # fmt: skip
 
 
+def _deferral_record(d: DeferralDecision | None) -> Deferral | None:
+    if d is None:
+        return None
+    return Deferral(
+        until_ms=d.until_ms, zone=d.zone, slack_h=d.slack_h, latest_start_ms=d.latest_start_ms,
+        now_gco2_per_kwh=d.now.mean_gco2_per_kwh if d.now else None,
+        window_gco2_per_kwh=d.window.mean_gco2_per_kwh if d.window else None,
+        window_half_band_gco2_per_kwh=d.window.half_band_gco2_per_kwh if d.window else None,
+        saving_gco2_per_kwh=d.saving_gco2_per_kwh, margin_gco2_per_kwh=d.margin_gco2_per_kwh,
+        forecasts_used=tuple(ForecastUsed(zone=z, issued_ms=at, model=m) for z, at, m in d.forecasts_used),
+        points=tuple(ForecastPointUsed(ts_ms=p.ts_ms, mean_gco2_per_kwh=p.mean_gco2_per_kwh,
+                                       low_gco2_per_kwh=p.low_gco2_per_kwh, high_gco2_per_kwh=p.high_gco2_per_kwh)
+                     for p in d.points_used),
+    )  # fmt: skip
+
+
 def decision_record(
     decision: Decision,
     decision_id: str,
@@ -117,8 +140,10 @@ def decision_record(
     score_gain: float | None = None,
     saved_gco2: float | None = None,
     move_cost_s: float | None = None,
+    deferral: DeferralDecision | None = None,
 ) -> RoutingDecision:
-    """The ``routing.decisions`` record of a decision, with its alternatives, exclusions and the windows used."""
+    """The ``routing.decisions`` record of a decision, with its alternatives, exclusions and the windows used
+    (and, where waiting was weighed, the wait and the forecast values used)."""
     chosen = decision.chosen if kind in (DecisionKind.INITIAL, DecisionKind.REROUTE) else None
     return RoutingDecision(
         decision_id=decision_id,
@@ -144,6 +169,7 @@ def decision_record(
         nodes_considered=decision.considered,
         nodes_eligible=decision.eligible,
         exclusions=tuple(Exclusion(reason=why, count=count) for why, count in decision.exclusions),
+        deferral=_deferral_record(deferral),
     )
 
 
@@ -206,8 +232,10 @@ def handle_workload_event(
     nodes: Fleet | Iterable[NodeView],
     zones: Mapping[str, ZoneView],
     settings: Settings,
+    forecasts: Mapping[str, Forecast] | None = None,
 ) -> RouterResult:
-    """Apply ``event`` to the workload ``state``; place, queue, reject, re-score or move as it requires."""
+    """Apply ``event`` to the workload ``state``; place, queue, defer, reject, re-score or move as it requires
+    (``forecasts``: the latest per zone, for deferral; none means it is never considered)."""
     if state is not None and event.event_id in state.applied_event_ids:
         return RouterResult(state=None)  # a redelivery, or an event this router emitted and already applied
     current = state.state if state is not None else None
@@ -235,9 +263,9 @@ def handle_workload_event(
                     event.event_id)  # fmt: skip
     if kind is EventKind.SUBMITTED:
         new = replace(new, request=event.request, submitted_ms=event.ts_ms)
-        return _place(event, new, Fleet.of(nodes), zones, settings, first=True)
+        return _place(event, new, Fleet.of(nodes), zones, settings, first=True, forecasts=forecasts)
     if kind is EventKind.RETRY:
-        return _place(event, new, Fleet.of(nodes), zones, settings, first=False)
+        return _place(event, new, Fleet.of(nodes), zones, settings, first=False, forecasts=forecasts)
     if kind is EventKind.RESCORE:
         return _rescore(event, new, Fleet.of(nodes), zones, settings)
     if kind is EventKind.MOVE_REQUESTED:
@@ -286,6 +314,7 @@ def _place(
     zones: Mapping[str, ZoneView],
     settings: Settings,
     first: bool,
+    forecasts: Mapping[str, Forecast] | None = None,
 ) -> RouterResult:
     workload_id, now = event.workload_id, event.ts_ms
     request = state.need_request()
@@ -310,8 +339,15 @@ def _place(
         return result
 
     chosen = decision.chosen
+    wait = None
+    if forecasts and settings.forecast.deferral.enabled:
+        wait = _deferral(spec, state, chosen, fleet, zones, forecasts, now, settings)
+        if wait.defer:
+            return _defer(result, state, decision, wait, now)
+    if state.deferred_until_ms is not None:
+        state = replace(state, deferred_since_ms=None, deferred_until_ms=None)
     state, decision_id = _next_decision_id(state, DecisionKind.INITIAL)
-    result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now))
+    result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now, deferral=wait))
     event_id = f"{decision_id}:routed"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
         workload_id, now, EventKind.ROUTED, event_id, node_id=chosen.node_id, decision_id=decision_id,
@@ -326,6 +362,50 @@ def _place(
     result.state = _remember(state, event_id)
     result.reserve.append((chosen.node_id, Hold(vram_mb=int(request.vram_mb), mig_profile=chosen.mig_profile)))
     result.queued = False
+    return result
+
+
+def _deferral(
+    spec: WorkloadSpec,
+    state: Workload,
+    chosen: Candidate,
+    fleet: Fleet,
+    zones: Mapping[str, ZoneView],
+    forecasts: Mapping[str, Forecast],
+    now: int,
+    settings: Settings,
+) -> DeferralDecision:
+    """Whether to wait instead of taking ``chosen``: windows are looked for in the zones with a node the workload
+    fits at ``chosen``'s tier or better now (a zone the tiers would never pick it for is no window for it)."""
+    here = zones[chosen.zone]
+    tier_now = chosen.tier or NON_COMPLIANT_TIER
+    candidates = sorted({
+        n.zone for n in fleet
+        if n.vram_mb >= spec.vram_mb and n.zone in zones and tier_of(n, zones[n.zone], settings.scoring) <= tier_now
+    })  # fmt: skip
+    return decide_deferral(now, spec.expected_hours, spec.deadline_ms, chosen.zone, here.carbon_gco2_per_kwh,
+                           forecasts, candidates, settings.forecast.deferral, spec.green_only,
+                           state.deferred_since_ms, state.deferred_until_ms)  # fmt: skip
+
+
+def _defer(result: RouterResult, state: Workload, decision: Decision, wait: DeferralDecision, now: int) -> RouterResult:
+    """Wait in the queue for the window: a ``deferred`` decision when the plan is new or changed (a revisit that
+    keeps it records nothing), and the ``queued`` event when it was not waiting yet."""
+    workload_id = state.workload_id
+    result.queued = True
+    if state.deferred_until_ms == wait.until_ms:
+        result.state = state
+        return result
+    state, decision_id = _next_decision_id(state, DecisionKind.DEFERRED)
+    result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.DEFERRED, now,
+                                       reason=wait.reason, deferral=wait))  # fmt: skip
+    if state.state is not WorkloadState.QUEUED:
+        event_id = f"{decision_id}:queued"
+        result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
+            workload_id, now, EventKind.QUEUED, event_id, decision_id=decision_id, reason=wait.reason)))  # fmt: skip
+        state = _remember(state, event_id)
+    result.state = replace(state, state=WorkloadState.QUEUED, deferred_since_ms=state.deferred_since_ms or now,
+                           deferred_until_ms=wait.until_ms)  # fmt: skip
     return result
 
 

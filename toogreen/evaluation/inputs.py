@@ -7,6 +7,7 @@ import csv
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from toogreen.domain.intensity import IntensityPoint, parse_time, read_intensity_csv
@@ -31,7 +32,7 @@ class TraceWorkload:
     workload_id: str
     submitted_ms: int
     duration_h: float
-    deadline_ms: int
+    deadline_ms: int | None  # None: no deadline (work run again after it missed one)
     vram_mb: int
     priority: str
     green_only: bool
@@ -51,7 +52,7 @@ class GridSeries:
         i = bisect.bisect_right(self._times, ts_ms) - 1
         return self.points[max(i, 0)]
 
-    @property
+    @cached_property
     def step_ms(self) -> int:
         gaps = sorted(b - a for a, b in zip(self._times, self._times[1:], strict=False) if b > a)
         return gaps[len(gaps) // 2] if gaps else HOUR_MS

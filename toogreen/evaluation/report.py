@@ -41,8 +41,9 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def plot(scenario: Scenario, result: PolicyResult, out: Path, title: str) -> None:
-    """Hourly intensity per zone (top) and GPU-hours run per zone per hour by one policy (bottom)."""
+def plot(scenario: Scenario, result: PolicyResult, out: Path, title: str, forecast: bool = False) -> None:
+    """Hourly intensity per zone (top; with ``forecast``, dashed, what the latest forecast issued before each hour
+    said of it) and GPU-hours run per zone per hour by one policy (bottom)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,6 +54,15 @@ def plot(scenario: Scenario, result: PolicyResult, out: Path, title: str) -> Non
     for zone, series in sorted(scenario.grid.items()):
         top.plot([(h - scenario.start_ms) / HOUR_MS for h in hours], [series.at(h).carbon_gco2_per_kwh for h in hours],
                  label=zone)  # fmt: skip
+    if forecast:
+        for zone in sorted(scenario.grid):
+            said = []
+            for h in hours:
+                f = scenario.forecasts.latest_at(h).get(zone)
+                p = f.at(h) if f else None
+                said.append(p.mean_gco2_per_kwh if p else float("nan"))
+            top.plot([(h - scenario.start_ms) / HOUR_MS for h in hours], said, linestyle="--", linewidth=0.8,
+                     label=f"{zone} forecast")  # fmt: skip
     top.set_ylabel("gCO2eq/kWh")
     top.legend(loc="upper right")
     top.set_title(title)

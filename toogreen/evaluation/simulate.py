@@ -1,9 +1,14 @@
 """The evaluation's policies over a historical grid, a fleet and a workload trace.
 
 ``toogreen`` and ``toogreen_no_reroute`` drive the router's own event handler (``toogreen.domain.router``: the
-code the Faust agent runs) with the events a fleet would send back; ``carbon_agnostic`` and ``price_only`` are
-the baselines; ``oracle`` is the hindsight lower bound, an LP over time slots (free preemption and migration).
+code the Faust agent runs) with the events a fleet would send back, and the forecasts the forecaster would have
+issued (when deferral is on); ``carbon_agnostic`` and ``price_only`` are the baselines; ``oracle`` is the
+hindsight lower bound, an LP over time slots (free preemption and migration).
 Time advances in slots of the grid's resolution; a node runs one workload at a time.
+
+Every policy does the same work: what misses its deadline still runs (the router's rejected workloads are
+submitted again without a deadline or the green-only rule, as their owners would; the oracle runs its unmet work
+late), so gCO2 compares like for like; what a policy fails counts in its deadline misses.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import itertools
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from toogreen.domain.lifecycle import WorkloadState
@@ -23,6 +29,7 @@ from toogreen.domain.records import EventKind, NodeAction, NodeCommand, NodeHeal
 from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
 from toogreen.domain.scoring import tier_of
 from toogreen.domain.views import NodeView, ZoneView
+from toogreen.evaluation.forecasts import ScenarioForecasts
 from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
 from toogreen.settings import Settings
 from toogreen.submission import submission_event
@@ -62,7 +69,7 @@ class Scenario:
     settings: Settings
     seed: int
 
-    @property
+    @cached_property
     def slot_ms(self) -> int:
         return min(g.step_ms for g in self.grid.values())
 
@@ -72,6 +79,12 @@ class Scenario:
             p = series.at(t)
             views[zone] = ZoneView(zone, p.carbon_gco2_per_kwh, p.renewable_pct, p.price, False, 0.0, t, t)
         return views
+
+    @cached_property
+    def forecasts(self) -> ScenarioForecasts:
+        """Each zone's forecasts from its own series, issued as the forecaster would (made once, shared)."""
+        return ScenarioForecasts(self.grid, self.settings.forecast, self.start_ms - 24 * HOUR_MS,
+                                 self.end_ms + 8 * 24 * HOUR_MS)  # fmt: skip
 
     def energy_price_eur_per_hour(self, node: FleetNode, t: int) -> float:
         price = self.grid[node.zone].at(t).price
@@ -94,7 +107,7 @@ class _Ledger:
         self.result.usage.append((node.zone, t, hours))
 
     def finished(self, w: TraceWorkload, at_ms: int) -> None:
-        if at_ms > w.deadline_ms:
+        if w.deadline_ms is not None and at_ms > w.deadline_ms:
             self.result.deadline_misses += 1
 
 
@@ -128,18 +141,25 @@ class _RouterReplay:
         self.books = Placement(workloads={}, holds={n.node_id: {} for n in s.fleet}, shares={}, running={}, queue={})
         self.remaining: dict[str, float] = {}  # hours of work left, for running workloads
         self.seq = 0
+        self.resubmitted: list[TraceWorkload] = []  # rejected work, submitted again to run late
+        self.forecasts = s.forecasts if s.settings.forecast.deferral.enabled else None
 
     def run(self, reroute: bool) -> PolicyResult:
         s, remaining, ledger = self.s, self.remaining, self.ledger
         arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
         t = s.start_ms
         horizon = s.end_ms + 7 * 24 * HOUR_MS  # let late work finish; what is still running then missed its deadline
-        while t < horizon and (arrivals or self.books.queue or any(r > 0 for r in remaining.values())):
+        while t < horizon and (
+            arrivals or self.resubmitted or self.books.queue or any(r > 0 for r in remaining.values())
+        ):
             zones = s.zone_views(t)
             for wid in retry_order(self.books.queue):  # what waits goes before what arrives, the most urgent first
                 self.handle(self.event(wid, EventKind.RETRY, t), t, zones)
             while arrivals and arrivals[0].submitted_ms <= t:
                 w = arrivals.popleft()
+                self.handle(WorkloadEvent.from_wire(submission_event(_request(w), w.workload_id, t)), t, zones)
+            while self.resubmitted:
+                w = self.resubmitted.pop(0)
                 self.handle(WorkloadEvent.from_wire(submission_event(_request(w), w.workload_id, t)), t, zones)
             if reroute:
                 for wid in self.running_now():
@@ -201,13 +221,19 @@ class _RouterReplay:
     def handle(self, ev: WorkloadEvent, t: int, zones: dict[str, ZoneView]) -> None:
         wid = ev.workload_id
         state = self.books.workloads.get(wid)
-        nodes = self.views(t) if ev.type in NEEDS_VIEWS else []
-        result = handle_workload_event(ev, state, nodes, zones, self.s.settings)
+        routes = ev.type in NEEDS_VIEWS
+        nodes = self.views(t) if routes else []
+        forecasts = self.forecasts.latest_at(t) if self.forecasts is not None and routes else None
+        result = handle_workload_event(ev, state, nodes, zones, self.s.settings, forecasts)
         self.books.apply(wid, ev.ts_ms, result, lambda: (self.views(t), zones), t)
         state = self.books.workloads.get(wid)
         if state is not None and state.state is WorkloadState.REJECTED and wid not in self.remaining:
             self.ledger.result.deadline_misses += 1
             self.remaining[wid] = -1.0  # counted
+            # the work is still done: submitted again without the deadline or the green-only rule it missed
+            again = replace(self.trace[wid], workload_id=f"{wid}~late", deadline_ms=None, green_only=False)
+            self.trace[again.workload_id] = again
+            self.resubmitted.append(again)
         for out in result.emits:
             if isinstance(out.record, NodeCommand):  # the router applied its own events already
                 self.obey(wid, out.record, t, zones)
@@ -296,86 +322,119 @@ def run_fcfs_policy(s: Scenario, choose: str) -> PolicyResult:
 
 
 def run_oracle(s: Scenario) -> PolicyResult:
-    """Hindsight lower bound: the LP over (workload, node, slot) that minimises gCO2 under the same node
-    capacities (one workload per node per slot), windows (submission to deadline), VRAM and green-only rules,
-    with preemption and migration free. Unmet work is a deadline miss at a prohibitive cost."""
+    """Hindsight lower bound on the same work: an LP over (workload, node, slot) that minimises gCO2 under the same
+    node capacities (one workload per node per slot), windows (submission to deadline), VRAM and green-only rules,
+    with preemption and migration free. Each workload needs exactly its hours (a slot may be partly used), so the
+    oracle does the GPU-hours every other policy does.
+
+    Work that cannot fit its window (a deadline miss) still runs, as it does under every other policy: a second LP
+    places what the first left unmet on the capacity left over, from submission until two days past its deadline
+    (until a week after the end where that is not enough), with the green-only rule lifted (a miss either way),
+    minimising gCO2."""
     import numpy as np
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
     slot_ms, slot_h = s.slot_ms, s.slot_ms / HOUR_MS
     first = s.start_ms
-    n_slots = math.ceil((max(w.deadline_ms for w in s.workloads) - first) / slot_ms) + 1
+    last = max([w.deadline_ms for w in s.workloads if w.deadline_ms is not None], default=s.end_ms)
+    n_slots = math.ceil((max(last, s.end_ms + 7 * 24 * HOUR_MS) - first) / slot_ms)
     zone_ci = {z: [g.at(first + k * slot_ms).carbon_gco2_per_kwh for k in range(n_slots)] for z, g in s.grid.items()}
-    zones_at = [s.zone_views(first + k * slot_ms) for k in range(n_slots)]
-    cols_w, cols_n, cols_k, cost = [], [], [], []
-    for wi, w in enumerate(s.workloads):
-        k0 = max(0, math.ceil((w.submitted_ms - first) / slot_ms))
-        k1 = min(n_slots, int((w.deadline_ms - first) // slot_ms))
-        for ni, n in enumerate(s.fleet):
-            if n.vram_mb < w.vram_mb:
-                continue
-            for k in range(k0, k1):
-                if w.green_only:
-                    view = NodeView(
-                        n.node_id,
-                        n.node_type,
-                        n.gpu_model,
-                        n.zone,
-                        n.pue,
-                        n.vram_mb,
-                        n.vram_mb,
-                        0.0,
-                        NodeHealth.HEALTHY,
-                        0,
-                    )
-                    if tier_of(view, zones_at[k][n.zone], s.settings.scoring) == 4:
-                        continue
-                cols_w.append(wi)
-                cols_n.append(ni)
-                cols_k.append(k)
-                cost.append(n.power_w * n.pue * slot_h / 1000 * zone_ci[n.zone][k])
-    n_x, n_w = len(cost), len(s.workloads)
-    demand = np.array([math.ceil(w.duration_h / slot_h - 1e-9) for w in s.workloads], dtype=float)
-    big = 10 * (max(cost) if cost else 1.0) * max(demand.max(), 1)
-    c = np.concatenate([np.array(cost), np.full(n_w, big)])
-    x_idx = np.arange(n_x)
-    # each workload: its slots of work, or a miss
-    a_eq = coo_matrix(
-        (np.ones(n_x + n_w), (np.concatenate([cols_w, np.arange(n_w)]), np.concatenate([x_idx, n_x + np.arange(n_w)]))),
-        shape=(n_w, n_x + n_w),
-    )
-    # each node and slot: at most one workload; each workload and slot: at most one node
-    node_slot = np.array(cols_n) * n_slots + np.array(cols_k)
-    work_slot = np.array(cols_w) * n_slots + np.array(cols_k)
-    rows = np.concatenate([node_slot, len(s.fleet) * n_slots + work_slot])
-    a_ub = coo_matrix(
-        (np.ones(2 * n_x), (rows, np.concatenate([x_idx, x_idx]))), shape=((len(s.fleet) + n_w) * n_slots, n_x + n_w)
-    )
-    bounds = [(0, 1)] * n_x + [(0, None)] * n_w
-    res = linprog(
-        c, A_ub=a_ub.tocsr(), b_ub=np.ones(a_ub.shape[0]), A_eq=a_eq.tocsr(), b_eq=demand, bounds=bounds, method="highs"
-    )
-    if not res.success:
-        raise RuntimeError(f"oracle LP failed: {res.message}")
-    x, miss = res.x[:n_x], res.x[n_x:]
+    n_nodes, n_w = len(s.fleet), len(s.workloads)
+    demand = np.array([w.duration_h / slot_h for w in s.workloads])  # in slots, not rounded up
+    green_ok: dict[tuple[int, int], bool] = {}
+    zones_at: dict[int, dict[str, ZoneView]] = {}
+
+    def allowed(wi: int, ni: int, k: int) -> bool:
+        node = s.fleet[ni]
+        if not s.workloads[wi].green_only:
+            return True
+        if (ni, k) not in green_ok:
+            view = NodeView(node.node_id, node.node_type, node.gpu_model, node.zone, node.pue, node.vram_mb,
+                            node.vram_mb, 0.0, NodeHealth.HEALTHY, 0)  # fmt: skip
+            if k not in zones_at:
+                zones_at[k] = s.zone_views(first + k * slot_ms)
+            zone = zones_at[k][node.zone]
+            green_ok[(ni, k)] = tier_of(view, zone, s.settings.scoring) != 4
+        return green_ok[(ni, k)]
+
+    def solve(
+        columns: list[tuple[int, int, int]], need: np.ndarray, node_free: np.ndarray, with_miss: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """min gCO2 of ``columns`` (workload, node, slot) meeting ``need`` slots per workload (less a priced miss
+        when ``with_miss``) within ``node_free`` capacity per (node, slot) and one node per workload per slot."""
+        cw = np.array([c[0] for c in columns], dtype=np.int64)
+        cn = np.array([c[1] for c in columns], dtype=np.int64)
+        ck = np.array([c[2] for c in columns], dtype=np.int64)
+        cost = np.array([s.fleet[n].power_w * s.fleet[n].pue * slot_h / 1000 * zone_ci[s.fleet[n].zone][k]
+                         for _w, n, k in columns])  # fmt: skip
+        n_x = len(columns)
+        n_m = n_w if with_miss else 0
+        big = 10 * (cost.max() if n_x else 1.0) * max(float(need.max()), 1.0)
+        c = np.concatenate([cost, np.full(n_m, big)])
+        eq_rows = np.concatenate([cw, np.arange(n_m)])
+        eq_cols = np.concatenate([np.arange(n_x), n_x + np.arange(n_m)])
+        a_eq = coo_matrix((np.ones(n_x + n_m), (eq_rows, eq_cols)), shape=(n_w, n_x + n_m))
+        rows = np.concatenate([cn * n_slots + ck, n_nodes * n_slots + cw * n_slots + ck])
+        a_ub = coo_matrix((np.ones(2 * n_x), (rows, np.concatenate([np.arange(n_x)] * 2))),
+                          shape=((n_nodes + n_w) * n_slots, n_x + n_m))  # fmt: skip
+        b_ub = np.concatenate([node_free.ravel(), np.ones(n_w * n_slots)])
+        bounds = [(0, 1)] * n_x + [(0, None)] * n_m
+        res = linprog(c, A_ub=a_ub.tocsr(), b_ub=b_ub, A_eq=a_eq.tocsr(), b_eq=need, bounds=bounds, method="highs")
+        if not res.success:
+            raise RuntimeError(f"oracle LP failed: {res.message}")
+        return res.x[:n_x], res.x[n_x:]
+
+    def window(w: TraceWorkload) -> tuple[int, int]:
+        end = n_slots if w.deadline_ms is None else (w.deadline_ms - first) // slot_ms
+        return max(0, math.ceil((w.submitted_ms - first) / slot_ms)), min(n_slots, end)
+
+    on_time = [
+        (wi, ni, k)
+        for wi, w in enumerate(s.workloads)
+        for ni, n in enumerate(s.fleet)
+        if n.vram_mb >= w.vram_mb
+        for k in range(*window(w))
+        if allowed(wi, ni, k)
+    ]
+    x, miss = solve(on_time, demand, np.ones((n_nodes, n_slots)), with_miss=True)
+    placed = [(on_time[i], float(x[i])) for i in np.nonzero(x > 1e-9)[0]]
+    missed = {wi: float(m) for wi, m in enumerate(miss) if m > 1e-6}
+    if missed:
+        free = np.ones((n_nodes, n_slots))
+        for (_w, n, k), share in placed:
+            free[n, k] -= share
+        need = np.array([missed.get(wi, 0.0) for wi in range(n_w)])
+
+        def late_columns(extra_slots: int) -> list[tuple[int, int, int]]:
+            return [
+                (wi, ni, k)
+                for wi in sorted(missed)
+                for ni, n in enumerate(s.fleet)
+                if n.vram_mb >= s.workloads[wi].vram_mb
+                for k in range(window(s.workloads[wi])[0], min(n_slots, window(s.workloads[wi])[1] + extra_slots))
+            ]
+
+        try:  # up to two days past the deadline first (a small LP), the whole week when that is not enough
+            x2, _ = solve(late := late_columns(int(48 * HOUR_MS // slot_ms)), need, np.clip(free, 0, 1), False)
+        except RuntimeError:
+            x2, _ = solve(late := late_columns(n_slots), need, np.clip(free, 0, 1), False)
+        placed += [(late[i], float(x2[i])) for i in np.nonzero(x2 > 1e-9)[0]]
     out = PolicyResult()
-    for i in np.nonzero(x > 1e-9)[0]:
-        node = s.fleet[cols_n[i]]
-        share = float(x[i])
+    per_w: dict[int, dict[int, tuple[float, int]]] = {}
+    for (wi, ni, k), share in placed:
+        node = s.fleet[ni]
         kwh = node.power_w * node.pue * slot_h / 1000 * share
         out.kwh += kwh
-        out.gco2 += kwh * zone_ci[node.zone][cols_k[i]]
+        out.gco2 += kwh * zone_ci[node.zone][k]
         out.gpu_hours += slot_h * share
         out.eur += base_price(node.gpu_model, s.settings.pricing) * slot_h * share
-        out.usage.append((node.zone, first + cols_k[i] * slot_ms, slot_h * share))
-    out.deadline_misses = int(np.sum(miss > 1e-6))
-    # node changes between consecutive slots of a workload (fractional schedules count their heaviest node)
-    per_w: dict[int, dict[int, tuple[float, int]]] = {}
-    for i in np.nonzero(x > 1e-9)[0]:
-        slots = per_w.setdefault(cols_w[i], {})
-        if cols_k[i] not in slots or x[i] > slots[cols_k[i]][0]:
-            slots[cols_k[i]] = (float(x[i]), cols_n[i])
+        out.usage.append((node.zone, first + k * slot_ms, slot_h * share))
+        # node changes between consecutive slots of a workload (fractional schedules count their heaviest node)
+        slots = per_w.setdefault(wi, {})
+        if k not in slots or share > slots[k][0]:
+            slots[k] = (share, ni)
+    out.deadline_misses = len(missed)
     out.moves = sum(
         sum(1 for a, b in itertools.pairwise(seq) if a != b)
         for seq in ([v[1] for _k, v in sorted(slots.items())] for slots in per_w.values())

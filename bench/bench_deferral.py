@@ -1,0 +1,133 @@
+"""Shifting in time on the real 2020 France + Great Britain data: every policy in three seasons (the winter scenario
+of the evaluation benchmark, one in spring, one in summer), ``toogreen`` with and without waiting for a forecast
+window, against the issue's targets; and the time a 28-day, ~1,800-workload, 18-node evaluation takes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.common import Table
+from connectors.entsoe import intensities, read_production_csv, write_intensity_csv
+from toogreen.evaluation.inputs import (
+    GPU_TYPES,
+    HOUR_MS,
+    FleetNode,
+    GridSeries,
+    day_start,
+    generated_fleet,
+    generated_workloads,
+    load_grid,
+)
+from toogreen.evaluation.report import evaluate, plot
+from toogreen.evaluation.simulate import Scenario
+from toogreen.settings import Settings
+
+SEASONS = (("winter", "2020-01-06"), ("spring", "2020-04-06"), ("summer", "2020-07-06"))
+DAYS, PER_DAY, SEED = 14, 40, 7
+POLICIES = ("toogreen", "toogreen_no_defer", "carbon_agnostic", "oracle")
+
+
+def fr_gb_grid(out_dir: Path, settings: Settings) -> dict[str, GridSeries]:
+    """Intensity as published plus the renewable share the fuel mix gives (tiers need it), per zone."""
+    folder = settings.data_dir / "grid" / "entsoe-2020"
+    specs = []
+    for zone in ("FR", "GB"):
+        path = out_dir / f"{zone.lower()}_intensity_renewables.csv"
+        if not path.exists():
+            write_intensity_csv(intensities(read_production_csv(folder / f"{zone.lower()}_production.csv").mixes,
+                                            settings.grid), path)  # fmt: skip
+        specs.append(f"{zone}={path}")
+    return load_grid(specs)
+
+
+def with_deferral(settings: Settings, enabled: bool) -> Settings:
+    """``settings`` with waiting for a forecast window switched on or off."""
+    rules = settings.forecast.deferral.model_copy(update={"enabled": enabled})
+    return settings.model_copy(update={"forecast": settings.forecast.model_copy(update={"deferral": rules})})
+
+
+def eighteen_nodes(seed: int) -> list[FleetNode]:
+    """The evaluation's 7 nodes per zone plus one data-centre A100 and one gamer RTX 4090 in each."""
+    nodes = generated_fleet(["FR", "GB"], seed)
+    for zone in ("FR", "GB"):
+        for i, (kind, gpu, pue) in enumerate((("datacenter", "A100", 1.25), ("gamer", "RTX 4090", 1.0)), start=7):
+            vram, power = GPU_TYPES[gpu]
+            nodes.append(FleetNode(f"{zone.lower()}-{kind[:2]}-{gpu.split()[-1].lower()}-{i}", zone, kind, gpu, vram,
+                                   power, pue))  # fmt: skip
+    return nodes
+
+
+def season(grid: dict[str, GridSeries], start_day: str, settings: Settings, out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every policy's totals for 14 days from ``start_day``, toogreen with deferral and without."""
+    start = day_start(start_day)
+    base = Scenario(grid, generated_fleet(["FR", "GB"], SEED), generated_workloads(start, DAYS, PER_DAY, SEED), start,
+                    start + DAYS * 24 * HOUR_MS, with_deferral(settings, True), SEED)  # fmt: skip
+    report, results = evaluate(base, ("toogreen", "carbon_agnostic", "oracle"))
+    title = f"toogreen (deferral on) on FR + GB from {start_day}: intensity, forecast, where the work ran"
+    plot(base, results["toogreen"], out_dir / f"deferral-{start_day}.png", title, forecast=True)
+    off, _ = evaluate(replace(base, settings=with_deferral(settings, False)), ("toogreen",))
+    out = dict(report["policies"])
+    out["toogreen_no_defer"] = off["policies"]["toogreen"]
+    for name, seconds in report["seconds_to_compute"].items():
+        out[name]["seconds"] = seconds
+    out["toogreen_no_defer"]["seconds"] = off["seconds_to_compute"]["toogreen"]
+    return out
+
+
+def run(out_dir: Path) -> Table:
+    settings = Settings()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grid = fr_gb_grid(out_dir, settings)
+    table = Table(
+        "Shifting in time: FR + GB 2020, three seasons",
+        f"{DAYS} days from each start, 14 nodes (7 per zone), {PER_DAY} generated workloads a day (seed {SEED}, "
+        "0.5-12 h, deadlines 1.5-4x the duration, 30 % green-only), 30-min slots; forecasts ETS issued every "
+        f"{settings.forecast.issue_interval_h:g} h from the readings before; toogreen_no_defer = the same router "
+        "with deferral switched off",
+        ["season", "policy", "gCO2eq", "GPU-hours", "deadline misses", "vs carbon_agnostic", "vs oracle", "compute s"],
+    )
+    verdicts = []
+    for name, start_day in SEASONS:
+        p = season(grid, start_day, settings, out_dir)
+        agnostic, oracle = p["carbon_agnostic"], p["oracle"]
+        for policy in POLICIES:
+            r = p[policy]
+            table.rows.append([
+                f"{name} ({start_day})", policy, f"{r['gco2']:,.0f}", f"{r['gpu_hours']:,.1f}",
+                str(r["deadline_misses"]),
+                f"{r['gco2'] / agnostic['gco2'] - 1:+.1%}", f"{r['gco2'] / oracle['gco2'] - 1:+.1%}",
+                f"{r['seconds']:.1f}",
+            ])  # fmt: skip
+        ours = p["toogreen"]
+        below = 1 - ours["gco2"] / agnostic["gco2"]
+        above = ours["gco2"] / oracle["gco2"] - 1
+        verdicts.append(
+            f"{name}: toogreen {below:.1%} below carbon_agnostic "
+            f"(target >= 25 %: {'met' if below >= 0.25 else 'not met'}), "
+            f"{above:.1%} above the oracle (target <= 10 %: {'met' if above <= 0.10 else 'not met'}), "
+            f"{ours['deadline_misses']} deadline misses against carbon_agnostic's {agnostic['deadline_misses']} "
+            f"({'met' if ours['deadline_misses'] <= agnostic['deadline_misses'] else 'not met'})."
+        )
+    table.notes += verdicts
+    table.notes += [f"![{name}](bench-results/deferral-{day}.png)" for name, day in SEASONS]
+    big_start = day_start(SEASONS[0][1])
+    big = Scenario(grid, eighteen_nodes(SEED), generated_workloads(big_start, 28, 64, SEED), big_start,
+                   big_start + 28 * 24 * HOUR_MS, with_deferral(settings, True), SEED)  # fmt: skip
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    report, _ = evaluate(big)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    per = ", ".join(f"{n} {s:.1f} s" for n, s in report["seconds_to_compute"].items())
+    table.notes.append(
+        f"28 days from {SEASONS[0][1]}, {len(big.workloads):,} workloads, {len(big.fleet)} nodes, every policy: "
+        f"{seconds:.1f} s in all, {cpu:.1f} s of CPU ({per}); target under a minute: "
+        f"{'met' if seconds < 60 else 'not met'}."
+    )
+    return table
+
+
+if __name__ == "__main__":
+    print(run(Path(__file__).resolve().parent.parent / "bench-results").markdown())
