@@ -83,12 +83,14 @@ CREATE TABLE IF NOT EXISTS payouts (
     workload_id VARCHAR NOT NULL, node_id VARCHAR, rail VARCHAR, amount DOUBLE, currency VARCHAR,
     status VARCHAR, reference VARCHAR, ts_ms BIGINT
 );
+-- Offsets start again in every log lifetime, so the lifetime is part of a dead letter's key.
 CREATE TABLE IF NOT EXISTS dead_letters (
+    lifetime_id VARCHAR NOT NULL,
     source_topic VARCHAR NOT NULL,
     source_partition INTEGER NOT NULL,
     source_offset BIGINT NOT NULL,
-    ts_ms BIGINT, stage VARCHAR, reason VARCHAR, key BLOB, raw BLOB,
-    PRIMARY KEY (source_topic, source_partition, source_offset)
+    ts_ms BIGINT, stage VARCHAR, reason VARCHAR, key BLOB, raw BLOB, raw_size_bytes BIGINT, raw_sha256 VARCHAR,
+    PRIMARY KEY (lifetime_id, source_topic, source_partition, source_offset)
 );
 -- Files written by an older version gain the columns added since.
 ALTER TABLE workload_events ADD COLUMN IF NOT EXISTS log_offset BIGINT;
@@ -111,3 +113,13 @@ ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS nodes_eligible INTEGER;
 ALTER TABLE routing_decisions ADD COLUMN IF NOT EXISTS exclusions JSON;
 ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS mig_profile VARCHAR;
 ALTER TABLE node_commands ADD COLUMN IF NOT EXISTS decision_id VARCHAR;
+-- Log lifetimes (a broker's log from its start; its id is the cluster id): each as the sink first read it.
+CREATE TABLE IF NOT EXISTS log_lifetimes (
+    lifetime_id VARCHAR PRIMARY KEY,
+    first_seen_ms BIGINT NOT NULL,
+    workloads_lost INTEGER  -- workloads still active in earlier lifetimes, ended as lost when this one began
+);
+ALTER TABLE workloads ADD COLUMN IF NOT EXISTS lifetime_id VARCHAR;
+ALTER TABLE workload_events ADD COLUMN IF NOT EXISTS lifetime_id VARCHAR;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_size_bytes BIGINT;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_sha256 VARCHAR;

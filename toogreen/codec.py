@@ -8,6 +8,7 @@ evolve BACKWARD by adding fields with defaults. Encoding validates against the s
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -100,11 +101,18 @@ def decode(topic: str, data: bytes | None) -> dict[str, Any]:
     return codec_for(topic).decode(data)
 
 
+# A dead letter keeps at most this much of the record it is about (a record of megabytes made the dead letter
+# itself too large to produce): the size and the hash still say what the whole record was.
+DEAD_LETTER_RAW_MAX_BYTES = 4096
+
+
 def dead_letter(
     topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None, stage: str, reason: str
 ) -> dict[str, Any]:
     """The ``dead.letters`` record for a message that could not be decoded, validated or applied. Its key is the
-    source coordinates, so the worker's and the sink's dead letters for one message are the same row."""
+    source coordinates, so the worker's and the sink's dead letters for one message are the same row (within one
+    log lifetime: the sink adds the lifetime, as offsets start again in a new log)."""
+    whole = bytes(raw or b"")
     return {
         "source_topic": topic,
         "source_partition": int(partition),
@@ -112,6 +120,8 @@ def dead_letter(
         "ts_ms": int(time.time() * 1000),
         "stage": stage,
         "reason": reason[:2000],
-        "key": None if key is None else bytes(key),
-        "raw": bytes(raw or b""),
+        "key": None if key is None else bytes(key)[:DEAD_LETTER_RAW_MAX_BYTES],
+        "raw": whole[:DEAD_LETTER_RAW_MAX_BYTES],
+        "raw_size_bytes": len(whole),
+        "raw_sha256": hashlib.sha256(whole).hexdigest(),
     }

@@ -211,6 +211,21 @@ class SettlementSettings(BaseModel):
     max_payout_attempts: int = 5
 
 
+class SupervisionSettings(BaseModel):
+    """Faults: how the demo restarts what died, how fast everything stops, how log lifetimes are watched."""
+
+    stop_grace_s: float = Field(3.0, description="A process told to stop exits by itself at the latest this late")
+    demo_stop_timeout_s: float = Field(3.5, description="The demo kills what has not stopped this long after asking")
+    restart_backoff_min_s: float = 0.5
+    restart_backoff_max_s: float = 15.0
+    restart_reset_after_s: float = Field(30.0, description="Up this long, a child's next restart is quick again")
+    lifetime_check_s: float = Field(2.0, description="How often the worker and the sink compare the log lifetime")
+    sink_max_failures: int = Field(5, description="The sink thread restarts this often in a row, then its process dies")
+    fleet_state_path: Path | None = Field(
+        None, description="Where the simulated fleet keeps what runs on its GPUs, so its agent can be restarted"
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -228,6 +243,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = DemoSettings()
     grid: GridSourceSettings = GridSourceSettings()
     settlement: SettlementSettings = SettlementSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

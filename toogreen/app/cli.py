@@ -32,9 +32,13 @@ console = Console(stderr=True)
 
 
 def _stop_on_signals() -> threading.Event:
+    from toogreen.app.lifespan import exit_after
+
     stop = threading.Event()
 
     def handler(_sig: int, _frame: object) -> None:
+        if not stop.is_set():
+            exit_after(get_settings().supervision.stop_grace_s, " ".join(sys.argv[1:]) or "toogreen")
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
@@ -72,8 +76,32 @@ def worker(loglevel: str = typer.Option("warning", help="Faust log level")) -> N
 
     import streams.agents  # noqa: F401  (registers the agents)
     from streams.app import app as faust_app
+    from toogreen.app.lifespan import exit_after, exit_on_new_lifetime, watch_lifetime
+    from toogreen.kafka.broker import log_lifetime
 
-    faust_worker = Worker(faust_app, loglevel=loglevel)
+    settings = get_settings()
+    grace_s = settings.supervision.stop_grace_s
+
+    class BoundedWorker(Worker):
+        """Faust's worker, which exits at the latest ``stop_grace_s`` after a stop signal (with its broker gone
+        it would wait for it much longer; the events it had not committed are read again, at-least-once)."""
+
+        def _on_sigint(self) -> None:
+            exit_after(grace_s, "worker")
+            super()._on_sigint()
+
+        def _on_sigterm(self) -> None:
+            exit_after(grace_s, "worker")
+            super()._on_sigterm()
+
+    # The tables are restored from changelogs in the broker's log: under a new log they would be wrong.
+    watch_lifetime(
+        lambda: log_lifetime(settings.bootstrap, 2.0),
+        log_lifetime(settings.bootstrap),
+        settings.supervision.lifetime_check_s,
+        exit_on_new_lifetime("worker"),
+    )
+    faust_worker = BoundedWorker(faust_app, loglevel=loglevel)
     # Faust's start-up spinner sets the root logger to DEBUG for good, so every debug call in aiokafka would build
     # a record that is then thrown away (about a seventh of the worker's time under load).
     faust_worker.spinner = None
@@ -121,10 +149,17 @@ def api(with_sink: bool = typer.Option(True, help="Run the DuckDB sink in this p
         duck.start_thread()
     application = create_app(settings, store, RecordProducer(settings.bootstrap))
     try:
-        uvicorn.run(application, host=settings.api.host, port=settings.api.port, log_level="warning")
+        uvicorn.run(
+            application, host=settings.api.host, port=settings.api.port, log_level="warning",
+            timeout_graceful_shutdown=1,
+        )  # fmt: skip
     finally:
+        from toogreen.app.lifespan import exit_after
+
+        exit_after(settings.supervision.stop_grace_s, "api")
         if duck:
             duck.stop()
+            duck.join(settings.supervision.stop_grace_s - 0.5)
 
 
 @produce_app.command("grid")
