@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -416,7 +417,11 @@ def demo(duration_s: float = typer.Option(0, help="Stop after this many seconds 
     from toogreen.app.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
-    sys.exit(run_demo(get_settings(), duration_s or None))
+    code = run_demo(get_settings(), duration_s or None)
+    # Everything is stopped: not waiting for librdkafka's threads to give up on the broker stopped last (a second).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -276,6 +276,7 @@ def _interrupt(_sig: int, _frame: object) -> None:
 
 def run_demo(settings: Settings, duration_s: float | None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (in the background)
     run_dir = settings.storage.duckdb_path.parent / "demo-logs"
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {}
