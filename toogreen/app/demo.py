@@ -117,6 +117,18 @@ class Stack:
         self.managed.append(Child(name, args, proc, time.monotonic()))
         return proc
 
+    def retire(self, name: str) -> None:
+        """Stop a child for good (it is not restarted)."""
+        for child in [c for c in self.managed if c.name == name]:
+            self.managed.remove(child)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.proc.pid, signal.SIGTERM)
+            try:
+                child.proc.wait(timeout=self.settings.supervision.demo_stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(child.proc)
+                child.proc.wait()
+
     def log_text(self, name: str) -> str:
         path = self.run_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -172,6 +184,12 @@ class Stack:
             code = self.broker.process.returncode if self.broker.process else None
             self._broker_backoff_s, self._broker_restart_at = sup.restart_backoff_min_s, now
             self.note(f"the broker exited with code {code}: its log is lost; starting a new one (a new log lifetime)")
+            # Before the new broker listens: what they still buffer (changelog records, the fleet's events) belongs
+            # to the lost log, and written into the new one it would confuse the next worker's recovery.
+            for child in self.managed:
+                if child.name in LOG_BOUND and child.proc.poll() is None:
+                    _kill_group(child.proc)
+                    child.proc.wait()
         if now < self._broker_restart_at:
             return
         try:
@@ -187,10 +205,7 @@ class Stack:
         self.broker_restarts += 1
         self.note(f"broker restarted on {self.broker.bootstrap}, log lifetime {self.broker.lifetime_id}")
         for child in self.managed:
-            if child.name in LOG_BOUND and child.proc.poll() is None:
-                _kill_group(child.proc)
-            if child.name in LOG_BOUND or child.proc.poll() is not None:
-                child.proc.wait()
+            if child.proc.poll() is not None:
                 self._restart(child, time.monotonic())
 
     def wait_for(self, what: str, ready: Callable[[], bool], timeout_s: float) -> None:
