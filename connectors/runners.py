@@ -136,6 +136,9 @@ def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliverySt
                 for event in fleet.apply_command(command, _now_ms()):
                     producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
                 positions[msg.partition()] = msg.offset() + 1
+                # saved at once: an agent killed now must neither obey this command again nor forget it
+                producer.flush()
+                state_file.save(fleet, positions)
             now = time.monotonic()
             telemetry, events = fleet.tick(_now_ms(), now - last_tick)
             last_tick = now
