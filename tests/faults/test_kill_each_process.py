@@ -89,7 +89,8 @@ def submit(stack: Stack, name: str) -> str:
     return response.json()["workload_id"]
 
 
-def decided(stack: Stack, workload_id: str) -> bool:
+def decided(stack: Stack | Any, workload_id: str) -> bool:
+    """The workload has left ``submitted`` (routed, queued or rejected: the router saw it)."""
     response = httpx.get(f"{stack.api_url()}/api/v1/workloads/{workload_id}", timeout=5)
     return response.status_code == 200 and response.json()["status"] not in ("submitted",)
 
