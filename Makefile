@@ -40,3 +40,21 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# The Avro reference implementation (Java) the interoperability tests check the wire format against: built once
+# (the first build downloads Avro, kafka-clients and Maven's plugins from Maven Central into ~/.m2), then cached.
+INTEROP_JAVA := tests/interop/java
+INTEROP_JAR := $(INTEROP_JAVA)/target/avro-interop.jar
+.PHONY: interop-java schema-compat interop-vectors
+$(INTEROP_JAR): $(INTEROP_JAVA)/pom.xml $(shell find $(INTEROP_JAVA)/src -name '*.java')
+	mvn -q -B -Dstyle.color=never -f $(INTEROP_JAVA)/pom.xml package
+	touch $@
+interop-java: $(INTEROP_JAR)
+test: $(INTEROP_JAR)
+test-integration: $(INTEROP_JAR)
+# Every schema must read what its committed baseline (schemas/baseline/) wrote: Avro's SchemaCompatibility decides.
+schema-compat: $(INTEROP_JAR)
+	java -jar $(INTEROP_JAR) compat schemas/baseline schemas
+# After a schema changed: the test vectors (bytes from Avro's Java encoder) and the producer guide's fingerprints.
+interop-vectors: $(STAMP) $(INTEROP_JAR)
+	$(BIN)/python -m tests.interop.make_vectors

@@ -5,8 +5,31 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class Body(BaseModel):
+    """A request body: unknown fields, NaN, ±Infinity (1e999 parses as one) and text that is not valid Unicode
+    (a lone surrogate) are refused with 422 and the reason."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def valid_unicode(cls, v: Any) -> Any:
+        if isinstance(v, str) and _has_lone_surrogate(v):
+            raise ValueError("text is not valid Unicode (a lone surrogate)")
+        return v
 
 
 class WorkloadType(StrEnum):
@@ -23,10 +46,8 @@ class Priority(StrEnum):
     async_ = "async"
 
 
-class WorkloadSubmission(BaseModel):
+class WorkloadSubmission(Body):
     """A workload as an AI developer submits it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     workload_type: WorkloadType
@@ -63,11 +84,47 @@ class WorkloadSubmission(BaseModel):
         return data
 
 
-class SurplusEvent(BaseModel):
+class SurplusEvent(Body):
     """An admin's declaration of curtailed renewable power in a zone for a span of minutes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     zone: str
     curtailment_mw: float = Field(gt=0, le=100_000)
     minutes: float = Field(gt=0, le=24 * 60)
+
+
+class IssuableRole(StrEnum):
+    admin = "admin"
+    developer = "developer"
+    datacenter = "datacenter"
+    recycler = "recycler"
+    gamer = "gamer"
+
+
+Subject = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class TokenRequest(Body):
+    """Who a new token is for."""
+
+    role: IssuableRole
+    subject: Subject
+
+
+class NodeRegistration(Body):
+    """A GPU node as its provider registers it; the provider and its kind come from the provider's token."""
+
+    node_id: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$", description="Default: generated"
+    )
+    gpu_model: str = Field(min_length=1, max_length=100, description="e.g. H100, A100, RTX 4090")
+    vram_mb: int = Field(gt=0, le=1_048_576, description="GPU memory, MiB")
+    zone: str = Field(description="Grid zone the node draws power from (see /api/v1/zones)")
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    pue: float = Field(default=1.0, ge=1.0, le=5.0, description="Power usage effectiveness of the site")
+    mig_capable: bool = False
+    wallet: str | None = Field(default=None, max_length=100, description="Solana wallet (base58) for payouts")
+    billing_account: str | None = Field(default=None, max_length=200)
+    declared_energy_source: str | None = Field(default=None, max_length=200)
+    declared_carbon_gco2_per_kwh: float | None = Field(default=None, ge=0, le=5000)
+    max_power_w: float = Field(default=0.0, ge=0, le=100_000, description="Power limit of the GPU, W (0 = unknown)")

@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -329,52 +328,6 @@ def _latency_run(
             stack.stop()
 
 
-def api_latency(clients: int = 50, seconds: float = 10.0) -> Table:
-    table = Table(
-        "API latency under 50 concurrent clients while the pipeline writes",
-        f"{clients} concurrent clients for {seconds:.0f} s against the running demo stack "
-        "(grid, fleet, workloads flowing)",
-        ["endpoint", "requests", "p50 ms", "p99 ms"],
-    )
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        stack = _start({"TOOGREEN_DEMO__WORKLOAD_INTERVAL_S": "1"}, tmp)
-        try:
-            for name, args in (
-                ("grid", ("produce", "grid")),
-                ("fleet", ("produce", "telemetry")),
-                ("workloads", ("produce", "workloads")),
-            ):
-                stack.spawn(name, *args)
-            time.sleep(15)
-            endpoints = ["/api/v1/dashboard", "/api/v1/zones", "/api/v1/nodes", "/api/v1/workloads?limit=50"]
-            results: dict[str, list[float]] = {e: [] for e in endpoints}
-
-            async def client(k: int) -> None:
-                async with httpx.AsyncClient(base_url=stack.api_url(), timeout=30) as http:
-                    end = time.monotonic() + seconds
-                    j = k
-                    while time.monotonic() < end:
-                        path = endpoints[j % len(endpoints)]
-                        t0 = time.perf_counter()
-                        r = await http.get(path)
-                        r.raise_for_status()
-                        results[path].append(1000 * (time.perf_counter() - t0))
-                        j += 1
-
-            async def main() -> None:
-                await asyncio.gather(*(client(k) for k in range(clients)))
-
-            asyncio.run(main())
-            for path, values in results.items():
-                table.rows.append(
-                    [path, f"{len(values):,}", f"{percentile(values, 50):,.0f}", f"{percentile(values, 99):,.0f}"]
-                )
-        finally:
-            stack.stop()
-    return table
-
-
 def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
     """Peak RSS of a worker whose tables hold ``nodes`` nodes and ``workloads`` workloads: the tables' changelogs
     are written first, and the worker restores them on start as it would after a restart."""
@@ -383,6 +336,7 @@ def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
     from confluent_kafka import Producer
 
     from toogreen.domain.node_state import apply_registration, apply_telemetry
+    from toogreen.domain.records import NodeRegistration, TelemetrySample, WorkloadEvent
     from toogreen.domain.router import handle_workload_event
     from toogreen.settings import Settings
 
@@ -400,18 +354,27 @@ def worker_memory(nodes: int = 10_000, workloads: int = 100_000) -> Table:
         reg, sample = fleet.registrations(now)[0], fleet.tick(now, 1.0)[0][0]
         for i in range(nodes):
             nid = f"mem-{i:06d}"
-            state = apply_telemetry(apply_registration(None, {**reg, "node_id": nid}), {**sample, "node_id": nid})
+            node = apply_telemetry(
+                apply_registration(None, NodeRegistration.from_wire({**reg, "node_id": nid})),
+                TelemetrySample.from_wire({**sample, "node_id": nid}),
+            )
             producer.produce(
-                f"{app_id}-node-state-changelog", key=json.dumps(nid).encode(), value=json.dumps(state).encode()
+                f"{app_id}-node-state-changelog",
+                key=json.dumps(nid).encode(),
+                value=json.dumps(node.to_wire()).encode(),
             )
             producer.poll(0)
         settings = Settings()
         request = {"name": "m", "workload_type": "training", "image": "i", "vram_mb": 1000, "expected_hours": 1.0}
         for i in range(workloads):
             wid = f"mem-w{i:07d}"
-            state = handle_workload_event(submission_event(request, wid, now), None, [], {}, settings).state
+            submitted = WorkloadEvent.from_wire(submission_event(request, wid, now))
+            state = handle_workload_event(submitted, None, [], {}, settings).state
+            assert state is not None
             producer.produce(
-                f"{app_id}-workload-state-changelog", key=json.dumps(wid).encode(), value=json.dumps(state).encode()
+                f"{app_id}-workload-state-changelog",
+                key=json.dumps(wid).encode(),
+                value=json.dumps(state.to_wire()).encode(),
             )
             if i % 1000 == 0:
                 producer.poll(0)

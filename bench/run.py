@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import bench_duckdb, bench_evaluation, bench_pipeline, bench_rescoring
+from bench import bench_api, bench_duckdb, bench_evaluation, bench_pipeline, bench_records, bench_rescoring
 from bench.common import Table, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,9 +26,11 @@ def main() -> int:
         ("evaluation", lambda: bench_evaluation.run(results_dir)),
         ("duckdb", lambda: bench_duckdb.run(runs=1 if q else 3, batch=20_000 if q else 100_000)),
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
+        ("records", lambda: bench_records.run(runs=1 if q else 5)),
         ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 150_000)),
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
-        ("api", lambda: bench_pipeline.api_latency(seconds=5 if q else 10)),
+        ("api alone", lambda: bench_api.api_alone(seconds=5 if q else 10)),
+        ("api", lambda: bench_api.api_latency(seconds=5 if q else 10)),
         ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),
     ]
     tables: list[Table] = []

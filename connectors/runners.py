@@ -193,13 +193,18 @@ def run_trace_replay(
     return producer.flush()
 
 
-def run_workload_trickle(settings: Settings, stop: threading.Event, count: int | None = None) -> DeliveryStats:
-    """Submit a demo workload every ``workload_interval_s``."""
+def run_workload_trickle(
+    settings: Settings, stop: threading.Event, count: int | None = None, submitters: tuple[str, ...] = ()
+) -> DeliveryStats:
+    """Submit a demo workload every ``workload_interval_s``, as each of ``submitters`` in turn (when given)."""
     producer = RecordProducer(settings.bootstrap)
     generator = WorkloadGenerator(settings.demo.seed)
     sent = 0
     while not stop.is_set() and (count is None or sent < count):
-        event = submission_event(generator.next_request())
+        request = generator.next_request()
+        if submitters:
+            request["submitter"] = submitters[sent % len(submitters)]
+        event = submission_event(request)
         producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
         producer.flush()
         sent += 1

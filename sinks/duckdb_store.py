@@ -17,15 +17,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sinks.columns import AVRO_TABLES, SCHEMA_SQL
+from sinks.read_model import ReadModel
 from sinks.rows import Row
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 
-SCHEMA_SQL = (Path(__file__).with_name("schema.sql")).read_text()
-
 # table -> primary key columns
 KEYS = {
-    "grid_readings": ("zone", "ts_ms", "source"),
-    "zone_windows": ("zone", "kind", "window_start_ms"),
+    **{t.name: t.key for t in AVRO_TABLES},
     "nodes": ("node_id",),
     "workloads": ("workload_id",),
     "workload_events": ("event_id",),
@@ -65,6 +64,8 @@ class Store:
         self.con.execute(SCHEMA_SQL)
         self._key_dead_letters_by_lifetime()
         self._write_lock = threading.Lock()
+        self.read_model = ReadModel()
+        self.read_model.load(self.con.cursor())
 
     def _key_dead_letters_by_lifetime(self) -> None:
         """A file from before log lifetimes keyed dead letters by (topic, partition, offset) alone: its rows move
@@ -106,6 +107,7 @@ class Store:
                 raise
             finally:
                 cur.close()
+            self.read_model.apply(rows_by_table)
 
     def _write_table(self, cur: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> None:
         if table == "nodes:registration":
@@ -225,6 +227,7 @@ class Store:
                 cur.execute(sql, list(params) if params is not None else None)
             finally:
                 cur.close()
+                self.read_model.touched()
 
     # -- reading ---------------------------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict[str, Any]]:

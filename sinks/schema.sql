@@ -1,38 +1,5 @@
 -- The DuckDB tables analysts query. Every table has a natural primary key so a replay of the log is a no-op.
-CREATE TABLE IF NOT EXISTS grid_readings (
-    zone VARCHAR NOT NULL,
-    ts_ms BIGINT NOT NULL,
-    source VARCHAR NOT NULL,
-    ts TIMESTAMPTZ,
-    carbon_intensity_gco2_per_kwh DOUBLE NOT NULL,
-    carbon_intensity_kind VARCHAR,
-    carbon_intensity_basis VARCHAR,
-    renewable_pct DOUBLE,
-    price DOUBLE,
-    price_unit VARCHAR,
-    price_market VARCHAR,
-    curtailment_mw DOUBLE,
-    estimated BOOLEAN,
-    PRIMARY KEY (zone, ts_ms, source)
-);
-CREATE TABLE IF NOT EXISTS zone_windows (
-    zone VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,
-    window_start_ms BIGINT NOT NULL,
-    window_end_ms BIGINT NOT NULL,
-    window_start TIMESTAMPTZ,
-    count BIGINT,
-    late_count BIGINT,
-    carbon_mean DOUBLE, carbon_min DOUBLE, carbon_max DOUBLE, carbon_last DOUBLE,
-    renewable_mean DOUBLE, renewable_min DOUBLE, renewable_max DOUBLE, renewable_last DOUBLE, renewable_std DOUBLE,
-    price_mean DOUBLE, price_min DOUBLE, price_max DOUBLE, price_last DOUBLE,
-    curtailment_max_mw DOUBLE,
-    last_ts_ms BIGINT,
-    surplus BOOLEAN,
-    surplus_reason VARCHAR,
-    surplus_strength DOUBLE,
-    PRIMARY KEY (zone, kind, window_start_ms)
-);
+-- grid_readings and zone_windows are derived from their topics' Avro schemas (sinks/columns.py).
 CREATE TABLE IF NOT EXISTS nodes (
     node_id VARCHAR PRIMARY KEY,
     provider VARCHAR, node_type VARCHAR, gpu_model VARCHAR, vram_mb BIGINT, zone VARCHAR,
@@ -91,6 +58,20 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     source_offset BIGINT NOT NULL,
     ts_ms BIGINT, stage VARCHAR, reason VARCHAR, key BLOB, raw BLOB, raw_size_bytes BIGINT, raw_sha256 VARCHAR,
     PRIMARY KEY (lifetime_id, source_topic, source_partition, source_offset)
+);
+-- API bearer tokens: only the SHA-256 of each token is stored (tokens are 256-bit random, so a plain hash is
+-- enough to make a stolen file useless for signing in).
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_sha256 VARCHAR PRIMARY KEY,
+    role VARCHAR NOT NULL, subject VARCHAR NOT NULL, created_ms BIGINT NOT NULL, created_by VARCHAR
+);
+-- Submissions the API accepted, by the submitter's Idempotency-Key: a retry returns the same workload, and the
+-- workload answers (status submitted) before the sink has read its event back from the log.
+CREATE TABLE IF NOT EXISTS api_submissions (
+    workload_id VARCHAR PRIMARY KEY,
+    submitter VARCHAR NOT NULL, idempotency_key VARCHAR, ts_ms BIGINT NOT NULL, event JSON NOT NULL,
+    published BOOLEAN NOT NULL DEFAULT false,
+    UNIQUE (submitter, idempotency_key)
 );
 -- Files written by an older version gain the columns added since.
 ALTER TABLE workload_events ADD COLUMN IF NOT EXISTS log_offset BIGINT;

@@ -4,18 +4,20 @@
   them), both emitted on ``zone.windows``, and each zone's routing view.
 - ``node_registrations`` / ``node_telemetry``: each node's state and routing view.
 - ``workloads``: the workload state machine and the router (``routing.decisions``, ``node.commands``).
+
+Every table write goes through the agent's :class:`~streams.checkpoint.Checkpoint`.
 """
 
 from __future__ import annotations
 
 import gc
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from faust.types import EventT
+from faust.types import EventT, StreamT
 
 from streams.app import (
     WINDOW_SPECS,
@@ -36,15 +38,26 @@ from streams.app import (
     zone_view_table,
     zone_window_table,
 )
-from streams.coalesce import CoalescedRun
+from streams.checkpoint import Checkpoint
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
-from toogreen.domain.accounting import Slot, accrue, energy_between_j
+from toogreen.domain.accounting import accrue_energy
+from toogreen.domain.clock import Clock, SystemClock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
+from toogreen.domain.placement import Placement
+from toogreen.domain.records import (
+    EventKind,
+    GridReading,
+    NodeRegistration,
+    Record,
+    TelemetrySample,
+    Workload,
+    WorkloadEvent,
+    ZoneMeta,
+)
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
-from toogreen.domain.router import handle_workload_event, queue_entry, retry_order, workload_event
-from toogreen.domain.scoring import node_carbon
+from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
 from toogreen.domain.settlement import settle
 from toogreen.domain.validation import (
     validate_grid_reading,
@@ -54,7 +67,7 @@ from toogreen.domain.validation import (
 )
 from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import Surplus, WindowAggregate
-from toogreen.domain.zone_state import ZoneMeta, apply_reading, keys_needed, zone_view_from_dict, zone_view_to_dict
+from toogreen.domain.zone_state import apply_reading, keys_needed
 from toogreen.signing import load_or_create_key, sign_receipt
 from toogreen.topics import (
     BILLING_RECORDS,
@@ -67,154 +80,126 @@ from toogreen.topics import (
 )
 
 emitter: Emitter = KafkaEmitter(app)
+clock: Clock = SystemClock()
 
+R = TypeVar("R", bound=Record)
 Validator = Callable[[dict[str, Any]], list[str]]
 
 
-async def decode_or_dead_letter(event: EventT, topic: str, stage: str, validator: Validator) -> dict[str, Any] | None:
+async def decode_or_dead_letter(
+    event: EventT, topic: str, stage: str, validator: Validator, record_type: type[R]
+) -> R | None:
     """The decoded, validated record, or None after dead-lettering it with the reason."""
     try:
-        record = decode(topic, event.message.value)
+        wire = decode(topic, event.message.value)
     except DecodeError as exc:
         await emitter.dead_letter(event, stage, str(exc))
         return None
-    problems = validator(record)
+    problems = validator(wire)
     if problems:
         await emitter.dead_letter(event, stage, f"{topic}: invalid record: {'; '.join(problems)}")
         return None
-    return record
+    try:
+        return record_type.from_wire(wire)
+    except msgspec.ValidationError as exc:
+        await emitter.dead_letter(event, stage, f"{topic}: invalid record: {exc}")
+        return None
+
+
+def checkpoint(stream: StreamT, max_delay_ms: float | None = None) -> Checkpoint:
+    w = settings.worker
+    delay = w.coalesce_max_delay_ms if max_delay_ms is None else max_delay_ms
+    return Checkpoint(stream, emitter, w.coalesce_max_events, delay, clock)
 
 
 @app.agent(grid_topic)
-async def zone_windows(stream: Any) -> None:
-    run = CoalescedRun(stream, emitter, settings.worker.coalesce_max_events, settings.worker.coalesce_max_delay_ms)
+async def zone_windows(stream: StreamT) -> None:
+    run = checkpoint(stream)
     changed: dict[str, ZoneView] = {}  # zones whose routing view changed in this run
     async for event in run.events():
-        reading = await decode_or_dead_letter(event, GRID_READINGS.name, "zone_windows", validate_grid_reading)
+        reading = await decode_or_dead_letter(
+            event, GRID_READINGS.name, "zone_windows", validate_grid_reading, GridReading
+        )
         if reading is not None and (view := await absorb_reading(run, event, reading)) is not None:
             changed[view.zone] = view
         if run.ends_here() and changed:
-            now = int(time.time() * 1000)
+            now = clock.now_ms()
             for view in changed.values():
                 # the scan returns a list before any rescore request touches the table
                 for workload_id in workloads_to_rescore(view, running_workload_table, now, settings.migration):
-                    await request_rescore(workload_id, now, f"zone {view.zone} window changed")
+                    await request_rescore(run, workload_id, now, f"zone {view.zone} window changed")
             changed.clear()
 
 
-# window key -> (the table's value, its aggregate): a window is parsed from the table only when the value changed
-# behind the agent's back (restored from the changelog)
-_parsed_windows: dict[str, tuple[dict[str, Any], WindowAggregate]] = {}
-
-
-def _window(key: str) -> WindowAggregate | None:
-    value = zone_window_table.get(key)
-    if value is None:
-        return None
-    cached = _parsed_windows.get(key)
-    if cached is not None and cached[0] is value:
-        return cached[1]
-    aggregate = WindowAggregate.from_dict(value)
-    _parsed_windows[key] = (value, aggregate)
-    return aggregate
-
-
-def _hopping_record(assemble_hop: Callable[[], WindowAggregate]) -> dict[str, Any]:
+def _hopping_record(assemble_hop: Callable[[], WindowAggregate]) -> Record:
     return assemble_hop().to_record(Surplus())
 
 
-async def absorb_reading(run: CoalescedRun, event: EventT, reading: dict[str, Any]) -> ZoneView | None:
+async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -> ZoneView | None:
     """Fold one reading into its zone's windows; the zone's new routing view, if it has one."""
     grace_ms, keep_ms = settings.windows.grace_s * 1000, settings.windows.keep_s * 1000
-    zone = reading["zone"]
-    meta = ZoneMeta.from_dict(zone_meta_table.get(zone))
-    keys = keys_needed(zone, reading["ts_ms"], meta, WINDOW_SPECS)
-    windows = {k: aggregate for k in keys if (aggregate := _window(k)) is not None}
+    zone = reading.zone
+    meta = zone_meta_table.get(zone) or ZoneMeta()
+    keys = keys_needed(zone, reading.ts_ms, meta, WINDOW_SPECS)
+    windows = {k: aggregate for k in keys if (aggregate := zone_window_table.get(k)) is not None}
     outcome = apply_reading(reading, windows, meta, WINDOW_SPECS, grace_ms, keep_ms, settings.surplus)
-    run.set(zone_meta_table, zone, outcome.meta.to_dict())
+    run.set(zone_meta_table, zone, outcome.meta)
     if outcome.too_late:
         await emitter.dead_letter(
             event,
             "zone_windows",
-            f"reading at {reading['ts_ms']} is older than the watermark {outcome.meta.watermark_ms} "
+            f"reading at {reading.ts_ms} is older than the watermark {outcome.meta.watermark_ms} "
             f"minus the {settings.windows.grace_s} s grace period: too late for any window",
         )
         return None
     assert outcome.stored is not None  # a reading in time always lands in its tumbling window
     key, tumbling, surplus = outcome.stored  # the tumbling window is stored; hopping ones are assembled from it
-    run.set(zone_window_table, key, stored := tumbling.to_dict())
-    _parsed_windows[key] = (stored, tumbling)
+    run.set(zone_window_table, key, tumbling)
     run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(tumbling.to_record, surplus))
     for hop_key, assemble_hop in outcome.hopping:
         run.emit_latest(hop_key, ZONE_WINDOWS.name, zone, partial(_hopping_record, assemble_hop))
     for key in outcome.expired_keys:
         run.pop(zone_window_table, key)
-        _parsed_windows.pop(key, None)
     if outcome.view is None:
         return None
-    run.set(zone_view_table, zone, zone_view_to_dict(outcome.view))
+    run.set(zone_view_table, zone, outcome.view)
     return outcome.view
 
 
 @app.agent(registry_topic)
-async def node_registrations(stream: Any) -> None:
-    async for event in stream.events():
-        reg = await decode_or_dead_letter(event, NODE_REGISTRY.name, "node_registrations", validate_registration)
-        if reg is not None:
-            node_state_table[reg["node_id"]] = apply_registration(node_state_table.get(reg["node_id"]), reg)
-            node_changed(reg["node_id"])
-
-
-def accrue_energy(run: CoalescedRun, node_id: str, before: dict[str, Any] | None, sample: dict[str, Any]) -> None:
-    """Give each workload running on the node its share of the energy drawn since the previous sample."""
-    running = node_running_table.get(node_id) or {}
-    if not running or not before or "telemetry" not in before or "registration" not in before:
-        return
-    prev, reg = before["telemetry"], before["registration"]
-    if sample["ts_ms"] <= prev["last_seen_ms"]:
-        return
-    zone = zone_view_table.get(reg["zone"])
-    if zone is None:
-        return
-    energy_j, method = energy_between_j(
-        {"ts_ms": prev["last_seen_ms"], "power_w": prev["power_w"], "energy_j": prev["energy_j"]}, sample
-    )
-    declared = reg.get("declared_carbon_gco2_per_kwh") if reg["node_type"] == "recycler" else None
-    span_ms = sample["ts_ms"] - prev["last_seen_ms"]
-    for workload_id, held in running.items():
-        # energy drawn before the workload started here is not its own: pro-rate the first interval
-        start_ms = max(prev["last_seen_ms"], held["since_ms"])
-        if start_ms >= sample["ts_ms"]:
-            continue
-        slot = Slot(
-            node_id=node_id,
-            zone=reg["zone"],
-            pue=reg["pue"],
-            share=held["fraction"] or 1.0 / len(running),
-            carbon_gco2_per_kwh=zone["carbon_gco2_per_kwh"],
-            window_start_ms=zone["window_start_ms"],
-            market_gco2_per_kwh=declared,
+async def node_registrations(stream: StreamT) -> None:
+    run = checkpoint(stream, max_delay_ms=0)  # rare: each registration is written at once
+    async for event in run.events():
+        reg = await decode_or_dead_letter(
+            event, NODE_REGISTRY.name, "node_registrations", validate_registration, NodeRegistration
         )
-        own_j = energy_j * (sample["ts_ms"] - start_ms) / span_ms
-        intervals = workload_accrual_table.get(workload_id) or []
-        run.set(workload_accrual_table, workload_id, accrue(intervals, slot, start_ms, sample["ts_ms"], own_j, method))
+        if reg is not None:
+            run.set(node_state_table, reg.node_id, apply_registration(node_state_table.get(reg.node_id), reg))
+            routing.node_changed(reg.node_id)
 
 
 @app.agent(telemetry_topic)
-async def node_telemetry(stream: Any) -> None:
-    run = CoalescedRun(stream, emitter, settings.worker.coalesce_max_events, settings.worker.coalesce_max_delay_ms)
+async def node_telemetry(stream: StreamT) -> None:
+    run = checkpoint(stream)
     async for event in run.events():
-        sample = await decode_or_dead_letter(event, NODE_TELEMETRY.name, "node_telemetry", validate_telemetry)
-        if sample is not None:
-            before = node_state_table.get(sample["node_id"])
-            accrue_energy(run, sample["node_id"], before, sample)
-            run.set(node_state_table, sample["node_id"], apply_telemetry(before, sample))
-            node_changed(sample["node_id"])
-            was = ((before or {}).get("telemetry") or {}).get("health")
-            if was is not None and was != sample["health"]:
-                now = int(time.time() * 1000)
-                for workload_id in workloads_on_node(sample["node_id"], running_workload_table):
-                    await request_rescore(workload_id, now, f"node {sample['node_id']} is now {sample['health']}")
+        sample = await decode_or_dead_letter(
+            event, NODE_TELEMETRY.name, "node_telemetry", validate_telemetry, TelemetrySample
+        )
+        if sample is None:
+            continue
+        before = node_state_table.get(sample.node_id)
+        running = node_running_table.get(sample.node_id)
+        if running and before is not None and before.registration is not None:
+            zone = zone_view_table.get(before.registration.zone)
+            for workload_id, intervals in accrue_energy(running, before, sample, zone, workload_accrual_table).items():
+                run.set(workload_accrual_table, workload_id, intervals)
+        run.set(node_state_table, sample.node_id, apply_telemetry(before, sample))
+        routing.node_changed(sample.node_id)
+        was = before.telemetry.health if before is not None and before.telemetry is not None else None
+        if was is not None and was != sample.health:
+            now = clock.now_ms()
+            for workload_id in workloads_on_node(sample.node_id, running_workload_table):
+                await request_rescore(run, workload_id, now, f"node {sample.node_id} is now {sample.health}")
 
 
 def _validate_workload_event(event: dict[str, Any]) -> list[str]:
@@ -225,36 +210,55 @@ def _validate_workload_event(event: dict[str, Any]) -> list[str]:
     return []
 
 
-# The router's fleet: node views kept in step with the tables, rebuilt only for the nodes marked changed, and all of
-# them after the tables were recovered from their changelogs (and every ``fleet_resync_s``, as a safety net).
-_fleet = Fleet()
-_changed_nodes: set[str] = set()
-_fleet_synced_at = float("-inf")
-_NO_HOLDS: dict[str, Any] = {}
+class RoutingViews:
+    """The router's fleet: node views kept in step with the tables, rebuilt only for the nodes marked changed, and
+    all of them after the tables were recovered from their changelogs (and every ``fleet_resync_s``, as a safety
+    net)."""
+
+    def __init__(self, resync_s: float, clock: Clock) -> None:
+        self.resync_s, self.clock = resync_s, clock
+        self.fleet = Fleet()
+        self.changed_nodes: set[str] = set()
+        self.synced_at = float("-inf")
+
+    def node_changed(self, node_id: str) -> None:
+        self.changed_nodes.add(node_id)
+
+    def resync(self) -> None:
+        """Rebuild every node's view on the next routing (after the tables were replaced wholesale)."""
+        self.synced_at = float("-inf")
+
+    def _refresh(self, node_id: str) -> None:
+        state = node_state_table.get(node_id)
+        view = None if state is None else to_node_view(state, node_reservation_table.get(node_id) or {})
+        if view is None:
+            self.fleet.remove(node_id)
+        else:
+            self.fleet.upsert(view)
+
+    def inputs(self) -> tuple[Fleet, dict[str, ZoneView]]:
+        """Every routable node and zone as the tables hold them now."""
+        now = self.clock.monotonic_s()
+        if now - self.synced_at >= self.resync_s:
+            self.synced_at = now
+            self.changed_nodes.clear()
+            for node_id in {*node_state_table.keys(), *(v.node_id for v in self.fleet)}:
+                self._refresh(node_id)
+        while self.changed_nodes:
+            self._refresh(self.changed_nodes.pop())
+        return self.fleet, dict(zone_view_table.items())
 
 
-def node_changed(node_id: str) -> None:
-    _changed_nodes.add(node_id)
+routing = RoutingViews(settings.worker.fleet_resync_s, clock)
 
 
-def _refresh_node(node_id: str) -> None:
-    state = node_state_table.get(node_id)
-    view = None if state is None else to_node_view(state, node_reservation_table.get(node_id) or _NO_HOLDS)
-    if view is None:
-        _fleet.remove(node_id)
-    else:
-        _fleet.upsert(view)
-
-
-def resync_fleet() -> None:
-    """Rebuild every node's view on the next routing (after the tables were replaced wholesale)."""
-    global _fleet_synced_at
-    _fleet_synced_at = float("-inf")
+def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
+    return routing.inputs()
 
 
 @app.on_rebalance_complete.connect
 async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
-    resync_fleet()  # what the changelogs restored is in the tables now
+    routing.resync()  # what the changelogs restored is in the tables now
     # What is alive now (code, the restored tables) mostly stays alive: keep it out of the cyclic collector's full
     # passes, which otherwise stalled the worker for 40-70 ms each (the p99 of routing at 500/s). Frozen objects
     # are still freed by reference counting; only garbage cycles among them would stay.
@@ -262,91 +266,56 @@ async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
     gc.freeze()
 
 
-def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
-    """Every routable node and zone as the tables hold them now."""
-    global _fleet_synced_at
-    now = time.monotonic()
-    if now - _fleet_synced_at >= settings.worker.fleet_resync_s:
-        _fleet_synced_at = now
-        _changed_nodes.clear()
-        for node_id in {*node_state_table.keys(), *(v.node_id for v in _fleet)}:
-            _refresh_node(node_id)
-    while _changed_nodes:
-        _refresh_node(_changed_nodes.pop())
-    zones = {zone: zone_view_from_dict(data) for zone, data in zone_view_table.items()}
-    return _fleet, zones
+def placement(run: Checkpoint) -> Placement:
+    """The router's books over the tables, written through the agent's checkpoint."""
+    return Placement(
+        workloads=run.table(workload_state_table),
+        holds=run.table(node_reservation_table),
+        shares=run.table(node_running_table),
+        running=run.table(running_workload_table),
+        queue=run.table(queued_workload_table),
+    )
 
 
 @app.agent(workload_topic)
-async def workloads(stream: Any) -> None:
+async def workloads(stream: StreamT) -> None:
     # decisions and commands go out at once; only the tables' changelog records wait for the end of the run
-    w = settings.worker
-    run = CoalescedRun(stream, emitter, w.coalesce_max_events, w.router_coalesce_max_delay_ms)
+    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    books = placement(run)
     async for event in run.events():
-        record = await decode_or_dead_letter(event, WORKLOAD_EVENTS.name, "workloads", _validate_workload_event)
+        record = await decode_or_dead_letter(
+            event, WORKLOAD_EVENTS.name, "workloads", _validate_workload_event, WorkloadEvent
+        )
         if record is None:
             continue
-        workload_id = record["workload_id"]
-        needs_views = record["type"] in ("submitted", "retry", "rescore")
-        nodes, zones = routing_inputs() if needs_views else (Fleet(), {})
+        workload_id = record.workload_id
+        nodes, zones = routing.inputs() if record.type in NEEDS_VIEWS else (Fleet(), {})
         result = handle_workload_event(record, workload_state_table.get(workload_id), nodes, zones, settings)
         if result.rejected_reason:
             await emitter.dead_letter(event, "workloads", result.rejected_reason)
             continue
-        if result.state is not None:
-            run.set(workload_state_table, workload_id, result.state)
-        for node_id, hold in result.reserve:
-            run.set(node_reservation_table, node_id, {**(node_reservation_table.get(node_id) or {}), workload_id: hold})
-            node_changed(node_id)
-        for node_id in result.release:
-            held = dict(node_reservation_table.get(node_id) or {})
-            if held.pop(workload_id, None) is not None:
-                run.set(node_reservation_table, node_id, held)
-                node_changed(node_id)
-        if result.stopped_on:
-            running = dict(node_running_table.get(result.stopped_on) or {})
-            if running.pop(workload_id, None) is not None:
-                run.set(node_running_table, result.stopped_on, running)
-            run.pop(running_workload_table, workload_id)
-        if result.running_on:
-            node_id, fraction = result.running_on
-            held = {"fraction": fraction if fraction < 1.0 else 0.0, "since_ms": record["ts_ms"]}
-            run.set(node_running_table, node_id, {**(node_running_table.get(node_id) or {}), workload_id: held})
-            track_running(run, workload_id, node_id, nodes, zones)
-        if result.queued is True and queued_workload_table.get(workload_id) is None:
-            run.set(queued_workload_table, workload_id, queue_entry(result.state or {}, record["ts_ms"]))
-        elif result.queued is False:
-            run.pop(queued_workload_table, workload_id)
+
+        def views(nodes: Fleet = nodes, zones: Mapping[str, ZoneView] = zones) -> tuple[Fleet, Mapping[str, ZoneView]]:
+            return (nodes, zones) if len(nodes) else routing.inputs()
+
+        for node_id in books.apply(workload_id, record.ts_ms, result, views, clock.now_ms()):
+            routing.node_changed(node_id)
         for out in result.emits:
             await emitter.emit(out.topic, out.key, out.record)
-        if result.settle:
-            await settle_workload(run, workload_id, result.state or {}, record["ts_ms"])
+        if result.settle and result.state is not None:
+            await settle_workload(run, result.state, record.ts_ms)
         for freed in result.release:
-            now = int(time.time() * 1000)
+            now = clock.now_ms()
             for other in workloads_to_rescore_on_capacity(freed, running_workload_table, now, settings.migration):
-                await request_rescore(other, now, f"capacity freed on {freed}")
+                await request_rescore(run, other, now, f"capacity freed on {freed}")
 
 
-def track_running(run: CoalescedRun, workload_id: str, node_id: str, nodes: Fleet, zones: dict[str, ZoneView]) -> None:
-    """Remember where a workload runs and how clean that is, so grid changes can find it."""
-    if not len(nodes):
-        nodes, zones = routing_inputs()
-    node = nodes.get(node_id)
-    zone = zones.get(node.zone) if node else None
-    if node is None or zone is None:
-        return
-    run.set(running_workload_table, workload_id, {
-        "node_id": node_id, "zone": node.zone, "carbon_gco2_per_kwh": node_carbon(node, zone),
-        "last_rescore_ms": int(time.time() * 1000),
-    })  # fmt: skip
-
-
-async def request_rescore(workload_id: str, now_ms: int, why: str) -> None:
+async def request_rescore(run: Checkpoint, workload_id: str, now_ms: int, why: str) -> None:
     """Ask the workload's own partition to re-score it (its router owns its state)."""
     entry = running_workload_table.get(workload_id)
     if entry is not None:
-        running_workload_table[workload_id] = {**entry, "last_rescore_ms": now_ms}
-    event = workload_event(workload_id, now_ms, "rescore", f"rescore:{workload_id}:{now_ms}", reason=why)
+        run.set(running_workload_table, workload_id, msgspec.structs.replace(entry, last_rescore_ms=now_ms))
+    event = workload_event(workload_id, now_ms, EventKind.RESCORE, f"rescore:{workload_id}:{now_ms}", reason=why)
     await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 
@@ -354,9 +323,9 @@ async def request_rescore(workload_id: str, now_ms: int, why: str) -> None:
 async def retry_queue() -> None:
     """Queued workloads are tried again as capacity frees and the grid changes (the most urgent first, a bounded
     number per tick, so a long queue cannot drown the router in retries)."""
-    now = int(time.time() * 1000)
+    now = clock.now_ms()
     for workload_id in retry_order(dict(queued_workload_table.items()))[: settings.migration.queue_retry_batch]:
-        event = workload_event(workload_id, now, "retry", f"retry:{workload_id}:{now}", reason="queue retry")
+        event = workload_event(workload_id, now, EventKind.RETRY, f"retry:{workload_id}:{now}", reason="queue retry")
         await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 
@@ -365,15 +334,15 @@ def signing_key() -> Ed25519PrivateKey:
     return load_or_create_key(settings.settlement.signing_key_path)
 
 
-async def settle_workload(run: CoalescedRun, workload_id: str, state: dict[str, Any], now_ms: int) -> None:
+async def settle_workload(run: Checkpoint, state: Workload, now_ms: int) -> None:
     """Receipt and billing record for what the workload ran, then forget its accruals."""
-    settled = settle(state, workload_accrual_table.get(workload_id) or [], now_ms, settings)
+    settled = settle(state, workload_accrual_table.get(state.workload_id) or [], now_ms, settings)
     if settled is None:
         return
     receipt, billing = settled
-    await emitter.emit(SETTLEMENT_RECEIPTS.name, workload_id, sign_receipt(receipt, signing_key()))
-    await emitter.emit(BILLING_RECORDS.name, workload_id, billing)
-    run.pop(workload_accrual_table, workload_id)
+    await emitter.emit(SETTLEMENT_RECEIPTS.name, state.workload_id, sign_receipt(receipt, signing_key()))
+    await emitter.emit(BILLING_RECORDS.name, state.workload_id, billing)
+    run.pop(workload_accrual_table, state.workload_id)
 
 
 __all__ = ["node_registrations", "node_telemetry", "routing_inputs", "workloads", "zone_windows"]

@@ -6,12 +6,23 @@ Agents call :data:`emitter`; tests swap it for a :class:`RecordingEmitter` so an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from faust.types import EventT
 
 from toogreen.codec import dead_letter, encode
+from toogreen.domain.records import Record
 from toogreen.topics import DEAD_LETTERS
+
+Payload = Record | Mapping[str, Any]  # a typed record, or an Avro record as a dict
+
+
+def wire(record: Payload) -> dict[str, Any]:
+    """The Avro codec's input for a payload: a record's wire form, a dict as it is."""
+    if isinstance(record, Record):
+        return record.to_wire()
+    return record if isinstance(record, dict) else dict(record)
 
 
 def dead_letter_record(event: EventT, stage: str, reason: str) -> dict[str, Any]:
@@ -24,7 +35,7 @@ def dead_letter_record(event: EventT, stage: str, reason: str) -> dict[str, Any]
 
 
 class Emitter(Protocol):
-    async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None: ...
+    async def emit(self, topic: str, key: str, record: Payload) -> None: ...
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None: ...
 
@@ -35,11 +46,11 @@ class KafkaEmitter:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None:
+    async def emit(self, topic: str, key: str, record: Payload) -> None:
         # Handed straight to the producer's batch, not awaited until delivered: Faust flushes the producer before it
         # commits offsets, so what an event caused is sent before the event counts as processed (at-least-once).
         # (Faust's ``send_soon`` buffer costs more per record than the send itself.)
-        await self.app.producer.send(topic, key.encode(), encode(topic, record), None, None, None)
+        await self.app.producer.send(topic, key.encode(), encode(topic, wire(record)), None, None, None)
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         record = dead_letter_record(event, stage, reason)
@@ -53,9 +64,10 @@ class RecordingEmitter:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self.dead: list[dict[str, Any]] = []
 
-    async def emit(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        encode(topic, record)  # what the real emitter would reject, this one rejects too
-        self.sent.append((topic, key, record))
+    async def emit(self, topic: str, key: str, record: Payload) -> None:
+        as_sent = wire(record)
+        encode(topic, as_sent)  # what the real emitter would reject, this one rejects too
+        self.sent.append((topic, key, as_sent))
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         self.dead.append(dead_letter_record(event, stage, reason))

@@ -1,8 +1,11 @@
 """The one Avro codec every producer and consumer uses.
 
-Messages use Avro single-object encoding (magic ``C3 01``, the writer schema's 8-byte CRC-64-AVRO fingerprint,
-then the binary body), so a reader can tell which schema wrote a record and resolve it against its own: schemas
-evolve BACKWARD by adding fields with defaults. Encoding validates against the schema; decoding failures raise
+Messages use Avro single-object encoding exactly as the Avro specification and its reference implementations
+(Java's ``BinaryMessageEncoder``, fastavro) write it: magic ``C3 01``, the writer schema's CRC-64-AVRO fingerprint
+of its parsing canonical form as 8 little-endian bytes, then the binary body. A reader tells from the fingerprint
+which schema wrote a record and resolves it against its own: schemas evolve BACKWARD by adding fields with
+defaults, and each topic's reader also knows the schema's committed baseline (``schemas/baseline/``), so records
+of producers still on the baseline decode. Encoding validates against the schema; decoding failures raise
 :class:`DecodeError` with a reason that ends up in the dead-letter topic.
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import struct
 import time
 from functools import cache
 from pathlib import Path
@@ -21,10 +23,18 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from toogreen import SCHEMA_DIR
+from toogreen.domain.records import Record
 from toogreen.topics import ALL_TOPICS, BY_NAME, TopicSpec
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = len(MAGIC) + 8
+BASELINE_DIR = "baseline"  # under the schema directory: each schema as it was last released
+
+
+def schema_fingerprint(schema: Any) -> bytes:
+    """The 8 bytes single-object encoding puts after the magic: CRC-64-AVRO of the parsing canonical form, little
+    endian (the bytes of fastavro's hex ``fingerprint()``, of Java's ``SchemaNormalization.parsingFingerprint``)."""
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
 
 
 class DecodeError(ValueError):
@@ -42,11 +52,21 @@ class TopicCodec:
         self.spec = spec
         raw = json.loads((schema_dir / spec.schema_file).read_text())
         self.schema = fastavro.parse_schema(raw)
-        canonical = to_parsing_canonical_form(self.schema)
-        self.fingerprint = struct.pack("<Q", int(fingerprint(canonical, "CRC-64-AVRO"), 16))
-        # Writer schemas this reader can resolve, by fingerprint; older versions are added here as schemas evolve.
+        self.fingerprint = schema_fingerprint(self.schema)
+        # Writer schemas this reader resolves, by fingerprint: its own and the baseline's (a producer not yet on the
+        # current version); ``add_writer`` adds others.
         self.writers: dict[bytes, Any] = {self.fingerprint: self.schema}
+        baseline = schema_dir / BASELINE_DIR / spec.schema_file
+        if baseline.exists():
+            self.add_writer(json.loads(baseline.read_text()))
         self.field_names = frozenset(f["name"] for f in raw["fields"])
+
+    def add_writer(self, raw_schema: dict[str, Any]) -> bytes:
+        """Accept records written with another version of the schema; returns its fingerprint."""
+        writer = fastavro.parse_schema(raw_schema)
+        key = schema_fingerprint(writer)
+        self.writers.setdefault(key, writer)
+        return key
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Validate while writing: fastavro's compiled writer rejects wrong types, values outside an enum and
@@ -72,7 +92,11 @@ class TopicCodec:
             )
         writer = self.writers.get(data[2:HEADER_LEN])
         if writer is None:
-            raise DecodeError(f"{self.spec.name}: unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}")
+            known = ", ".join(k.hex() for k in self.writers)
+            raise DecodeError(
+                f"{self.spec.name}: unknown writer schema fingerprint {data[2:HEADER_LEN].hex()} (this reader knows "
+                f"{known}: the CRC-64-AVRO of {self.spec.schema_file}'s parsing canonical form, little endian)"
+            )
         buf = io.BytesIO(data[HEADER_LEN:])
         try:
             record = fastavro.schemaless_reader(buf, writer, self.schema)
@@ -93,8 +117,9 @@ def codec_for(topic: str) -> TopicCodec:
         raise KeyError(f"unknown topic {topic!r}: known topics are {known}") from None
 
 
-def encode(topic: str, record: dict[str, Any]) -> bytes:
-    return codec_for(topic).encode(record)
+def encode(topic: str, record: Record | dict[str, Any]) -> bytes:
+    """The message bytes of ``record`` (a typed record is encoded in its wire form)."""
+    return codec_for(topic).encode(record.to_wire() if isinstance(record, Record) else record)
 
 
 def decode(topic: str, data: bytes | None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class WorkerSettings(BaseModel):
     coalesce_max_delay_ms: float = 1000.0
     # the router's runs are shorter: a long run's changelog burst would delay the decisions behind it
     router_coalesce_max_delay_ms: float = 100.0
-    # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/transport.py)
+    # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/faust_private.py)
     fetch_max_wait_ms: int = 10
     # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often
     fleet_resync_s: float = 60.0
@@ -145,6 +145,8 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = 64 * 1024
     admin_token: str = Field(default="demo-admin-token", description="Bearer token of the admin role")
     surplus_event_step_s: float = 30.0
+    # a GET is answered from the last answer until a write commits or this much time passes (0 = off)
+    answer_cache_max_age_s: float = 1.0
 
 
 def _ipcc_2014_lifecycle() -> dict[str, float]:

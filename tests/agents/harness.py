@@ -3,31 +3,43 @@ node commands, and what the agents emit fed back in as the broker would."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable
 from typing import Any
 
 import streams.agents as agents
 from connectors.fleet_sim import SimulatedFleet
+from streams import faust_private
+from streams.app import (
+    node_reservation_table,
+    node_running_table,
+    node_state_table,
+    queued_workload_table,
+    running_workload_table,
+    workload_accrual_table,
+    workload_state_table,
+    zone_meta_table,
+    zone_view_table,
+    zone_window_table,
+)
 from streams.emit import RecordingEmitter
+from tests.builders import grid_reading, now_ms
 from toogreen.codec import encode
 from toogreen.submission import submission_event
 
+TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
+          workload_state_table, node_running_table, workload_accrual_table, running_workload_table,
+          queued_workload_table)  # fmt: skip
 
-def clear_tables(tables) -> None:
+
+def clear_tables(tables: Iterable[Any] = TABLES) -> None:
     """Tables are module globals: empty them (and the router's fleet built from them) between tests."""
     for table in tables:
-        table.data.clear()
-    agents.resync_fleet()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+        faust_private.table_data(table).clear()
+    agents.routing.resync()
 
 
 def reading(zone: str, ts: int, carbon: float, renewable: float = 60.0) -> dict[str, Any]:
-    return {"zone": zone, "ts_ms": ts, "carbon_intensity_gco2_per_kwh": carbon, "carbon_intensity_kind": "lifecycle",
-            "carbon_intensity_basis": "average", "renewable_pct": renewable, "price": 50.0, "price_unit": "EUR/MWh",
-            "price_market": "day_ahead", "curtailment_mw": None, "source": "test", "estimated": False}  # fmt: skip
+    return grid_reading(zone, ts, carbon, renewable_pct=renewable)
 
 
 class Loop:
@@ -91,7 +103,7 @@ class Loop:
         ]
 
     def where(self, workload_id: str) -> str | None:
-        return agents.workload_state_table[workload_id].get("node_id")
+        return workload_state_table[workload_id].node_id
 
     def state(self, workload_id: str) -> str:
-        return agents.workload_state_table[workload_id]["state"]
+        return workload_state_table[workload_id].state

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -12,9 +11,6 @@ from connectors.fleet_sim import FLEET, SimulatedFleet
 from streams.app import (
     node_reservation_table,
     node_running_table,
-    node_state_table,
-    queued_workload_table,
-    running_workload_table,
     workload_accrual_table,
     workload_state_table,
     zone_meta_table,
@@ -22,14 +18,12 @@ from streams.app import (
     zone_window_table,
 )
 from streams.emit import RecordingEmitter
-from tests.agents.harness import clear_tables
-from tests.conftest import grid_reading
+from tests.agents.harness import TABLES, clear_tables
+from tests.builders import grid_reading, now_ms
 from toogreen.codec import encode
+from toogreen.domain.lifecycle import WorkloadState
+from toogreen.domain.records import Hold
 from toogreen.submission import submission_event
-
-TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
-          workload_state_table, node_running_table, workload_accrual_table, running_workload_table,
-          queued_workload_table)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -41,10 +35,6 @@ def recorder(monkeypatch):
     return rec
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
     ts = now_ms()
     async with agents.zone_windows.test_context() as agent:
@@ -54,7 +44,7 @@ async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
     assert len(windows) == 26  # (1 tumbling + 12 hopping) per reading
     latest_tumbling = [w for w in windows if w["kind"] == "tumbling"][-1]
     assert latest_tumbling["count"] == 2 and latest_tumbling["carbon_mean"] == 60.0
-    assert zone_view_table["FR"]["carbon_gco2_per_kwh"] == 60.0
+    assert zone_view_table["FR"].carbon_gco2_per_kwh == 60.0
 
 
 async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(recorder, monkeypatch):
@@ -76,7 +66,7 @@ async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(r
     assert len(windows) == 13 and len({(w["kind"], w["window_start_ms"]) for w in windows}) == 13
     tumbling = next(w for w in windows if w["kind"] == "tumbling")
     assert tumbling["count"] == 5 and tumbling["carbon_mean"] == 70.0
-    assert zone_view_table["FR"]["carbon_gco2_per_kwh"] == 70.0
+    assert zone_view_table["FR"].carbon_gco2_per_kwh == 70.0
     assert sorted(name for name, _k, _p in sent) == ["zone-meta", "zone-views", "zone-window-aggregates"]
     assert {p for _n, _k, p in sent} == {3}
 
@@ -103,7 +93,7 @@ async def test_too_late_reading_is_dead_lettered_with_the_reason(recorder):
         await agent.put(encode("grid.readings", grid_reading("FR", ts)), key=b"FR")
         await agent.put(encode("grid.readings", grid_reading("FR", ts - 3_600_000)), key=b"FR")
     assert len(recorder.dead) == 1 and "too late" in recorder.dead[0]["reason"]
-    assert zone_meta_table["FR"]["too_late_count"] == 1
+    assert zone_meta_table["FR"].too_late_count == 1
 
 
 async def _feed_fleet(ts: int) -> None:
@@ -156,8 +146,8 @@ async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
     assert decisions[0]["chosen_node_id"] != decisions[1]["chosen_node_id"]
     commands = recorder.on("node.commands")
     assert [c["action"] for c in commands] == ["start", "start"]
-    assert node_reservation_table[decisions[0]["chosen_node_id"]] == {"w1": {"vram_mb": 70_000, "mig_profile": None}}
-    assert workload_state_table["w1"]["state"] == "routed"
+    assert node_reservation_table[decisions[0]["chosen_node_id"]] == {"w1": Hold(vram_mb=70_000)}
+    assert workload_state_table["w1"].state is WorkloadState.ROUTED
 
 
 async def test_router_dead_letters_illegal_transitions_and_releases_on_completion(recorder):
@@ -174,7 +164,7 @@ async def test_router_dead_letters_illegal_transitions_and_releases_on_completio
         await agent.put(encode("workload.events", {**base, "event_id": "e2", "type": "started"}), key=b"w1")
         await agent.put(encode("workload.events", {**base, "event_id": "e3", "type": "completed"}), key=b"w1")
     assert len(recorder.dead) == 1 and "illegal in state 'routed'" in recorder.dead[0]["reason"]
-    assert workload_state_table["w1"]["state"] == "completed"
+    assert workload_state_table["w1"].state is WorkloadState.COMPLETED
     assert node_reservation_table[node_id] == {}
 
 

@@ -8,8 +8,8 @@ import streams.agents as agents
 from connectors.fleet_sim import SimulatedFleet
 from streams.app import settings
 from streams.emit import RecordingEmitter
-from tests.agents.harness import Loop, clear_tables, now_ms
-from tests.agents.test_agents import TABLES
+from tests.agents.harness import TABLES, Loop, clear_tables
+from tests.builders import now_ms
 
 # three data-centre H100s in three zones, one gamer 4090
 FLEET = (
@@ -45,9 +45,9 @@ async def test_a_carbon_spike_moves_the_workload_by_checkpoint_and_restart(loop)
     assert resume["checkpoint_uri"].startswith("ckpt://dc-de/w1/")
     emitted = [e["type"] for e in loop.rec.on("workload.events") if e["workload_id"] == "w1"]
     assert emitted == ["routed", "rescore", "migrating"]  # checkpointed and resumed come from the nodes
-    assert agents.workload_state_table["w1"]["applied_event_ids"][-1].startswith("sim:dc-fr:w1:resumed")
+    assert agents.workload_state_table["w1"].applied_event_ids[-1].startswith("sim:dc-fr:w1:resumed")
     assert loop.where("w1") == "dc-fr" and loop.state("w1") == "running"
-    assert agents.workload_state_table["w1"]["moves"] == 1
+    assert agents.workload_state_table["w1"].moves == 1
     assert "w1" not in agents.node_reservation_table["dc-de"] and "w1" in agents.node_reservation_table["dc-fr"]
 
 
@@ -72,7 +72,7 @@ async def test_the_fifth_move_is_the_last(loop, monkeypatch):
         dirty_de = i % 2 == 0
         await loop.grid({"DE": 600.0 if dirty_de else 100.0, "FR": 100.0 if dirty_de else 600.0, "ES": 900.0})
     assert len(loop.decisions("w1", "reroute")) == 5
-    assert agents.workload_state_table["w1"]["moves"] == 5
+    assert agents.workload_state_table["w1"].moves == 5
     assert any("already moved 5 times" in d["reason"] for d in loop.decisions("w1", "no_move"))
 
 
@@ -84,7 +84,7 @@ async def test_a_failed_resume_rolls_back_to_the_origin(loop):
     reroutes = loop.decisions("w1", "reroute")
     assert len(reroutes) == 2 and "failed" in reroutes[1]["reason"] and reroutes[1]["chosen_node_id"] == "dc-de"
     assert loop.where("w1") == "dc-de" and loop.state("w1") == "running"
-    assert agents.workload_state_table["w1"]["moves"] == 0  # a rollback is not a move
+    assert agents.workload_state_table["w1"].moves == 0  # a rollback is not a move
     assert "w1" not in (agents.node_reservation_table.get("dc-fr") or {})
 
 
@@ -123,8 +123,8 @@ async def test_mig_slices_when_no_whole_gpu_fits_and_released_at_completion(loop
     mid = loop.decisions("mid", "initial")[0]
     assert mid["mig_profile"] == "3g.40gb" and mid["chosen_node_id"] == "dc-de"
     held = agents.node_reservation_table["dc-de"]
-    assert {w: h["mig_profile"] for w, h in held.items()} == {"small": "1g.10gb", "mid": "3g.40gb"}
-    assert agents.node_running_table["dc-de"]["mid"]["fraction"] == pytest.approx(60 / 132, abs=1e-6)
+    assert {w: h.mig_profile for w, h in held.items()} == {"small": "1g.10gb", "mid": "3g.40gb"}
+    assert agents.node_running_table["dc-de"]["mid"].fraction == pytest.approx(60 / 132, abs=1e-6)
     done = {"event_id": "done-mid", "workload_id": "mid", "ts_ms": now_ms(), "type": "completed", "node_id": "dc-de",
             "progress_pct": 100.0, "checkpoint_uri": None, "decision_id": None, "reason": None,
             "request": None}  # fmt: skip
@@ -164,7 +164,7 @@ async def test_a_declared_surplus_draws_a_running_workload_to_the_discounted_zon
             r = {**r, "carbon_intensity_gco2_per_kwh": carbon, "renewable_pct": 60.0, "price": 50.0}
             await agent.put(encode("grid.readings", r), key=zone.encode())
     await loop.drain()
-    assert agents.zone_view_table[target_zone]["surplus"] is True
+    assert agents.zone_view_table[target_zone].surplus is True
     move = loop.decisions("w1", "reroute")[0]
     assert move["chosen_zone"] == target_zone and "cheaper" in move["reason"]
     assert loop.where("w1") == move["chosen_node_id"]

@@ -84,6 +84,9 @@ class Demo:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.env['TOOGREEN_API__PORT']}"
 
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.env.get("TOOGREEN_API__ADMIN_TOKEN", Settings().api.admin_token)}
+
     def url(self, path: str) -> str:
         return f"{self.api_url()}{path}"
 
@@ -124,7 +127,7 @@ def test_the_demo_survives_its_broker_stops_in_time_and_starts_again_at_once(tmp
             body = {"name": "after-broker", "workload_type": "inference", "image": "x/y:1", "vram_mb": 8000,
                     "expected_hours": 0.5}  # fmt: skip
             try:
-                response = httpx.post(demo.url("/api/v1/workloads"), json=body, timeout=5)
+                response = httpx.post(demo.url("/api/v1/workloads"), json=body, headers=demo.api_headers(), timeout=5)
             except httpx.HTTPError:
                 return None
             return response.json()["workload_id"] if response.status_code == 202 else None
@@ -139,7 +142,9 @@ def test_the_demo_survives_its_broker_stops_in_time_and_starts_again_at_once(tmp
                 return False
 
         recovered_s = time.monotonic() - killed + wait_until(routed, 60, "the new submission routed")
-        lost = httpx.get(demo.url("/api/v1/workloads?status=lost&limit=1000"), timeout=5).json()
+        lost = httpx.get(
+            demo.url("/api/v1/workloads?status=lost&limit=1000"), headers=demo.api_headers(), timeout=5
+        ).json()
 
         children = descendants(demo.proc.pid)
         assert len(children) >= 6  # broker, worker, API, grid, fleet, workloads

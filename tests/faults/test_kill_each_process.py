@@ -84,14 +84,14 @@ def supervised_until(stack: Stack, what: str, check: Callable[[], Any], timeout_
 def submit(stack: Stack, name: str) -> str:
     body = {"name": name, "workload_type": "inference", "image": "ghcr.io/x/y:1", "vram_mb": 8000,
             "expected_hours": 0.5}  # fmt: skip
-    response = httpx.post(f"{stack.api_url()}/api/v1/workloads", json=body, timeout=15)
+    response = httpx.post(f"{stack.api_url()}/api/v1/workloads", json=body, headers=stack.api_headers(), timeout=15)
     assert response.status_code == 202, response.text
     return response.json()["workload_id"]
 
 
 def decided(stack: Stack | Any, workload_id: str) -> bool:
     """The workload has left ``submitted`` (routed, queued or rejected: the router saw it)."""
-    response = httpx.get(f"{stack.api_url()}/api/v1/workloads/{workload_id}", timeout=5)
+    response = httpx.get(f"{stack.api_url()}/api/v1/workloads/{workload_id}", headers=stack.api_headers(), timeout=5)
     return response.status_code == 200 and response.json()["status"] not in ("submitted",)
 
 

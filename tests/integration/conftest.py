@@ -65,6 +65,10 @@ def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def _routable(stack: Stack) -> int:
     try:
-        return sum(1 for n in httpx.get(f"{stack.api_url()}/api/v1/nodes", timeout=3).json() if n["routable"])
+        return sum(
+            1
+            for n in httpx.get(f"{stack.api_url()}/api/v1/nodes", headers=stack.api_headers(), timeout=3).json()
+            if n["routable"]
+        )
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return 0

@@ -18,6 +18,8 @@ from toogreen.kafka.producer import RecordProducer
 from toogreen.settings import Settings
 
 pytestmark = pytest.mark.integration
+# The API asks for a bearer token: the tests call it as the settings' admin (scoping has its own tests).
+API = httpx.Client(headers={"Authorization": f"Bearer {Settings().api.admin_token}"})
 
 
 def eventually(check: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:
@@ -45,7 +47,7 @@ def snapshot_rows(stack: Stack, sql: str, params: list[Any] | None = None) -> li
 
 def test_zones_have_windowed_values(system: Stack):
     zones = eventually(
-        lambda: (z := httpx.get(f"{system.api_url()}/api/v1/zones").json()) and len(z) == 11 and z, what="11 zones"
+        lambda: (z := API.get(f"{system.api_url()}/api/v1/zones").json()) and len(z) == 11 and z, what="11 zones"
     )
     assert all(z["window_5m"]["count"] >= 1 and z["window_1h"] is not None for z in zones)
     assert all(z["latest"]["source"] == "synthetic" for z in zones)
@@ -55,12 +57,12 @@ def test_submitted_workload_is_routed_and_seen_in_api_and_duckdb(system: Stack):
     api = system.api_url()
     body = {"name": "it-job", "workload_type": "fine_tune", "image": "ghcr.io/x/y:1", "vram_mb": 20_000,
             "expected_hours": 0.06}  # fmt: skip
-    response = httpx.post(f"{api}/api/v1/workloads", json=body, timeout=15)
+    response = API.post(f"{api}/api/v1/workloads", json=body, timeout=15)
     assert response.status_code == 202, response.text
     wid = response.json()["workload_id"]
 
     def routed() -> dict | None:
-        r = httpx.get(f"{api}/api/v1/workloads/{wid}")
+        r = API.get(f"{api}/api/v1/workloads/{wid}")
         return r.json() if r.status_code == 200 and r.json()["decisions"] else None
 
     workload = eventually(routed, what="routing decision in the API")
@@ -81,30 +83,30 @@ def test_submitted_workload_is_routed_and_seen_in_api_and_duckdb(system: Stack):
 
     # 0.06 h at the fleet's 1 simulated hour per minute finishes in about 4 s: the node is freed
     done = eventually(
-        lambda: (w := httpx.get(f"{api}/api/v1/workloads/{wid}").json())["status"] == "completed" and w,
+        lambda: (w := API.get(f"{api}/api/v1/workloads/{wid}").json())["status"] == "completed" and w,
         what="completion",
     )
     assert [e["type"] for e in done["events"]][:3] == ["submitted", "routed", "started"]
-    nodes = {n["node_id"]: n for n in httpx.get(f"{api}/api/v1/nodes").json()}
+    nodes = {n["node_id"]: n for n in API.get(f"{api}/api/v1/nodes").json()}
     assert nodes[decision["chosen_node_id"]]["vram_reserved_mb"] == 0
 
     # settled: a signed receipt for the energy it drew, verifiable through the API, and a bill
     settled = eventually(
-        lambda: (w := httpx.get(f"{api}/api/v1/workloads/{wid}").json())["receipt_id"] and w["billing"] and w,
+        lambda: (w := API.get(f"{api}/api/v1/workloads/{wid}").json())["receipt_id"] and w["billing"] and w,
         what="receipt and billing",
     )
-    receipt = httpx.get(f"{api}/api/v1/receipts/{settled['receipt_id']}").json()
+    receipt = API.get(f"{api}/api/v1/receipts/{settled['receipt_id']}").json()
     assert receipt["kwh"] > 0 and receipt["intervals"][0]["node_id"] == decision["chosen_node_id"]
-    assert httpx.post(f"{api}/api/v1/receipts/verify", json=receipt).json()["valid"] is True
+    assert API.post(f"{api}/api/v1/receipts/verify", json=receipt).json()["valid"] is True
     bill = settled["billing"][0]
     assert bill["charge"] == pytest.approx(bill["fee"] + bill["payout"], abs=0.011)
 
 
 def test_bad_bodies_get_422_and_oversized_ones_413(system: Stack):
     api = system.api_url()
-    bad = httpx.post(f"{api}/api/v1/workloads", json={"name": "x", "workload_type": "training", "vram_mb": -1})
+    bad = API.post(f"{api}/api/v1/workloads", json={"name": "x", "workload_type": "training", "vram_mb": -1})
     assert bad.status_code == 422 and "vram_mb" in bad.text
-    huge = httpx.post(f"{api}/api/v1/workloads", content=b"{" + b" " * 100_000 + b"}",
+    huge = API.post(f"{api}/api/v1/workloads", content=b"{" + b" " * 100_000 + b"}",
                       headers={"content-type": "application/json"})  # fmt: skip
     assert huge.status_code == 413
 
@@ -116,7 +118,7 @@ def test_malformed_grid_record_is_dead_lettered_and_the_pipeline_goes_on(system:
     producer.flush()
 
     letters = eventually(
-        lambda: [d for d in httpx.get(f"{api}/api/v1/dead-letters").json() if d["source_topic"] == "grid.readings"],
+        lambda: [d for d in API.get(f"{api}/api/v1/dead-letters").json() if d["source_topic"] == "grid.readings"],
         what="dead letter in DuckDB",
     )
     assert "single-object" in letters[0]["reason"]
@@ -141,8 +143,8 @@ def test_malformed_grid_record_is_dead_lettered_and_the_pipeline_goes_on(system:
     assert found and found[0]["source_partition"] == letters[0]["source_partition"]
     assert found[0]["source_offset"] == letters[0]["source_offset"]
 
-    before = httpx.get(f"{api}/healthz").json()["grid_readings"]
-    eventually(lambda: httpx.get(f"{api}/healthz").json()["grid_readings"] > before, what="readings after bad input")
+    before = API.get(f"{api}/healthz").json()["grid_readings"]
+    eventually(lambda: API.get(f"{api}/healthz").json()["grid_readings"] > before, what="readings after bad input")
 
 
 def _replay(settings: Settings, store: Any, group: str, upto: dict[tuple[str, int], int] | None) -> dict:
@@ -198,12 +200,12 @@ def test_replaying_the_log_into_duckdb_changes_nothing(system: Stack, tmp_path):
 def test_an_admin_surplus_event_shows_in_zones_through_the_pipeline(system: Stack):
     api = system.api_url()
     token = system.settings.api.admin_token
-    r = httpx.post(f"{api}/api/v1/admin/surplus-events", json={"zone": "PT", "curtailment_mw": 3000, "minutes": 0.2},
+    r = API.post(f"{api}/api/v1/admin/surplus-events", json={"zone": "PT", "curtailment_mw": 3000, "minutes": 0.2},
                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert r.status_code == 202, r.text
 
     def pt_in_surplus() -> dict | None:
-        pt = next(z for z in httpx.get(f"{api}/api/v1/zones").json() if z["zone"] == "PT")
+        pt = next(z for z in API.get(f"{api}/api/v1/zones").json() if z["zone"] == "PT")
         return pt if pt["surplus"] and "curtailment 3000 MW" in (pt["surplus_reason"] or "") else None
 
     pt = eventually(pt_in_surplus, what="PT in surplus")

@@ -8,8 +8,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.nvml import read_trace, to_telemetry
-from toogreen.domain.accounting import Slot, accrue, energy_between_j, totals
+from tests.builders import zone_view
+from toogreen.domain.accounting import Slot, accrue, accrue_energy, energy_between_j, totals
+from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.receipts import canonical_bytes, receipt_hash
+from toogreen.domain.records import (
+    NodeRegistration,
+    NodeState,
+    NodeTelemetry,
+    RunningShare,
+    TelemetrySample,
+    Workload,
+)
 from toogreen.domain.settlement import settle
 from toogreen.settings import Settings
 from toogreen.signing import load_or_create_key, load_public_key, public_key_hex, sign_receipt, verify_receipt
@@ -40,7 +50,7 @@ def test_h100_trace_energy_matches_its_counter_within_1_percent(data_dir):
         0.5 * (a["power_w"] + b["power_w"]) * (b["ts_ms"] - a["ts_ms"]) / 1000 for a, b in itertools.pairwise(samples)
     )
     assert integrated / 3.6e6 * 1.2 == pytest.approx(counter_kwh, rel=0.02)
-    assert len(intervals) == 1 and intervals[0]["methods"] == ["nvml_energy_counter"]
+    assert len(intervals) == 1 and intervals[0].methods == ("nvml_energy_counter",)
 
 
 def test_intervals_split_on_zone_window_and_node_and_share_applies():
@@ -48,7 +58,7 @@ def test_intervals_split_on_zone_window_and_node_and_share_applies():
     i = accrue(i, SLOT, 1000, 2000, 3.6e6, "c")
     i = accrue(i, Slot("n1", "FR", 1.2, 1.0, 100.0, window_start_ms=300_000), 2000, 3000, 3.6e6, "c")
     i = accrue(i, Slot("n2", "DE", 1.0, 0.5, 400.0, 300_000, market_gco2_per_kwh=10.0), 3000, 4000, 3.6e6, "c")
-    assert [(x["node_id"], x["zone"]) for x in i] == [("n1", "FR"), ("n1", "FR"), ("n2", "DE")]
+    assert [(x.node_id, x.zone) for x in i] == [("n1", "FR"), ("n1", "FR"), ("n2", "DE")]
     t = totals(i, baseline_gco2_per_kwh=300.0)
     assert t.kwh == pytest.approx(1.2 * 3 + 0.5)
     assert t.gco2_actual == pytest.approx(2.4 * 50 + 1.2 * 100 + 0.5 * 400)
@@ -59,7 +69,7 @@ def test_intervals_split_on_zone_window_and_node_and_share_applies():
 def _receipt(tmp_path):
     key = load_or_create_key(tmp_path / "k.pem")
     intervals = accrue([], SLOT, 0, 3_600_000, 3.6e6, "nvml_energy_counter")
-    state = {"workload_id": "w1", "price_eur_per_gpu_hour": 2.4}
+    state = Workload(workload_id="w1", state=WorkloadState.COMPLETED, price_eur_per_gpu_hour=2.4)
     receipt, billing = settle(state, intervals, 3_600_000, Settings())
     return key, sign_receipt(receipt, key), billing
 
@@ -124,3 +134,30 @@ def test_canonical_encoding_ignores_key_order(d):
 def test_receipt_hash_changes_with_the_signature(tmp_path):
     _key, receipt, _ = _receipt(tmp_path)
     assert receipt_hash(receipt) != receipt_hash({**receipt, "signature": "00" + receipt["signature"][2:]})
+
+
+REG = NodeRegistration(node_id="n1", provider="p", node_type="recycler", gpu_model="H100", vram_mb=81_920, zone="FR",
+                       lat=0.0, lng=0.0, pue=1.2, declared_carbon_gco2_per_kwh=10.0)  # fmt: skip
+BEFORE = NodeState(
+    registration=REG,
+    telemetry=NodeTelemetry(last_seen_ms=0, util_rolling_pct=50.0, power_w=100.0, energy_j=0.0, mem_used_mb=0,
+                            mem_total_mb=81_920, health="healthy"),
+)  # fmt: skip
+
+
+def _sample(ts_ms: int, energy_j: float | None) -> TelemetrySample:
+    return TelemetrySample(node_id="n1", ts_ms=ts_ms, sm_util_pct=90.0, mem_used_mb=1, mem_total_mb=81_920,
+                           power_w=100.0, energy_j=energy_j)  # fmt: skip
+
+
+def test_accrued_energy_is_shared_and_pro_rated_from_when_each_workload_started():
+    zone = zone_view("FR", 50.0, at_ms=3_600_000)
+    running = {"a": RunningShare(fraction=0.0, since_ms=0), "b": RunningShare(fraction=0.0, since_ms=1_800_000)}
+    out = accrue_energy(running, BEFORE, _sample(3_600_000, 3.6e6), zone, {})
+    a, b = out["a"][0], out["b"][0]
+    assert a.kwh == pytest.approx(1.0 * 0.5 * 1.2) and b.kwh == pytest.approx(0.5 * 0.5 * 1.2)  # b: half the span
+    assert (a.start_ms, b.start_ms) == (0, 1_800_000) and a.methods == ("nvml_energy_counter",)
+    assert a.market_gco2 == pytest.approx(a.kwh * 10.0)  # a recycler's declared source, beside the grid's
+    assert accrue_energy(running, BEFORE, _sample(0, 0.0), zone, {}) == {}  # not newer than what was seen
+    assert accrue_energy(running, None, _sample(3_600_000, 3.6e6), zone, {}) == {}
+    assert accrue_energy(running, BEFORE, _sample(3_600_000, 3.6e6), None, {}) == {}  # no window for the zone yet

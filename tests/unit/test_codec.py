@@ -1,15 +1,31 @@
 """The Avro codec: round trips, validation on encode, clear errors on decode."""
 
 import contextlib
+import io
+import json
 import struct
 
 import pytest
+from fastavro import parse_schema, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import grid_reading
-from toogreen.codec import HEADER_LEN, MAGIC, DecodeError, EncodeError, codec_for, decode, encode
-from toogreen.topics import ALL_TOPICS
+from toogreen import SCHEMA_DIR
+from toogreen.codec import (
+    BASELINE_DIR,
+    HEADER_LEN,
+    MAGIC,
+    DecodeError,
+    EncodeError,
+    TopicCodec,
+    codec_for,
+    decode,
+    encode,
+    schema_fingerprint,
+)
+from toogreen.topics import ALL_TOPICS, GRID_READINGS
 
 
 def test_every_topic_has_a_schema_with_documented_defaults():
@@ -67,3 +83,29 @@ def test_random_bytes_never_crash_the_decoder(blob):
 def test_unknown_topic_lists_known_ones():
     with pytest.raises(KeyError, match="known topics are"):
         codec_for("no.such.topic")
+
+
+def test_fingerprint_is_the_little_endian_crc64_avro_of_the_canonical_form():
+    # what fastavro's fingerprint() (and Java's SchemaNormalization.parsingFingerprint) give, byte for byte
+    for spec in ALL_TOPICS:
+        schema = parse_schema(json.loads((SCHEMA_DIR / spec.schema_file).read_text()))
+        expected = bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+        assert codec_for(spec.name).fingerprint == expected
+
+
+def test_a_reader_resolves_records_its_baseline_schema_wrote(tmp_path):
+    current = json.loads((SCHEMA_DIR / GRID_READINGS.schema_file).read_text())
+    older = {**current, "fields": [f for f in current["fields"] if f["name"] != "price_unit"]}
+    (tmp_path / BASELINE_DIR).mkdir()
+    (tmp_path / GRID_READINGS.schema_file).write_text(json.dumps(current))
+    (tmp_path / BASELINE_DIR / GRID_READINGS.schema_file).write_text(json.dumps(older))
+    body = io.BytesIO()
+    record = {k: v for k, v in grid_reading().items() if k != "price_unit"}
+    schemaless_writer(body, parse_schema(older), record)
+    data = MAGIC + schema_fingerprint(parse_schema(older)) + body.getvalue()
+
+    back = TopicCodec(GRID_READINGS, tmp_path).decode(data)
+    assert back["price_unit"] == "EUR/MWh" and back["zone"] == record["zone"]
+    # a reader that does not know that version says which fingerprints it does know
+    with pytest.raises(DecodeError, match="this reader knows"):
+        TopicCodec(GRID_READINGS, SCHEMA_DIR).decode(data)

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
+from toogreen.domain.records import GridReading, ZoneMeta
 from toogreen.domain.windows import Stat, WindowAggregate, WindowSpec, detect_surplus, empty_window, is_too_late
-from toogreen.domain.zone_state import ZoneMeta, apply_reading, keys_needed, window_key
+from toogreen.domain.zone_state import apply_reading, keys_needed, window_key
 from toogreen.settings import SurplusSettings
 
 TUMBLING = WindowSpec("tumbling", 300_000, 300_000)
@@ -66,7 +67,13 @@ def _apply(readings, meta=None, windows=None):
         keys = keys_needed(r["zone"], r["ts_ms"], meta, SPECS)
         have = {k: windows[k] for k in keys if k in windows}
         out = apply_reading(
-            r, have, meta, SPECS, grace_ms=600_000, keep_ms=6 * 3_600_000, surplus_settings=SurplusSettings()
+            GridReading.from_wire(r),
+            have,
+            meta,
+            SPECS,
+            grace_ms=600_000,
+            keep_ms=6 * 3_600_000,
+            surplus_settings=SurplusSettings(),
         )
         if out.stored:
             key, agg, _s = out.stored  # only the tumbling window is stored

@@ -27,6 +27,8 @@ grid_app = typer.Typer(help="Grid data tools that need no Kafka.", no_args_is_he
 app.add_typer(grid_app, name="grid")
 receipt_app = typer.Typer(help="Carbon receipts: verify one with nothing but the public key.", no_args_is_help=True)
 app.add_typer(receipt_app, name="receipt")
+token_app = typer.Typer(help="API bearer tokens: an admin issues them through the running API.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 replay_app = typer.Typer(help="Replay historical data through the pipeline in event time.", no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
 console = Console(stderr=True)
@@ -270,12 +272,15 @@ def replay_grid(
 
 
 @produce_app.command("workloads")
-def produce_workloads(count: int = typer.Option(0, help="Workloads to submit (0 = until Ctrl-C)")) -> None:
+def produce_workloads(
+    count: int = typer.Option(0, help="Workloads to submit (0 = until Ctrl-C)"),
+    submitter: list[str] = typer.Option(None, help="Developer subjects the workloads belong to, in turn"),
+) -> None:
     """A trickle of demo workloads straight onto workload.events."""
     from connectors.runners import run_workload_trickle
 
     _ensure_topics()
-    stats = run_workload_trickle(get_settings(), _stop_on_signals(), count or None)
+    stats = run_workload_trickle(get_settings(), _stop_on_signals(), count or None, tuple(submitter or ()))
     console.print(f"workloads: sent {stats.sent}, delivered {stats.delivered}")
 
 
@@ -306,17 +311,69 @@ def submit(
     budget_eur: float = typer.Option(None),
     deadline: str = typer.Option(None, help="ISO 8601 with offset"),
     api_url: str = typer.Option(None, help="Default: the configured API address"),
+    token: str = typer.Option(None, envvar="TOOGREEN_API_TOKEN", help="A developer token (default: the admin's)"),
+    idempotency_key: str = typer.Option(None, help="Default: a new one; retries of this call reuse it"),
 ) -> None:
-    """Submit a workload through the API; prints its id."""
+    """Submit a workload through the API (retrying with one Idempotency-Key, so never twice); prints its id."""
+    import uuid
+
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
     settings = get_settings()
     url = api_url or f"http://{settings.api.host}:{settings.api.port}"
+    headers = {
+        "Authorization": f"Bearer {token or settings.api.admin_token}",
+        "Idempotency-Key": idempotency_key or uuid.uuid4().hex,
+    }
     body = {k: v for k, v in {
         "name": name, "image": image, "command": command, "workload_type": workload_type, "vram_mb": vram_mb,
         "expected_hours": expected_hours, "priority": priority, "green_only": green_only,
         "max_carbon_gco2_kwh": max_carbon_gco2_kwh, "budget_eur": budget_eur, "deadline": deadline,
     }.items() if v is not None}  # fmt: skip
-    response = httpx.post(f"{url}/api/v1/workloads", json=body, timeout=15)
+
+    class Retry(Exception):
+        pass
+
+    @retry(retry=retry_if_exception_type((httpx.TransportError, Retry)), stop=stop_after_attempt(4),
+           wait=wait_exponential(0.5, max=4), reraise=True)  # fmt: skip
+    def post() -> httpx.Response:
+        response = httpx.post(f"{url}/api/v1/workloads", json=body, headers=headers, timeout=15)
+        if response.status_code == 503:
+            raise Retry
+        return response
+
+    try:
+        response = post()
+    except Retry:
+        console.print("[red]503[/red] the API could not publish the submission; tried 4 times")
+        raise typer.Exit(1) from None
     if response.status_code != 202:
+        console.print(f"[red]{response.status_code}[/red] {response.text}")
+        raise typer.Exit(1)
+    typer.echo(json.dumps(response.json()))
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., help="admin, developer, datacenter, recycler or gamer"),
+    subject: str = typer.Option(..., help="Who the token acts for: a developer, or the provider named on its nodes"),
+    api_url: str = typer.Option(None, help="Default: the configured API address"),
+    admin_token: str = typer.Option(None, envvar="TOOGREEN_API__ADMIN_TOKEN", help="Default: the settings' one"),
+) -> None:
+    """Issue a token through the running API (as admin); prints {"role", "subject", "token"} (shown once)."""
+    settings = get_settings()
+    url = api_url or f"http://{settings.api.host}:{settings.api.port}"
+    try:
+        response = httpx.post(
+            f"{url}/api/v1/admin/tokens",
+            json={"role": role, "subject": subject},
+            headers={"Authorization": f"Bearer {admin_token or settings.api.admin_token}"},
+            timeout=15,
+        )
+    except httpx.HTTPError as exc:
+        console.print(f"[red]could not reach the API at {url}[/red]: {exc}")
+        raise typer.Exit(1) from exc
+    if response.status_code != 201:
         console.print(f"[red]{response.status_code}[/red] {response.text}")
         raise typer.Exit(1)
     typer.echo(json.dumps(response.json()))

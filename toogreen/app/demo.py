@@ -13,6 +13,7 @@ the broker last.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -220,6 +221,10 @@ class Stack:
     def api_url(self) -> str:
         return f"http://{self.settings.api.host}:{self.settings.api.port}"
 
+    def api_headers(self) -> dict[str, str]:
+        """The settings' admin token, as a bearer header."""
+        return {"Authorization": f"Bearer {self.settings.api.admin_token}"}
+
     def api_ready(self) -> bool:
         try:
             return httpx.get(f"{self.api_url()}/healthz", timeout=1).status_code == 200
@@ -280,6 +285,37 @@ def start_core(stack: Stack, progress: Progress | None = None) -> None:
     step("Faust worker (group join)", lambda: stack.wait_for("worker", stack.worker_ready, 90))
 
 
+# The demo's people: one token per role plus a second developer. The providers are the simulated fleet's
+# (connectors/fleet_sim.py), and the workload trickle submits as the two developers, so every role sees something.
+DEMO_PEOPLE: dict[str, tuple[str, str]] = {
+    "admin": ("admin", "demo-admin"),
+    "developer": ("developer", "ada"),
+    "developer-2": ("developer", "grace"),
+    "datacenter": ("datacenter", "Nordique Cloud"),
+    "recycler": ("recycler", "Sol Heat Recovery"),
+    "gamer": ("gamer", "camille"),
+}
+DEMO_DEVELOPERS = tuple(subject for role, subject in DEMO_PEOPLE.values() if role == "developer")
+
+
+def issue_demo_tokens(stack: Stack, path: Path) -> dict[str, dict[str, str]]:
+    """A token per demo person, issued by the running API (stored hashed there), written to ``path``."""
+    tokens = {}
+    for name, (role, subject) in DEMO_PEOPLE.items():
+        r = httpx.post(
+            f"{stack.api_url()}/api/v1/admin/tokens",
+            json={"role": role, "subject": subject},
+            headers=stack.api_headers(),
+            timeout=10,
+        )
+        r.raise_for_status()
+        tokens[name] = r.json()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(tokens, indent=2) + "\n")
+    path.chmod(0o600)
+    return tokens
+
+
 def _host_port(bootstrap: str) -> tuple[str, int]:
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     return host, int(port)
@@ -301,12 +337,19 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
     # the simulated node agents keep what runs on their GPUs here, so a restarted agent carries on with it
     env["TOOGREEN_SUPERVISION__FLEET_STATE_PATH"] = str(run_dir / "fleet-state.json")
     stack = Stack(settings, run_dir, env=env, supervised=True)
+    url = stack.api_url()
     started = time.monotonic()
     try:
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
         ) as progress:
             start_core(stack, progress)
+            tokens_path = settings.storage.duckdb_path.parent / "demo-tokens.json"
+            tokens = issue_demo_tokens(stack, tokens_path)
+            console.print(
+                f"demo tokens (one per role, and a second developer) written to {tokens_path}: "
+                f"{url}/#token={tokens['admin']['token']} signs in as admin"
+            )
             stack.spawn("grid", "produce", "grid")
             stack.spawn("fleet", "produce", "telemetry")
             task = progress.add_task("zone windows from the synthetic grid, the simulated fleet registering")
@@ -315,18 +358,19 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
             progress.update(
                 task, description="[green]✓[/green] 11 zones with windowed values, fleet routable", completed=1, total=1
             )
-            stack.spawn("workloads", "produce", "workloads")
-        url = stack.api_url()
+            stack.spawn("workloads", "produce", "workloads", *[f"--submitter={d}" for d in DEMO_DEVELOPERS])
         console.print(
             f"\n[bold green]Too Green To Go is running[/bold green] ({time.monotonic() - started:.0f} s to start)\n"
             f"  API          {url}/api/v1/zones   {url}/api/v1/nodes   {url}/api/v1/workloads\n"
             f"  OpenAPI      {url}/docs\n"
-            f"  submit       toogreen submit --name my-job --image my/image --vram-mb 16000 --expected-hours 1\n"
+            f"  tokens       {tokens_path} (admin, developer, developer-2, datacenter, recycler, gamer)\n"
+            f"  submit       TOOGREEN_API_TOKEN=<developer token> toogreen submit --name my-job --image my/image "
+            f"--vram-mb 16000 --expected-hours 1\n"
             f"  analysts     duckdb {settings.storage.snapshot_path}   (a snapshot refreshed every "
             f"{settings.storage.snapshot_interval_s:.0f} s)\n"
             f"  logs         {run_dir}\n"
             f"  settlement   receipts at {url}/api/v1/sustainability, bills at {url}/api/v1/billing "
-            f"(gamer payouts: {'in-process Solana VM' if env else settings.settlement.solana_rpc_url})\n"
+            f"(gamer payouts: {settings.settlement.solana_rpc_url or 'in-process Solana VM'})\n"
             f"  broker       {settings.bootstrap}{' (embedded Tansu)' if settings.uses_embedded_broker else ''}\n"
             "Ctrl-C stops everything."
         )
@@ -350,7 +394,7 @@ def run_demo(settings: Settings, duration_s: float | None) -> int:
 def _count(stack: Stack, path: str, field: str) -> int:
     """How many items the API lists at ``path`` have ``field`` set (0 while the API does not answer)."""
     try:
-        items = httpx.get(f"{stack.api_url()}{path}", timeout=2).json()
+        items = httpx.get(f"{stack.api_url()}{path}", headers=stack.api_headers(), timeout=2).json()
     except (httpx.HTTPError, ValueError):
         return 0
     return sum(1 for item in items if item.get(field))

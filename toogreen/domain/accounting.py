@@ -13,6 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from msgspec.structs import replace
+
+from toogreen.domain.records import AccrualInterval, Accruals, NodeKind, NodeState, RunningShare, TelemetrySample
+from toogreen.domain.views import ZoneView
+
 J_PER_KWH = 3_600_000.0
 
 
@@ -40,9 +45,7 @@ class Slot:
     market_gco2_per_kwh: float | None = None
 
 
-def accrue(
-    intervals: list[dict[str, Any]], slot: Slot, start_ms: int, end_ms: int, gpu_energy_j: float, method: str
-) -> list[dict[str, Any]]:
+def accrue(intervals: Accruals, slot: Slot, start_ms: int, end_ms: int, gpu_energy_j: float, method: str) -> Accruals:
     """The workload's intervals after adding ``gpu_energy_j`` of its node drawn in [start, end]. Consecutive
     samples on the same node in the same zone window extend one interval, so a receipt stays small."""
     kwh = gpu_energy_j * slot.share * slot.pue / J_PER_KWH
@@ -50,32 +53,70 @@ def accrue(
     market = None if slot.market_gco2_per_kwh is None else kwh * slot.market_gco2_per_kwh
     out = list(intervals)
     last = out[-1] if out else None
-    same = (
+    if (
         last is not None
-        and last["node_id"] == slot.node_id
-        and last["zone"] == slot.zone
-        and last["window_start_ms"] == slot.window_start_ms
-        and last["end_ms"] == start_ms
-    )
-    if same:
-        kwh_total = last["kwh"] + kwh
-        out[-1] = {
-            **last,
-            "end_ms": end_ms,
-            "kwh": kwh_total,
-            "gco2": last["gco2"] + gco2,
-            "carbon_gco2_per_kwh": (last["gco2"] + gco2) / kwh_total if kwh_total > 0 else slot.carbon_gco2_per_kwh,
-            "gpu_ms": last["gpu_ms"] + (end_ms - start_ms) * slot.share,
-            "market_gco2": None if market is None else (last["market_gco2"] or 0.0) + market,
-            "methods": sorted({*last["methods"], method}),
-        }
+        and last.node_id == slot.node_id
+        and last.zone == slot.zone
+        and last.window_start_ms == slot.window_start_ms
+        and last.end_ms == start_ms
+    ):
+        kwh_total = last.kwh + kwh
+        out[-1] = replace(
+            last,
+            end_ms=end_ms,
+            kwh=kwh_total,
+            gco2=last.gco2 + gco2,
+            carbon_gco2_per_kwh=(last.gco2 + gco2) / kwh_total if kwh_total > 0 else slot.carbon_gco2_per_kwh,
+            gpu_ms=last.gpu_ms + (end_ms - start_ms) * slot.share,
+            market_gco2=None if market is None else (last.market_gco2 or 0.0) + market,
+            methods=tuple(sorted({*last.methods, method})),
+        )
     else:
-        out.append({
-            "node_id": slot.node_id, "zone": slot.zone, "window_start_ms": slot.window_start_ms,
-            "start_ms": start_ms, "end_ms": end_ms, "kwh": kwh, "gco2": gco2,
-            "carbon_gco2_per_kwh": slot.carbon_gco2_per_kwh, "gpu_ms": (end_ms - start_ms) * slot.share,
-            "market_gco2": market, "methods": [method],
-        })  # fmt: skip
+        out.append(AccrualInterval(
+            node_id=slot.node_id, zone=slot.zone, window_start_ms=slot.window_start_ms, start_ms=start_ms,
+            end_ms=end_ms, kwh=kwh, gco2=gco2, carbon_gco2_per_kwh=slot.carbon_gco2_per_kwh,
+            gpu_ms=(end_ms - start_ms) * slot.share, market_gco2=market, methods=(method,),
+        ))  # fmt: skip
+    return out
+
+
+def accrue_energy(
+    running: Mapping[str, RunningShare],
+    before: NodeState | None,
+    sample: TelemetrySample,
+    zone: ZoneView | None,
+    accruals: Mapping[str, Accruals],
+) -> dict[str, Accruals]:
+    """Each workload running on the node, with its intervals after its share of the energy the node drew between
+    its previous telemetry (in ``before``) and ``sample``, in the node's zone window now (``zone``)."""
+    if not running or before is None or before.telemetry is None or before.registration is None or zone is None:
+        return {}
+    prev, reg = before.telemetry, before.registration
+    if sample.ts_ms <= prev.last_seen_ms:
+        return {}
+    energy_j, method = energy_between_j(
+        {"ts_ms": prev.last_seen_ms, "power_w": prev.power_w, "energy_j": prev.energy_j},
+        {"ts_ms": sample.ts_ms, "power_w": sample.power_w, "energy_j": sample.energy_j},
+    )
+    declared = reg.declared_carbon_gco2_per_kwh if reg.node_type == NodeKind.RECYCLER else None
+    span_ms = sample.ts_ms - prev.last_seen_ms
+    out: dict[str, Accruals] = {}
+    for workload_id, held in running.items():
+        # energy drawn before the workload started here is not its own: pro-rate the first interval
+        start_ms = max(prev.last_seen_ms, held.since_ms)
+        if start_ms >= sample.ts_ms:
+            continue
+        slot = Slot(
+            node_id=reg.node_id,
+            zone=reg.zone,
+            pue=reg.pue,
+            share=held.fraction or 1.0 / len(running),
+            carbon_gco2_per_kwh=zone.carbon_gco2_per_kwh,
+            window_start_ms=zone.window_start_ms,
+            market_gco2_per_kwh=declared,
+        )
+        own_j = energy_j * (sample.ts_ms - start_ms) / span_ms
+        out[workload_id] = accrue(accruals.get(workload_id) or [], slot, start_ms, sample.ts_ms, own_j, method)
     return out
 
 
@@ -92,14 +133,14 @@ class Totals:
         return self.gco2_baseline - self.gco2_actual
 
 
-def totals(intervals: Iterable[Mapping[str, Any]], baseline_gco2_per_kwh: float) -> Totals:
+def totals(intervals: Iterable[AccrualInterval], baseline_gco2_per_kwh: float) -> Totals:
     items = list(intervals)
-    kwh = sum(i["kwh"] for i in items)
-    market = [i["market_gco2"] for i in items if i.get("market_gco2") is not None]
+    kwh = sum(i.kwh for i in items)
+    market = [i.market_gco2 for i in items if i.market_gco2 is not None]
     return Totals(
         kwh=kwh,
-        gco2_actual=sum(i["gco2"] for i in items),
+        gco2_actual=sum(i.gco2 for i in items),
         gco2_baseline=kwh * baseline_gco2_per_kwh,
         gco2_market_based=sum(market) if market else None,
-        gpu_hours=sum(i["gpu_ms"] for i in items) / 3_600_000.0,
+        gpu_hours=sum(i.gpu_ms for i in items) / 3_600_000.0,
     )

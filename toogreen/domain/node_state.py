@@ -6,79 +6,70 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from msgspec.structs import replace
+
+from toogreen.domain.records import Hold, NodeRegistration, NodeState, NodeTelemetry, TelemetrySample
 from toogreen.domain.views import NodeView
 
 UTIL_SMOOTHING = 0.3  # weight of the newest sample in the rolling utilisation
+_EMPTY = NodeState()
 
 
-def apply_registration(state: dict[str, Any] | None, reg: dict[str, Any]) -> dict[str, Any]:
+def apply_registration(state: NodeState | None, reg: NodeRegistration) -> NodeState:
     """Node state after a (re-)registration; telemetry already seen is kept."""
-    base = dict(state or {})
-    base["registration"] = {
-        k: reg[k]
-        for k in (
-            "node_id",
-            "provider",
-            "node_type",
-            "gpu_model",
-            "vram_mb",
-            "zone",
-            "lat",
-            "lng",
-            "pue",
-            "mig_capable",
-            "declared_carbon_gco2_per_kwh",
-            "max_power_w",
-        )
-    }
-    return base
+    return replace(state or _EMPTY, registration=reg)
 
 
-def apply_telemetry(state: dict[str, Any] | None, sample: dict[str, Any]) -> dict[str, Any]:
+def apply_telemetry(state: NodeState | None, sample: TelemetrySample) -> NodeState:
     """Node state after one telemetry sample; older samples than the newest seen are ignored."""
-    base = dict(state or {})
-    prev = base.get("telemetry")
-    if prev and sample["ts_ms"] <= prev["last_seen_ms"]:
+    base = state or _EMPTY
+    prev = base.telemetry
+    if prev is not None and sample.ts_ms <= prev.last_seen_ms:
         return base
-    util = sample["sm_util_pct"]
-    rolling = util if not prev else UTIL_SMOOTHING * util + (1 - UTIL_SMOOTHING) * prev["util_rolling_pct"]
-    base["telemetry"] = {
-        "last_seen_ms": sample["ts_ms"],
-        "util_pct": util,
-        "util_rolling_pct": round(rolling, 3),
-        "power_w": sample["power_w"],
-        "energy_j": sample.get("energy_j"),
-        "mem_used_mb": sample["mem_used_mb"],
-        "mem_total_mb": sample["mem_total_mb"],
-        "health": sample["health"],
-        "mig_slices_free": sample.get("mig_slices_free", 0),
-    }
-    return base
+    util = sample.sm_util_pct
+    rolling = util if prev is None else UTIL_SMOOTHING * util + (1 - UTIL_SMOOTHING) * prev.util_rolling_pct
+    telemetry = NodeTelemetry(
+        last_seen_ms=sample.ts_ms,
+        util_pct=util,
+        util_rolling_pct=round(rolling, 3),
+        power_w=sample.power_w,
+        energy_j=sample.energy_j,
+        mem_used_mb=sample.mem_used_mb,
+        mem_total_mb=sample.mem_total_mb,
+        health=sample.health,
+        mig_slices_free=sample.mig_slices_free,
+    )
+    return replace(base, telemetry=telemetry)
 
 
-def to_node_view(state: dict[str, Any], reservations: Mapping[str, Mapping[str, Any]]) -> NodeView | None:
+def to_node_view(
+    state: NodeState | Mapping[str, Any], reservations: Mapping[str, Hold] | Mapping[str, Mapping[str, Any]]
+) -> NodeView | None:
     """What routing sees; None until the node has both registered and reported telemetry. ``reservations`` are
-    the router's holds on the node ({workload_id: {"vram_mb", "mig_profile"}})."""
-    reg, tel = state.get("registration"), state.get("telemetry")
-    if not reg or not tel:
+    the router's holds on the node by workload id. (A state or holds in their wire form are read as such.)"""
+    if not isinstance(state, NodeState):
+        state = NodeState.from_wire(state)
+    reg, tel = state.registration, state.telemetry
+    if reg is None or tel is None:
         return None
+    holds = [h if isinstance(h, Hold) else Hold.from_wire(h) for h in reservations.values()]
     # The router's own reservations cover workloads the node has not yet reported in its memory figures.
-    used = max(tel["mem_used_mb"], sum(int(r["vram_mb"]) for r in reservations.values()))
-    slices = Counter(r["mig_profile"] for r in reservations.values() if r.get("mig_profile"))
+    used = max(tel.mem_used_mb, sum(int(h.vram_mb) for h in holds))
+    slices = Counter(h.mig_profile for h in holds if h.mig_profile)
     return NodeView(
-        node_id=reg["node_id"],
-        node_type=reg["node_type"],
-        gpu_model=reg["gpu_model"],
-        zone=reg["zone"],
-        pue=reg["pue"],
-        vram_mb=reg["vram_mb"],
-        vram_free_mb=max(0, min(reg["vram_mb"], tel["mem_total_mb"]) - used),
-        util_pct=tel["util_rolling_pct"],
-        health=tel["health"],
-        last_seen_ms=tel["last_seen_ms"],
-        declared_carbon_gco2_per_kwh=reg.get("declared_carbon_gco2_per_kwh"),
-        mig_capable=bool(reg.get("mig_capable")),
-        max_power_w=float(reg.get("max_power_w") or 0.0),
-        whole_tenants=sum(1 for r in reservations.values() if not r.get("mig_profile")),
+        node_id=reg.node_id,
+        node_type=reg.node_type,
+        gpu_model=reg.gpu_model,
+        zone=reg.zone,
+        pue=reg.pue,
+        vram_mb=reg.vram_mb,
+        vram_free_mb=max(0, min(reg.vram_mb, tel.mem_total_mb) - used),
+        util_pct=tel.util_rolling_pct,
+        health=tel.health,
+        last_seen_ms=tel.last_seen_ms,
+        declared_carbon_gco2_per_kwh=reg.declared_carbon_gco2_per_kwh,
+        mig_capable=bool(reg.mig_capable),
+        max_power_w=float(reg.max_power_w or 0.0),
+        whole_tenants=sum(1 for h in holds if not h.mig_profile),
         mig_used=tuple(sorted(slices.items())),
     )

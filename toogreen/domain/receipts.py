@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from toogreen.domain.accounting import totals
+from toogreen.domain.records import Accruals
 
 METHOD = (
     "location-based (GHG Protocol Scope 2): energy per interval from the NVML energy counter (else integrated "
@@ -31,7 +32,7 @@ def _r(x: float) -> float:
 
 def build_receipt(
     workload_id: str,
-    intervals: list[Mapping[str, Any]],
+    intervals: Accruals,
     issued_ms: int,
     baseline_gco2_per_kwh: float,
     baseline_name: str,
@@ -45,13 +46,13 @@ def build_receipt(
         "issued_ms": issued_ms,
         "intervals": [
             {
-                "node_id": i["node_id"],
-                "zone": i["zone"],
-                "start_ms": i["start_ms"],
-                "end_ms": i["end_ms"],
-                "kwh": _r(i["kwh"]),
-                "carbon_gco2_per_kwh": _r(i["carbon_gco2_per_kwh"]),
-                "gco2": _r(i["gco2"]),
+                "node_id": i.node_id,
+                "zone": i.zone,
+                "start_ms": i.start_ms,
+                "end_ms": i.end_ms,
+                "kwh": _r(i.kwh),
+                "carbon_gco2_per_kwh": _r(i.carbon_gco2_per_kwh),
+                "gco2": _r(i.gco2),
             }
             for i in intervals
         ],

@@ -7,19 +7,35 @@
   old node, resume on the new one from the checkpoint → resumed; a failed resume rolls back to the origin;
 - every decision (initial, queued, rejected, reroute, no_move) is a ``routing.decisions`` record.
 
-Returns the records to emit; the Faust agent only decodes and sends.
+Returns the new :class:`~toogreen.domain.records.Workload` and what to emit and reserve; applying that to the
+tables is :class:`toogreen.domain.placement.Placement`'s job, the agent only decodes and sends.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from dataclasses import replace as replace_spec
 from typing import Any
+
+from msgspec.structs import replace
 
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
+from toogreen.domain.records import (
+    EventKind,
+    Hold,
+    NodeAction,
+    NodeCommand,
+    PendingMove,
+    QueueEntry,
+    Record,
+    Workload,
+    WorkloadEvent,
+    WorkloadRequest,
+)
 from toogreen.domain.scoring import MS_PER_HOUR, node_carbon, route, tier_of
 from toogreen.domain.views import Candidate, Decision, NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import Settings
@@ -27,20 +43,21 @@ from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
 
 APPLIED_IDS_KEPT = 16
 TYPICAL_LOAD = 0.8  # share of a GPU's power limit a running workload draws, for remaining-energy estimates
+NEEDS_VIEWS = frozenset({EventKind.SUBMITTED, EventKind.RETRY, EventKind.RESCORE})  # events that route
 
 
 @dataclass(frozen=True)
 class Emit:
     topic: str
     key: str
-    record: dict[str, Any]
+    record: Record | dict[str, Any]  # a typed record, or a routing decision's Avro dict
 
 
 @dataclass
 class RouterResult:
-    state: dict[str, Any] | None  # new workload state (None: unchanged)
+    state: Workload | None  # new workload state (None: unchanged)
     emits: list[Emit] = field(default_factory=list)
-    reserve: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (node_id, {"vram_mb", "mig_profile"})
+    reserve: list[tuple[str, Hold]] = field(default_factory=list)  # (node_id, what it now holds there)
     release: list[str] = field(default_factory=list)  # node ids this workload no longer holds
     rejected_reason: str | None = None  # the event is illegal: dead-letter it with this reason
     running_on: tuple[str, float] | None = None  # (node, compute fraction): it now draws energy there
@@ -54,15 +71,15 @@ def decision_id_for(workload_id: str, sequence: int, kind: str) -> str:
     return hashlib.sha256(f"{workload_id}|{sequence}|{kind}".encode()).hexdigest()[:20]
 
 
-def workload_spec(workload_id: str, request: Mapping[str, Any]) -> WorkloadSpec:
+def workload_spec(workload_id: str, request: WorkloadRequest) -> WorkloadSpec:
     return WorkloadSpec(
         workload_id=workload_id,
-        vram_mb=int(request["vram_mb"]),
-        expected_hours=float(request["expected_hours"]),
-        green_only=bool(request.get("green_only")),
-        max_carbon_gco2_kwh=request.get("max_carbon_gco2_kwh"),
-        budget_eur=request.get("budget_eur"),
-        deadline_ms=request.get("deadline_ms"),
+        vram_mb=int(request.vram_mb),
+        expected_hours=float(request.expected_hours),
+        green_only=bool(request.green_only),
+        max_carbon_gco2_kwh=request.max_carbon_gco2_kwh,
+        budget_eur=request.budget_eur,
+        deadline_ms=request.deadline_ms,
     )
 
 
@@ -118,126 +135,146 @@ def decision_record(
     }
 
 
-def queue_entry(state: Mapping[str, Any], queued_ms: int) -> dict[str, Any]:
+def queue_entry(state: Workload, queued_ms: int) -> QueueEntry:
     """What the queue keeps of a waiting workload: when it queued and by when it must be done."""
-    return {"queued_ms": queued_ms, "deadline_ms": state.get("request", {}).get("deadline_ms")}
+    return QueueEntry(queued_ms=queued_ms, deadline_ms=state.request.deadline_ms if state.request else None)
 
 
-def retry_order(queue: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def retry_order(queue: Mapping[str, QueueEntry]) -> list[str]:
     """Queued workloads, the most urgent first: earliest deadline, then the longest waiting, then by id."""
     return sorted(
         queue,
-        key=lambda w: (queue[w].get("deadline_ms") or float("inf"), queue[w]["queued_ms"], w),
+        key=lambda w: (queue[w].deadline_ms or float("inf"), queue[w].queued_ms, w),
     )
 
 
-def _remember(state: dict[str, Any], *event_ids: str) -> None:
-    state["applied_event_ids"] = (state.get("applied_event_ids", []) + list(event_ids))[-APPLIED_IDS_KEPT:]
+def _remember(state: Workload, *event_ids: str) -> Workload:
+    return replace(state, applied_event_ids=(*state.applied_event_ids, *event_ids)[-APPLIED_IDS_KEPT:])
 
 
-def workload_event(workload_id: str, ts: int, kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
+def workload_event(
+    workload_id: str,
+    ts: int,
+    kind: EventKind,
+    event_id: str,
+    *,
+    node_id: str | None = None,
+    progress_pct: float | None = None,
+    checkpoint_uri: str | None = None,
+    decision_id: str | None = None,
+    reason: str | None = None,
+) -> WorkloadEvent:
     """A ``workload.events`` record (fields not given are null)."""
-    return {
-        "event_id": event_id, "workload_id": workload_id, "ts_ms": ts, "type": kind,
-        "node_id": fields.get("node_id"), "progress_pct": fields.get("progress_pct"),
-        "checkpoint_uri": fields.get("checkpoint_uri"), "decision_id": fields.get("decision_id"),
-        "reason": fields.get("reason"), "request": None,
-    }  # fmt: skip
+    return WorkloadEvent(
+        event_id=event_id, workload_id=workload_id, ts_ms=ts, type=kind, node_id=node_id, progress_pct=progress_pct,
+        checkpoint_uri=checkpoint_uri, decision_id=decision_id, reason=reason,
+    )  # fmt: skip
 
 
-def _command(node_id: str, action: str, workload_id: str, ts: int, decision_id: str, state: Mapping[str, Any],
-             checkpoint_uri: str | None = None, mig_profile: str | None = None) -> dict[str, Any]:  # fmt: skip
-    request = state["request"]
-    remaining = float(request["expected_hours"]) * (1 - (state.get("progress_pct") or 0.0) / 100)
-    return {
-        "command_id": f"{decision_id}:{action}:{node_id}", "node_id": node_id, "ts_ms": ts, "action": action,
-        "workload_id": workload_id, "checkpoint_uri": checkpoint_uri, "vram_mb": int(request["vram_mb"]),
-        "expected_hours": round(remaining, 6), "image": request.get("image"), "command": request.get("command"),
-        "mig_profile": mig_profile, "decision_id": decision_id,
-    }  # fmt: skip
+def _command(node_id: str, action: NodeAction, workload_id: str, ts: int, decision_id: str, state: Workload,
+             checkpoint_uri: str | None = None, mig_profile: str | None = None) -> NodeCommand:  # fmt: skip
+    request = state.need_request()
+    remaining = float(request.expected_hours) * (1 - (state.progress_pct or 0.0) / 100)
+    return NodeCommand(
+        command_id=f"{decision_id}:{action}:{node_id}", node_id=node_id, ts_ms=ts, action=action,
+        workload_id=workload_id, checkpoint_uri=checkpoint_uri, vram_mb=int(request.vram_mb),
+        expected_hours=round(remaining, 6), image=request.image, command=request.command, mig_profile=mig_profile,
+        decision_id=decision_id,
+    )  # fmt: skip
 
 
-def _next_decision_id(state: dict[str, Any], kind: str) -> str:
-    state["decisions"] = state.get("decisions", 0) + 1
-    return decision_id_for(state["workload_id"], state["decisions"], kind)
+def _next_decision_id(state: Workload, kind: str) -> tuple[Workload, str]:
+    state = replace(state, decisions=state.decisions + 1)
+    return state, decision_id_for(state.workload_id, state.decisions, kind)
 
 
 def handle_workload_event(
-    event: dict[str, Any],
-    state: dict[str, Any] | None,
+    event: WorkloadEvent,
+    state: Workload | None,
     nodes: Fleet | Iterable[NodeView],
     zones: Mapping[str, ZoneView],
     settings: Settings,
 ) -> RouterResult:
     """Apply ``event`` to the workload ``state``; place, queue, reject, re-score or move as it requires."""
-    if state and event["event_id"] in state.get("applied_event_ids", []):
+    if state is not None and event.event_id in state.applied_event_ids:
         return RouterResult(state=None)  # a redelivery, or an event this router emitted and already applied
-    current = WorkloadState(state["state"]) if state else None
-    kind = event["type"]
-    if kind == "rescore" and (current is not WorkloadState.RUNNING or (state or {}).get("pending_move")):
+    current = state.state if state is not None else None
+    kind = event.type
+    if kind is EventKind.RESCORE and (
+        current is not WorkloadState.RUNNING or state is None or state.pending_move is not None
+    ):
         return RouterResult(state=None)  # only a running workload that is not already moving is re-scored
-    if kind == "retry" and current is not WorkloadState.QUEUED:
+    if kind is EventKind.RETRY and current is not WorkloadState.QUEUED:
         return RouterResult(state=None)  # placed meanwhile
-    moving = current is WorkloadState.MIGRATING and state and state.get("pending_move")
-    if kind == "failed" and moving and event.get("node_id") == state["pending_move"]["target_node"]:
-        return _roll_back(event, dict(state))
+    if (
+        kind is EventKind.FAILED
+        and state is not None
+        and current is WorkloadState.MIGRATING
+        and state.pending_move is not None
+        and event.node_id == state.pending_move.target_node
+    ):
+        return _roll_back(event, state, state.pending_move)
     try:
         target = next_state(current, kind)
     except IllegalTransition as exc:
-        return RouterResult(state=None, rejected_reason=f"workload {event['workload_id']}: {exc}")
+        return RouterResult(state=None, rejected_reason=f"workload {event.workload_id}: {exc}")
 
-    new = dict(state or {"workload_id": event["workload_id"], "decisions": 0, "moves": 0})
-    new["state"] = target.value
-    _remember(new, event["event_id"])
-    fleet = Fleet.of(nodes)
-    if kind == "submitted":
-        new["request"] = event["request"]
-        new["submitted_ms"] = event["ts_ms"]
-        return _place(event, new, fleet, zones, settings, first=True)
-    if kind == "retry":
-        return _place(event, new, fleet, zones, settings, first=False)
-    if kind == "rescore":
-        return _rescore(event, new, fleet, zones, settings)
-    if kind == "checkpointed" and new.get("pending_move"):
-        return _migrate(event, new)
+    new = _remember(replace(state, state=target) if state else Workload(workload_id=event.workload_id, state=target),
+                    event.event_id)  # fmt: skip
+    if kind is EventKind.SUBMITTED:
+        new = replace(new, request=event.request, submitted_ms=event.ts_ms)
+        return _place(event, new, Fleet.of(nodes), zones, settings, first=True)
+    if kind is EventKind.RETRY:
+        return _place(event, new, Fleet.of(nodes), zones, settings, first=False)
+    if kind is EventKind.RESCORE:
+        return _rescore(event, new, Fleet.of(nodes), zones, settings)
+    if kind is EventKind.CHECKPOINTED and new.pending_move is not None:
+        return _migrate(event, new, new.pending_move)
+    return _follow(event, new, target)
 
-    result = RouterResult(state=new)
-    if event.get("progress_pct") is not None:
-        new["progress_pct"] = event["progress_pct"]
-    if kind == "started":
-        new["node_id"] = event.get("node_id") or new.get("node_id")
-        result.running_on = (new["node_id"], new.get("compute_fraction", 1.0))
-    elif kind == "resumed":
-        move = new.pop("pending_move", None) or {}
-        new["node_id"] = event.get("node_id") or move.get("target_node") or new.get("node_id")
-        new["mig_profile"] = move.get("target_profile", new.get("mig_profile"))
-        new["compute_fraction"] = move.get("target_fraction", new.get("compute_fraction", 1.0))
-        if move and not move.get("rollback"):
-            new["moves"] = new.get("moves", 0) + 1
-            new["last_move_ms"] = event["ts_ms"]
-            new["price_eur_per_gpu_hour"] = move.get("target_price", new.get("price_eur_per_gpu_hour"))
-        result.running_on = (new["node_id"], new["compute_fraction"])
-    elif kind == "checkpointed":
-        result.stopped_on = new.get("node_id")
+
+def _follow(event: WorkloadEvent, new: Workload, target: WorkloadState) -> RouterResult:
+    """An event a node reported (started, progress, checkpointed, resumed, completed, failed, cancelled)."""
+    result = RouterResult(state=None)
+    if event.progress_pct is not None:
+        new = replace(new, progress_pct=event.progress_pct)
+    if event.type is EventKind.STARTED:
+        new = replace(new, node_id=event.node_id or new.node_id)
+        result.running_on = (new.node_id or "", new.compute_fraction)
+    elif event.type is EventKind.RESUMED:
+        move = new.pending_move
+        new = replace(new, pending_move=None)
+        if move is None:
+            new = replace(new, node_id=event.node_id or new.node_id)
+        else:
+            new = replace(new, node_id=event.node_id or move.target_node or new.node_id,
+                          mig_profile=move.target_profile, compute_fraction=move.target_fraction)  # fmt: skip
+            if not move.rollback:
+                new = replace(new, moves=new.moves + 1, last_move_ms=event.ts_ms,
+                              price_eur_per_gpu_hour=move.target_price)  # fmt: skip
+        result.running_on = (new.node_id or "", new.compute_fraction)
+    elif event.type is EventKind.CHECKPOINTED:
+        result.stopped_on = new.node_id
     if target in TERMINAL:
-        if new.get("node_id"):
-            result.release.append(new["node_id"])
-            result.stopped_on = new["node_id"]
+        if new.node_id:
+            result.release.append(new.node_id)
+            result.stopped_on = new.node_id
         result.settle = True
         result.queued = False
+    result.state = new
     return result
 
 
 def _place(
-    event: dict[str, Any],
-    state: dict[str, Any],
+    event: WorkloadEvent,
+    state: Workload,
     fleet: Fleet,
     zones: Mapping[str, ZoneView],
     settings: Settings,
     first: bool,
 ) -> RouterResult:
-    workload_id, now = event["workload_id"], event["ts_ms"]
-    request = state["request"]
+    workload_id, now = event.workload_id, event.ts_ms
+    request = state.need_request()
     spec = workload_spec(workload_id, request)
     decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
                      keep=settings.scoring.decision_alternatives)  # fmt: skip
@@ -249,46 +286,46 @@ def _place(
             why = (
                 f"no node has {spec.vram_mb} MiB of VRAM" if never_fits else "its deadline can no longer be met"
             ) + f" ({decision.reason})"
-            _not_placed(result, state, decision, WorkloadState.REJECTED, now, why)
+            result.state = _not_placed(result, state, decision, WorkloadState.REJECTED, now, why)
             result.queued = False
             return result
         if first:  # the first time only: the queue's retries are not decisions worth a record each
             why = f"waiting for capacity or a better grid: {decision.reason}"
-            _not_placed(result, state, decision, WorkloadState.QUEUED, now, why)
+            result.state = _not_placed(result, state, decision, WorkloadState.QUEUED, now, why)
         result.queued = True
         return result
 
     chosen = decision.chosen
-    decision_id = _next_decision_id(state, "initial")
+    state, decision_id = _next_decision_id(state, "initial")
     result.emits.append(_decision_emit(decision, decision_id, workload_id, "initial", now))
     event_id = f"{decision_id}:routed"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
-        workload_id, now, "routed", event_id, node_id=chosen.node_id, decision_id=decision_id,
+        workload_id, now, EventKind.ROUTED, event_id, node_id=chosen.node_id, decision_id=decision_id,
         reason=decision.reason)))  # fmt: skip
-    state.update(
-        state=WorkloadState.ROUTED.value, node_id=chosen.node_id, mig_profile=chosen.mig_profile,
+    state = replace(
+        state, state=WorkloadState.ROUTED, node_id=chosen.node_id, mig_profile=chosen.mig_profile,
         compute_fraction=chosen.compute_fraction, price_eur_per_gpu_hour=chosen.price_eur_per_gpu_hour,
     )  # fmt: skip
     result.emits.append(Emit(NODE_COMMANDS.name, chosen.node_id, _command(
-        chosen.node_id, "start", workload_id, now, decision_id, state, mig_profile=chosen.mig_profile)))  # fmt: skip
-    _remember(state, event_id)
-    result.reserve.append((chosen.node_id, {"vram_mb": int(request["vram_mb"]), "mig_profile": chosen.mig_profile}))
+        chosen.node_id, NodeAction.START, workload_id, now, decision_id, state,
+        mig_profile=chosen.mig_profile)))  # fmt: skip
+    result.state = _remember(state, event_id)
+    result.reserve.append((chosen.node_id, Hold(vram_mb=int(request.vram_mb), mig_profile=chosen.mig_profile)))
     result.queued = False
     return result
 
 
 def _not_placed(
-    result: RouterResult, state: dict[str, Any], decision: Decision, outcome: WorkloadState, now: int, why: str
-) -> None:
-    """Record a submission that was not placed (queued or rejected): the decision, its event, the new state."""
-    workload_id, kind = state["workload_id"], outcome.value
-    decision_id = _next_decision_id(state, kind)
+    result: RouterResult, state: Workload, decision: Decision, outcome: WorkloadState, now: int, why: str
+) -> Workload:
+    """Record a submission that was not placed (queued or rejected): the decision, its event; the new state."""
+    workload_id, kind = state.workload_id, outcome.value
+    state, decision_id = _next_decision_id(state, kind)
     result.emits.append(_decision_emit(decision, decision_id, workload_id, kind, now, reason=why))
     event_id = f"{decision_id}:{kind}"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
-        workload_id, now, kind, event_id, decision_id=decision_id, reason=why)))  # fmt: skip
-    state["state"] = kind
-    _remember(state, event_id)
+        workload_id, now, EventKind(kind), event_id, decision_id=decision_id, reason=why)))  # fmt: skip
+    return _remember(replace(state, state=outcome), event_id)
 
 
 def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind: str, ts: int, **extra: Any) -> Emit:
@@ -298,23 +335,24 @@ def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind:
 
 
 def _rescore(
-    event: dict[str, Any],
-    state: dict[str, Any],
+    event: WorkloadEvent,
+    state: Workload,
     fleet: Fleet,
     zones: Mapping[str, ZoneView],
     settings: Settings,
 ) -> RouterResult:
     """Re-score a running workload; move it if the best alternative is worth the move."""
-    workload_id, now = event["workload_id"], event["ts_ms"]
+    workload_id, now = event.workload_id, event.ts_ms
     result = RouterResult(state=state)
-    here = fleet.get(state.get("node_id") or "")
+    here = fleet.get(state.node_id or "")
     here_zone = zones.get(here.zone) if here else None
     if here is None or here_zone is None:
         return result
-    request = state["request"]
+    request = state.need_request()
     spec = workload_spec(workload_id, request)
-    remaining_h = spec.expected_hours * (1 - (state.get("progress_pct") or 0.0) / 100)
-    spec = replace(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)  # the deadline held at placement
+    remaining_h = spec.expected_hours * (1 - (state.progress_pct or 0.0) / 100)
+    # the deadline held at placement
+    spec = replace_spec(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)
     # a move keeps its GPU model (an expected run time means nothing on another one) and never drops a tier
     here_tier = tier_of(here, here_zone, settings.scoring)
     decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
@@ -324,93 +362,89 @@ def _rescore(
     if decision.chosen is None or (decision.chosen.tier or 99) > here_tier:
         return result  # nowhere as good to go: nothing to record
     alt = decision.chosen
-    fraction = state.get("compute_fraction", 1.0)
+    fraction = state.compute_fraction
     power_kw = (here.max_power_w or 400.0) * TYPICAL_LOAD * fraction / 1000
     remaining_kwh = power_kw * remaining_h  # at the GPU; node_carbon already carries the PUE
-    ckpt = checkpoint_gb(spec.vram_mb, request.get("checkpoint_gb"), settings.migration)
+    ckpt = checkpoint_gb(spec.vram_mb, request.checkpoint_gb, settings.migration)
     cost = move_cost(ckpt, current_carbon, alt.carbon_gco2_per_kwh or 0.0, alt.price_eur_per_gpu_hour or 0.0,
                      settings.migration)  # fmt: skip
-    since = None if state.get("last_move_ms") is None else (now - state["last_move_ms"]) / 1000
+    since = None if state.last_move_ms is None else (now - state.last_move_ms) / 1000
     option = MoveOption(
         current_carbon=current_carbon, alternative_carbon=alt.carbon_gco2_per_kwh or 0.0, remaining_kwh=remaining_kwh,
-        current_price=float(state.get("price_eur_per_gpu_hour") or 0.0),
+        current_price=float(state.price_eur_per_gpu_hour or 0.0),
         alternative_price=alt.price_eur_per_gpu_hour or 0.0, remaining_hours=remaining_h,
     )  # fmt: skip
-    verdict = judge_move(option, cost, state.get("moves", 0), since, settings.migration)
+    verdict = judge_move(option, cost, state.moves, since, settings.migration)
     extra = {"from_node_id": here.node_id, "from_zone": here.zone, "score_gain": round(verdict.gain, 6),
              "saved_gco2": round(verdict.saved_gco2, 6), "move_cost_s": round(cost.seconds, 3)}  # fmt: skip
     if not verdict.move:
-        if state.get("last_no_move_reason") != verdict.reason.split(" (")[0][:40]:
-            state["last_no_move_reason"] = verdict.reason.split(" (")[0][:40]
-            decision_id = _next_decision_id(state, "no_move")
+        short = verdict.reason.split(" (")[0][:40]
+        if state.last_no_move_reason != short:
+            state, decision_id = _next_decision_id(replace(state, last_no_move_reason=short), "no_move")
             why = f"stays on {here.node_id}: {verdict.reason}"
             result.emits.append(_decision_emit(decision, decision_id, workload_id, "no_move", now, reason=why, **extra))
+            result.state = state
         return result
-    state.pop("last_no_move_reason", None)
-    decision_id = _next_decision_id(state, "reroute")
+    state, decision_id = _next_decision_id(replace(state, last_no_move_reason=None), "reroute")
     why = f"move {here.node_id} ({here.zone}) → {alt.node_id} ({alt.zone}): {verdict.reason}"
     result.emits.append(_decision_emit(decision, decision_id, workload_id, "reroute", now, reason=why, **extra))
     uri = f"ckpt://{here.node_id}/{workload_id}/{decision_id}"
     result.emits.append(Emit(NODE_COMMANDS.name, here.node_id, _command(
-        here.node_id, "checkpoint", workload_id, now, decision_id, state, checkpoint_uri=uri)))  # fmt: skip
-    state["pending_move"] = {
-        "decision_id": decision_id, "origin_node": here.node_id, "origin_profile": state.get("mig_profile"),
-        "origin_fraction": fraction, "target_node": alt.node_id, "target_profile": alt.mig_profile,
-        "target_fraction": alt.compute_fraction, "target_price": alt.price_eur_per_gpu_hour, "checkpoint_uri": uri,
-    }  # fmt: skip
+        here.node_id, NodeAction.CHECKPOINT, workload_id, now, decision_id, state, checkpoint_uri=uri)))  # fmt: skip
+    result.state = replace(state, pending_move=PendingMove(
+        decision_id=decision_id, origin_node=here.node_id, origin_profile=state.mig_profile,
+        origin_fraction=fraction, target_node=alt.node_id, target_profile=alt.mig_profile,
+        target_fraction=alt.compute_fraction, target_price=alt.price_eur_per_gpu_hour, checkpoint_uri=uri,
+    ))  # fmt: skip
     # the target is held from now, so no one else is placed there while the checkpoint is written
-    result.reserve.append((alt.node_id, {"vram_mb": spec.vram_mb, "mig_profile": alt.mig_profile}))
+    result.reserve.append((alt.node_id, Hold(vram_mb=spec.vram_mb, mig_profile=alt.mig_profile)))
     return result
 
 
-def _migrate(event: dict[str, Any], state: dict[str, Any]) -> RouterResult:
+def _migrate(event: WorkloadEvent, state: Workload, move: PendingMove) -> RouterResult:
     """Checkpointed for a move: stop the old node, resume on the new one from the checkpoint."""
-    workload_id, now = event["workload_id"], event["ts_ms"]
-    move = state["pending_move"]
-    uri = event.get("checkpoint_uri") or move["checkpoint_uri"]
-    move["checkpoint_uri"] = uri
-    if event.get("progress_pct") is not None:
-        state["progress_pct"] = event["progress_pct"]
-    result = RouterResult(state=state)
-    event_id = f"{move['decision_id']}:migrating"
+    workload_id, now = event.workload_id, event.ts_ms
+    uri = event.checkpoint_uri or move.checkpoint_uri
+    move = replace(move, checkpoint_uri=uri)
+    state = replace(state, pending_move=move)
+    if event.progress_pct is not None:
+        state = replace(state, progress_pct=event.progress_pct)
+    result = RouterResult(state=None)
+    event_id = f"{move.decision_id}:migrating"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
-        workload_id, now, "migrating", event_id, node_id=move["target_node"], checkpoint_uri=uri,
-        decision_id=move["decision_id"])))  # fmt: skip
-    result.emits.append(Emit(NODE_COMMANDS.name, move["origin_node"], _command(
-        move["origin_node"], "stop", workload_id, now, move["decision_id"], state)))  # fmt: skip
-    result.emits.append(Emit(NODE_COMMANDS.name, move["target_node"], _command(
-        move["target_node"], "resume", workload_id, now, move["decision_id"], state, checkpoint_uri=uri,
-        mig_profile=move["target_profile"])))  # fmt: skip
-    state["state"] = WorkloadState.MIGRATING.value
-    _remember(state, event_id)
-    result.stopped_on = move["origin_node"]
-    if move["origin_node"] != move["target_node"]:
-        result.release.append(move["origin_node"])
+        workload_id, now, EventKind.MIGRATING, event_id, node_id=move.target_node, checkpoint_uri=uri,
+        decision_id=move.decision_id)))  # fmt: skip
+    result.emits.append(Emit(NODE_COMMANDS.name, move.origin_node, _command(
+        move.origin_node, NodeAction.STOP, workload_id, now, move.decision_id, state)))  # fmt: skip
+    result.emits.append(Emit(NODE_COMMANDS.name, move.target_node, _command(
+        move.target_node, NodeAction.RESUME, workload_id, now, move.decision_id, state, checkpoint_uri=uri,
+        mig_profile=move.target_profile)))  # fmt: skip
+    result.state = _remember(replace(state, state=WorkloadState.MIGRATING), event_id)
+    result.stopped_on = move.origin_node
+    if move.origin_node != move.target_node:
+        result.release.append(move.origin_node)
     return result
 
 
-def _roll_back(event: dict[str, Any], state: dict[str, Any]) -> RouterResult:
+def _roll_back(event: WorkloadEvent, state: Workload, move: PendingMove) -> RouterResult:
     """The new node could not resume the workload: resume it where it came from, from the same checkpoint."""
-    workload_id, now = event["workload_id"], event["ts_ms"]
-    move = state["pending_move"]
-    _remember(state, event["event_id"])
-    origin = move["origin_node"]
-    why = f"resume on {move['target_node']} failed ({event.get('reason') or 'no reason given'}): back to {origin}"
-    decision_id = _next_decision_id(state, "reroute")
+    workload_id, now = event.workload_id, event.ts_ms
+    state = _remember(state, event.event_id)
+    origin = move.origin_node
+    why = f"resume on {move.target_node} failed ({event.reason or 'no reason given'}): back to {origin}"
+    state, decision_id = _next_decision_id(state, "reroute")
     empty = Decision(None, (), why)
     record = decision_record(empty, decision_id, workload_id, "reroute", now, reason=why,
-                             from_node_id=move["target_node"])  # fmt: skip
-    record.update(chosen_node_id=origin, mig_profile=move.get("origin_profile"))
-    result = RouterResult(state=state, emits=[Emit(ROUTING_DECISIONS.name, workload_id, record)])
+                             from_node_id=move.target_node)  # fmt: skip
+    record.update(chosen_node_id=origin, mig_profile=move.origin_profile)
+    result = RouterResult(state=None, emits=[Emit(ROUTING_DECISIONS.name, workload_id, record)])
     result.emits.append(Emit(NODE_COMMANDS.name, origin, _command(
-        origin, "resume", workload_id, now, decision_id, state, checkpoint_uri=move["checkpoint_uri"],
-        mig_profile=move.get("origin_profile"))))  # fmt: skip
-    state["pending_move"] = {
-        **move, "decision_id": decision_id, "target_node": origin, "target_profile": move.get("origin_profile"),
-        "target_fraction": move.get("origin_fraction", 1.0), "rollback": True,
-    }  # fmt: skip
-    result.release.append(move["target_node"])
-    result.reserve.append(
-        (origin, {"vram_mb": int(state["request"]["vram_mb"]), "mig_profile": move.get("origin_profile")})
-    )
+        origin, NodeAction.RESUME, workload_id, now, decision_id, state, checkpoint_uri=move.checkpoint_uri,
+        mig_profile=move.origin_profile)))  # fmt: skip
+    result.state = replace(state, pending_move=replace(
+        move, decision_id=decision_id, target_node=origin, target_profile=move.origin_profile,
+        target_fraction=move.origin_fraction, rollback=True,
+    ))  # fmt: skip
+    result.release.append(move.target_node)
+    result.reserve.append((origin, Hold(vram_mb=int(state.need_request().vram_mb), mig_profile=move.origin_profile)))
     return result

@@ -8,6 +8,7 @@ from typing import Any
 from toogreen.domain.accounting import totals
 from toogreen.domain.pricing import split_charge
 from toogreen.domain.receipts import build_receipt
+from toogreen.domain.records import Accruals, Workload
 from toogreen.settings import Settings
 
 
@@ -16,13 +17,16 @@ def billing_id_for(workload_id: str) -> str:
 
 
 def settle(
-    workload_state: Mapping[str, Any], intervals: list[Mapping[str, Any]], now_ms: int, settings: Settings
+    workload_state: Workload | Mapping[str, Any], intervals: Accruals, now_ms: int, settings: Settings
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(unsigned receipt, billing record) for a workload that ran; None if it never drew energy anywhere."""
     if not intervals:
         return None
-    workload_id = workload_state["workload_id"]
-    sources = {"node.telemetry:" + m for i in intervals for m in i.get("methods", [])}
+    if isinstance(workload_state, Workload):
+        workload_id, price_eur = workload_state.workload_id, workload_state.price_eur_per_gpu_hour
+    else:  # its wire form
+        workload_id, price_eur = workload_state["workload_id"], workload_state.get("price_eur_per_gpu_hour")
+    sources = {"node.telemetry:" + m for i in intervals for m in i.methods}
     sources.add("grid.readings via zone.windows (5-min tumbling mean)")
     receipt = build_receipt(
         workload_id,
@@ -33,7 +37,7 @@ def settle(
         sorted(sources),
     )
     t = totals(intervals, settings.settlement.baseline_gco2_per_kwh)
-    price = float(workload_state.get("price_eur_per_gpu_hour") or 0.0)
+    price = float(price_eur or 0.0)
     split = split_charge(price, t.gpu_hours, settings.pricing)
     billing = {
         "billing_id": billing_id_for(workload_id),
@@ -45,7 +49,7 @@ def settle(
         "fee": split.fee,
         "payout": split.payout,
         "currency": settings.pricing.currency,
-        "node_id": intervals[-1]["node_id"],
+        "node_id": intervals[-1].node_id,
         "metering_ids": [billing_id_for(workload_id)],
     }
     return receipt, billing

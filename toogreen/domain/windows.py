@@ -1,16 +1,19 @@
 """Event-time window maths for zone readings: which windows a reading falls in, how an aggregate absorbs a
 reading (in or out of order), when a reading is too late, and when a zone is in surplus.
 
-Aggregates are small immutable values with a plain-dict form, so a Faust table can hold them and the offline
+Aggregates are small immutable values with a plain-dict wire form (``to_dict`` / ``from_dict``: an empty
+measure's minimum is infinite, which JSON carries as ``Infinity``), so a Faust table can hold them and the offline
 evaluation can use the same code.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from toogreen.domain.records import GridReading, ZoneWindow
 from toogreen.settings import SurplusSettings, WindowSettings
 
 
@@ -101,16 +104,18 @@ class WindowAggregate:
     curtailment_max_mw: float | None = None
     last_ts_ms: int = -1
 
-    def add(self, reading: dict[str, Any]) -> WindowAggregate:
-        ts = reading["ts_ms"]
-        cur = reading.get("curtailment_mw")
+    def add(self, reading: GridReading | Mapping[str, Any]) -> WindowAggregate:
+        if not isinstance(reading, GridReading):  # a reading in its wire form
+            reading = GridReading.from_wire(reading)
+        ts = reading.ts_ms
+        cur = reading.curtailment_mw
         return replace(
             self,
             count=self.count + 1,
             late_count=self.late_count + (1 if ts < self.last_ts_ms else 0),
-            carbon=self.carbon.add(reading["carbon_intensity_gco2_per_kwh"], ts),
-            renewable=self.renewable.add(reading.get("renewable_pct"), ts),
-            price=self.price.add(reading.get("price"), ts),
+            carbon=self.carbon.add(reading.carbon_intensity_gco2_per_kwh, ts),
+            renewable=self.renewable.add(reading.renewable_pct, ts),
+            price=self.price.add(reading.price, ts),
             curtailment_max_mw=cur
             if self.curtailment_max_mw is None or (cur or 0) > self.curtailment_max_mw
             else self.curtailment_max_mw,
@@ -135,34 +140,34 @@ class WindowAggregate:
             curtailment_max_mw=data["curtailment_max_mw"], last_ts_ms=data["last_ts_ms"],
         )  # fmt: skip
 
-    def to_record(self, surplus: Surplus) -> dict[str, Any]:
-        """The ``zone.windows`` Avro record of this aggregate."""
-        return {
-            "zone": self.zone,
-            "kind": self.kind,
-            "window_start_ms": self.start_ms,
-            "window_end_ms": self.end_ms,
-            "count": self.count,
-            "late_count": self.late_count,
-            "carbon_mean": self.carbon.mean or 0.0,
-            "carbon_min": self.carbon.min,
-            "carbon_max": self.carbon.max,
-            "carbon_last": self.carbon.last or 0.0,
-            "renewable_mean": self.renewable.mean,
-            "renewable_min": self.renewable.min if self.renewable.n else None,
-            "renewable_max": self.renewable.max if self.renewable.n else None,
-            "renewable_last": self.renewable.last,
-            "renewable_std": self.renewable.std,
-            "price_mean": self.price.mean,
-            "price_min": self.price.min if self.price.n else None,
-            "price_max": self.price.max if self.price.n else None,
-            "price_last": self.price.last,
-            "curtailment_max_mw": self.curtailment_max_mw,
-            "last_ts_ms": self.last_ts_ms,
-            "surplus": surplus.active,
-            "surplus_reason": surplus.reason,
-            "surplus_strength": surplus.strength,
-        }
+    def to_record(self, surplus: Surplus) -> ZoneWindow:
+        """The ``zone.windows`` record of this aggregate."""
+        return ZoneWindow(
+            zone=self.zone,
+            kind=self.kind,
+            window_start_ms=self.start_ms,
+            window_end_ms=self.end_ms,
+            count=self.count,
+            late_count=self.late_count,
+            carbon_mean=self.carbon.mean or 0.0,
+            carbon_min=self.carbon.min,
+            carbon_max=self.carbon.max,
+            carbon_last=self.carbon.last or 0.0,
+            renewable_mean=self.renewable.mean,
+            renewable_min=self.renewable.min if self.renewable.n else None,
+            renewable_max=self.renewable.max if self.renewable.n else None,
+            renewable_last=self.renewable.last,
+            renewable_std=self.renewable.std,
+            price_mean=self.price.mean,
+            price_min=self.price.min if self.price.n else None,
+            price_max=self.price.max if self.price.n else None,
+            price_last=self.price.last,
+            curtailment_max_mw=self.curtailment_max_mw,
+            last_ts_ms=self.last_ts_ms,
+            surplus=surplus.active,
+            surplus_reason=surplus.reason,
+            surplus_strength=surplus.strength,
+        )
 
 
 def _merge_stats(stats: list[Stat]) -> Stat:

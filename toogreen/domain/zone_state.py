@@ -4,10 +4,12 @@ the routing view of the zone (its newest tumbling window, judged for surplus aga
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
+from msgspec.structs import replace
+
+from toogreen.domain.records import GridReading, ZoneMeta
 from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import (
     Surplus,
@@ -23,28 +25,6 @@ from toogreen.settings import SurplusSettings
 
 def window_key(zone: str, kind: str, start_ms: int) -> str:
     return f"{zone}|{kind}|{start_ms}"
-
-
-@dataclass
-class ZoneMeta:
-    """Per-zone bookkeeping kept beside the windows: watermark, open window keys, late counters."""
-
-    watermark_ms: int = -1
-    open_keys: list[str] = field(default_factory=list)
-    late_count: int = 0
-    too_late_count: int = 0
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> ZoneMeta:
-        return cls(**data) if data else cls()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "watermark_ms": self.watermark_ms,
-            "open_keys": list(self.open_keys),
-            "late_count": self.late_count,
-            "too_late_count": self.too_late_count,
-        }
 
 
 @dataclass
@@ -76,7 +56,7 @@ def keys_needed(zone: str, ts_ms: int, meta: ZoneMeta, specs: tuple[WindowSpec, 
 
 
 def apply_reading(
-    reading: dict[str, Any],
+    reading: GridReading,
     windows: dict[str, WindowAggregate],
     meta: ZoneMeta,
     specs: tuple[WindowSpec, WindowSpec],
@@ -86,20 +66,18 @@ def apply_reading(
 ) -> ReadingOutcome:
     """Absorb ``reading`` into its tumbling window; derive the hopping windows it changed from the tumbling
     windows they span (only tumbling windows are stored). ``windows`` holds the keys of :func:`keys_needed`."""
-    zone, ts = reading["zone"], reading["ts_ms"]
+    zone, ts = reading.zone, reading.ts_ms
     if meta.watermark_ms >= 0 and is_too_late(ts, meta.watermark_ms, grace_ms):
-        meta.too_late_count += 1
-        return ReadingOutcome(True, None, [], [], meta, None)
-    if ts < meta.watermark_ms:
-        meta.late_count += 1
-    meta.watermark_ms = max(meta.watermark_ms, ts)
+        return ReadingOutcome(True, None, [], [], replace(meta, too_late_count=meta.too_late_count + 1), None)
+    meta = replace(
+        meta, watermark_ms=max(meta.watermark_ms, ts), late_count=meta.late_count + (1 if ts < meta.watermark_ms else 0)
+    )
 
     tumbling, hopping = specs
     start = tumbling.starts(ts)[0]
     key = window_key(zone, tumbling.kind, start)
     merged = {**windows, key: (windows.get(key) or empty_window(zone, tumbling, start)).add(reading)}
-    if key not in meta.open_keys:
-        meta.open_keys.append(key)
+    open_keys = meta.open_keys if key in meta.open_keys else (*meta.open_keys, key)
 
     assembled: dict[int, WindowAggregate] = {}
 
@@ -115,8 +93,9 @@ def apply_reading(
     derived = [(window_key(zone, hopping.kind, s), partial(hop, s)) for s in hopping.starts(ts)]
 
     horizon = meta.watermark_ms - keep_ms
-    expired = [k for k in meta.open_keys if int(k.rsplit("|", 1)[1]) + tumbling.size_ms < horizon]
-    meta.open_keys = [k for k in meta.open_keys if k not in set(expired)]
+    expired = [k for k in open_keys if int(k.rsplit("|", 1)[1]) + tumbling.size_ms < horizon]
+    gone = set(expired)
+    meta = replace(meta, open_keys=tuple(k for k in open_keys if k not in gone))
 
     view = current_view(zone, merged, meta, tumbling, lambda end_ms: hop(end_ms - hopping.size_ms), surplus_settings)
     return ReadingOutcome(False, stored, derived, expired, meta, view)
@@ -147,11 +126,3 @@ def current_view(
         window_start_ms=current.start_ms,
         last_ts_ms=current.last_ts_ms,
     )
-
-
-def zone_view_to_dict(view: ZoneView) -> dict[str, Any]:
-    return dict(view.__dict__)
-
-
-def zone_view_from_dict(data: dict[str, Any]) -> ZoneView:
-    return ZoneView(**data)

@@ -15,15 +15,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.migration import checkpoint_gb, move_cost
+from toogreen.domain.placement import Placement
 from toogreen.domain.pricing import base_price
-from toogreen.domain.router import handle_workload_event, queue_entry, retry_order, workload_event
+from toogreen.domain.records import EventKind, NodeAction, NodeCommand, WorkloadEvent
+from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
 from toogreen.domain.scoring import tier_of
 from toogreen.domain.views import NodeView, ZoneView
 from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
 from toogreen.settings import Settings
 from toogreen.submission import submission_event
-from toogreen.topics import NODE_COMMANDS
 
 BUSY_UTIL_PCT = 90.0
 
@@ -110,15 +112,15 @@ def _request(w: TraceWorkload) -> dict[str, Any]:
 
 
 def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
-    """Our router, event by event, as the agent runs it."""
+    """Our router, event by event, as the agent runs it: the same event handler, and the same bookkeeping
+    (:class:`~toogreen.domain.placement.Placement`) over plain dicts instead of tables."""
     ledger = _Ledger(s)
     by_id = {n.node_id: n for n in s.fleet}
     trace = {w.workload_id: w for w in s.workloads}
-    states: dict[str, dict[str, Any]] = {}
-    holds: dict[str, dict[str, dict[str, Any]]] = {n.node_id: {} for n in s.fleet}
+    books = Placement(workloads={}, holds={n.node_id: {} for n in s.fleet}, shares={}, running={}, queue={})
+    states, holds = books.workloads, books.holds
     remaining: dict[str, float] = {}  # hours of work left, for running workloads
     arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
-    queued: dict[str, dict[str, Any]] = {}  # the router's queue, as the worker keeps it
     slot_h = s.slot_ms / HOUR_MS
     seq = 0
 
@@ -131,7 +133,7 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
                 n.zone,
                 n.pue,
                 n.vram_mb,
-                n.vram_mb - sum(h["vram_mb"] for h in holds[n.node_id].values()),
+                n.vram_mb - sum(h.vram_mb for h in holds[n.node_id].values()),
                 BUSY_UTIL_PCT if holds[n.node_id] else 0.0,
                 "healthy",
                 t,
@@ -144,92 +146,79 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
             for n in s.fleet
         ]
 
-    def event(wid: str, kind: str, t: int, **fields: Any) -> dict[str, Any]:
+    def event(wid: str, kind: EventKind, t: int, **fields: Any) -> WorkloadEvent:
         nonlocal seq
         seq += 1
         return workload_event(wid, t, kind, f"eval:{seq}", **fields)
 
-    def handle(ev: dict[str, Any], t: int, zones: dict[str, ZoneView]) -> None:
-        wid = ev["workload_id"]
-        needs = ev["type"] in ("submitted", "retry", "rescore")
-        result = handle_workload_event(ev, states.get(wid), views(t) if needs else [], zones, s.settings)
-        if result.state is not None:
-            states[wid] = result.state
-        for node_id, hold in result.reserve:
-            holds[node_id][wid] = hold
-        for node_id in result.release:
-            holds[node_id].pop(wid, None)
-        if result.queued is True and wid not in queued:
-            queued[wid] = queue_entry(states[wid], t)
-        elif result.queued is False:
-            queued.pop(wid, None)
-        if states.get(wid, {}).get("state") == "rejected" and wid not in remaining:
+    def handle(ev: WorkloadEvent, t: int, zones: dict[str, ZoneView]) -> None:
+        wid = ev.workload_id
+        result = handle_workload_event(ev, states.get(wid), views(t) if ev.type in NEEDS_VIEWS else [], zones,
+                                       s.settings)  # fmt: skip
+        books.apply(wid, ev.ts_ms, result, lambda: (views(t), zones), t)
+        state = states.get(wid)
+        if state is not None and state.state is WorkloadState.REJECTED and wid not in remaining:
             ledger.result.deadline_misses += 1
             remaining[wid] = -1.0  # counted
         for out in result.emits:
-            if out.topic != NODE_COMMANDS.name:
-                continue  # the router applied its own events already
-            cmd = out.record
-            if cmd["action"] == "start":
-                remaining[wid] = trace[wid].duration_h
-                handle(event(wid, "started", t, node_id=cmd["node_id"]), t, zones)
-            elif cmd["action"] == "checkpoint":
-                progress = 100 * (1 - remaining[wid] / trace[wid].duration_h)
-                handle(
-                    event(
-                        wid,
-                        "checkpointed",
-                        t,
-                        node_id=cmd["node_id"],
-                        checkpoint_uri=cmd["checkpoint_uri"],
-                        progress_pct=progress,
-                    ),
-                    t,
-                    zones,
-                )
-            elif cmd["action"] == "resume":
-                origin = by_id[states[wid]["pending_move"]["origin_node"]]
-                target = by_id[cmd["node_id"]]
-                ckpt = checkpoint_gb(cmd["vram_mb"], None, s.settings.migration)
-                cost = move_cost(
-                    ckpt,
-                    s.grid[origin.zone].at(t).carbon_gco2_per_kwh * origin.pue,
-                    s.grid[target.zone].at(t).carbon_gco2_per_kwh * target.pue,
-                    0.0,
-                    s.settings.migration,
-                )
-                ledger.result.gco2 += cost.gco2
-                ledger.result.kwh += cost.kwh
-                remaining[wid] += cost.seconds / 3600  # the time the move costs
-                if not states[wid]["pending_move"].get("rollback"):
-                    ledger.result.moves += 1
-                handle(event(wid, "resumed", t, node_id=cmd["node_id"]), t, zones)
+            if isinstance(out.record, NodeCommand):  # the router applied its own events already
+                obey(wid, out.record, t, zones)
+
+    def obey(wid: str, cmd: NodeCommand, t: int, zones: dict[str, ZoneView]) -> None:
+        """What the node does with the command, reported back as the node agent would."""
+        if cmd.action is NodeAction.START:
+            remaining[wid] = trace[wid].duration_h
+            handle(event(wid, EventKind.STARTED, t, node_id=cmd.node_id), t, zones)
+        elif cmd.action is NodeAction.CHECKPOINT:
+            progress = 100 * (1 - remaining[wid] / trace[wid].duration_h)
+            checkpointed = event(wid, EventKind.CHECKPOINTED, t, node_id=cmd.node_id,
+                                 checkpoint_uri=cmd.checkpoint_uri, progress_pct=progress)  # fmt: skip
+            handle(checkpointed, t, zones)
+        elif cmd.action is NodeAction.RESUME:
+            move = states[wid].pending_move
+            assert move is not None  # a resume is half of a move
+            origin, target = by_id[move.origin_node], by_id[cmd.node_id]
+            ckpt = checkpoint_gb(cmd.vram_mb, None, s.settings.migration)
+            cost = move_cost(
+                ckpt,
+                s.grid[origin.zone].at(t).carbon_gco2_per_kwh * origin.pue,
+                s.grid[target.zone].at(t).carbon_gco2_per_kwh * target.pue,
+                0.0,
+                s.settings.migration,
+            )
+            ledger.result.gco2 += cost.gco2
+            ledger.result.kwh += cost.kwh
+            remaining[wid] += cost.seconds / 3600  # the time the move costs
+            if not move.rollback:
+                ledger.result.moves += 1
+            handle(event(wid, EventKind.RESUMED, t, node_id=cmd.node_id), t, zones)
+
+    def running_now() -> list[str]:
+        return sorted(w for w, r in remaining.items() if r > 0 and states[w].state is WorkloadState.RUNNING)
 
     t = s.start_ms
     horizon = s.end_ms + 7 * 24 * HOUR_MS  # let late work finish; what is still running then missed its deadline
-    while t < horizon and (arrivals or queued or any(r > 0 for r in remaining.values())):
+    while t < horizon and (arrivals or books.queue or any(r > 0 for r in remaining.values())):
         zones = s.zone_views(t)
-        for wid in retry_order(queued):  # what waits goes before what arrives, the most urgent first
-            handle(event(wid, "retry", t), t, zones)
+        for wid in retry_order(books.queue):  # what waits goes before what arrives, the most urgent first
+            handle(event(wid, EventKind.RETRY, t), t, zones)
         while arrivals and arrivals[0].submitted_ms <= t:
             w = arrivals.popleft()
-            handle(submission_event(_request(w), w.workload_id, t), t, zones)
-        running = sorted(w for w, r in remaining.items() if r > 0 and states[w]["state"] == "running")
+            handle(WorkloadEvent.from_wire(submission_event(_request(w), w.workload_id, t)), t, zones)
         if reroute:
-            for wid in running:
+            for wid in running_now():
                 progress = 100 * (1 - remaining[wid] / trace[wid].duration_h)
-                handle(event(wid, "progress", t, progress_pct=max(progress, 0.0)), t, zones)
-                handle(event(wid, "rescore", t), t, zones)
-        for wid in sorted(w for w, r in remaining.items() if r > 0 and states[w]["state"] == "running"):
-            node = by_id[states[wid]["node_id"]]
+                handle(event(wid, EventKind.PROGRESS, t, progress_pct=max(progress, 0.0)), t, zones)
+                handle(event(wid, EventKind.RESCORE, t), t, zones)
+        for wid in running_now():
+            node = by_id[states[wid].node_id or ""]
             hours = min(slot_h, remaining[wid])
-            price = float(states[wid].get("price_eur_per_gpu_hour") or 0.0)
-            ledger.run_slot(node, t, hours, price)
+            ledger.run_slot(node, t, hours, float(states[wid].price_eur_per_gpu_hour or 0.0))
             remaining[wid] -= hours
             if remaining[wid] <= 1e-9:
                 remaining[wid] = 0.0
                 done_at = t + int(hours * HOUR_MS)
-                handle(event(wid, "completed", done_at, node_id=node.node_id, progress_pct=100.0), t, zones)
+                handle(event(wid, EventKind.COMPLETED, done_at, node_id=node.node_id, progress_pct=100.0), t, zones)
                 ledger.finished(trace[wid], done_at)
         t += s.slot_ms
     ledger.result.deadline_misses += sum(1 for r in remaining.values() if r > 0)  # never finished

@@ -27,8 +27,10 @@ class RecordProducer:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
-                # The Java client's and aiokafka's partitioner: a key lands on the same partition whichever
-                # client (this producer or the Faust worker) sends it, so a workload's events stay in order.
+                # The Java client's and aiokafka's partitioner, for workload.events: the Faust worker writes events
+                # of a workload too (routed, queued, rescore, retry), and the DuckDB sink's lifecycle and the API's
+                # event order need all of them on one partition. Grid and node topics need no particular one
+                # (tests/integration/test_outside_producer.py); docs/producers.md says what outside producers use.
                 "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "enable.idempotence": False,

@@ -1,0 +1,104 @@
+"""Every use of Faust's internals, in one place, each with a contract test (``tests/agents/test_faust_private.py``)
+against real Faust objects, so a Faust upgrade that changes one breaks a named test instead of the worker.
+
+- Tables: their in-memory store (``table.data``), which the checkpoint writes at once and whose changelog it sends
+  itself (``table.send_changelog``), and the codec a table's changelog is written and restored with.
+- Streams: taken without Faust's own acks (``stream.noack()``), acked by the checkpoint (``stream.ack``).
+- The Kafka transport with a configurable fetch wait. Faust builds its aiokafka consumer with
+  ``fetch_max_wait_ms=1500``. A broker that holds a fetch until that wait ends (the embedded Tansu broker does,
+  even when records arrive meanwhile) then adds up to 1.5 s to every hop of an idle pipeline: submission to
+  decision took 0.4-0.8 s at 20 submissions/s. This transport, registered as the ``toogreen://`` broker scheme,
+  sets ``worker.fetch_max_wait_ms`` instead; all else is Faust's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from faust.serializers import codecs
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import EventT, StreamT, TableT
+from faust.types.tuples import FutureMessage
+
+from toogreen.settings import get_settings
+
+SCHEME = "toogreen"
+
+
+# --- tables -------------------------------------------------------------------------------------------------------
+
+
+def table_data(table: TableT) -> MutableMapping[Any, Any]:
+    """The table's in-memory store: written here, nothing is sent (the changelog is the caller's to send)."""
+    data: MutableMapping[Any, Any] = table.data
+    return data
+
+
+def send_changelog(table: TableT, partition: int, key: Any, value: Any) -> FutureMessage:
+    """Queue the changelog record of ``key`` (its value, or its deletion when ``value`` is None) on the producer."""
+    if value is None:
+        return table.send_changelog(partition, key, None, value_serializer="raw")  # a tombstone, not a JSON null
+    return table.send_changelog(partition, key, value)
+
+
+class TableCodec(codecs.Codec):
+    """How one table's values are written to and read from its changelog."""
+
+    def __init__(self, dumps: Any, loads: Any) -> None:
+        super().__init__()
+        self._dumps_value, self._loads_value = dumps, loads
+
+    def _dumps(self, obj: Any) -> bytes:
+        out: bytes = self._dumps_value(obj)
+        return out
+
+    def _loads(self, s: bytes) -> Any:
+        return self._loads_value(s)
+
+
+def use_value_codec(table: TableT, name: str, codec: TableCodec) -> None:
+    """Write and restore ``table``'s changelog with ``codec`` (registered as ``name``). Faust takes a table's
+    value serializer from its value type's model options only, so it is set here, on the table and on its
+    changelog topic."""
+    codecs.register(name, codec)
+    table.value_serializer = name  # type: ignore[misc]  # what the table's own changelog writes use
+    # The table manager built the changelog topic (which restores the table) when the table was created.
+    table.changelog_topic = table.changelog_topic.derive(value_serializer=name)
+
+
+# --- streams ------------------------------------------------------------------------------------------------------
+
+
+def without_auto_ack(stream: StreamT) -> StreamT:
+    """The stream, its events acked only by :func:`ack`."""
+    return stream.noack()
+
+
+async def ack(stream: StreamT, event: EventT) -> bool:
+    """Ack one event; whether no other stream holds it any more (its offset may then be committed)."""
+    last: bool = await stream.ack(event)
+    return last
+
+
+# --- the Kafka transport ------------------------------------------------------------------------------------------
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = get_settings().worker.fetch_max_wait_ms  # read when the consumer starts
+        return consumer
+
+
+class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
+
+
+TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")

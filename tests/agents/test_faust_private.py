@@ -1,0 +1,96 @@
+"""The contract of every Faust internal the worker uses (``streams.faust_private``), each against real Faust
+objects: a Faust upgrade that changes one fails here, by name."""
+
+from __future__ import annotations
+
+from faust.types import Message
+
+import streams.agents as agents
+from streams import faust_private
+from streams.app import app, node_reservation_table, settings, zone_meta_table, zone_window_table
+from tests.agents.harness import clear_tables
+from tests.builders import grid_reading, now_ms
+from toogreen.codec import encode
+from toogreen.domain.records import Hold, ZoneMeta
+from toogreen.domain.windows import WindowSpec, empty_window
+
+
+def test_the_table_store_is_what_the_table_reads_and_writing_it_sends_nothing(monkeypatch):
+    clear_tables()
+    sent: list[object] = []
+    monkeypatch.setattr(zone_meta_table, "send_changelog", lambda *a, **kw: sent.append(a), raising=False)
+    faust_private.table_data(zone_meta_table)["FR"] = ZoneMeta(watermark_ms=5)
+    assert zone_meta_table["FR"] == ZoneMeta(watermark_ms=5) and zone_meta_table.get("FR").watermark_ms == 5
+    assert "FR" in zone_meta_table and sent == []
+    clear_tables()
+
+
+async def test_a_changelog_record_is_queued_with_the_tables_codec_and_a_deletion_as_a_tombstone():
+    holds = {"w1": Hold(vram_mb=1000, mig_profile="1g.10gb")}
+    value = faust_private.send_changelog(node_reservation_table, 2, "n1", holds)
+    tombstone = faust_private.send_changelog(node_reservation_table, 3, "n1", None)
+    pending = node_reservation_table.send_changelog(0, "n0", holds)  # what Faust's own write would send
+    for fut in (value, tombstone, pending):
+        assert fut.message.channel is node_reservation_table.changelog_topic
+    assert (value.message.partition, value.message.value_serializer) == (2, "toogreen.node-reservations")
+    assert tombstone.message.value is None and tombstone.message.value_serializer == "raw"
+    data = app.serializers.dumps_value(None, holds, serializer=value.message.value_serializer)
+    assert data == b'{"w1":{"vram_mb":1000,"mig_profile":"1g.10gb"}}'  # the JSON wire form
+
+
+def _restored(table, value: bytes):
+    """What the changelog consumer makes of a changelog message: the worker's recovery reads the table's
+    changelog topic (cloned onto its queue at start) and decodes each message with its schema."""
+    topic = table.changelog_topic.clone_using_queue(app.channel().queue)
+    message = Message(table.changelog_topic.get_topic_name(), 0, 0, 0.0, 0, [], b'"k"', value, None)
+    return topic.schema.loads_value(app, message)
+
+
+def test_a_table_restores_its_typed_values_from_its_changelog_bytes():
+    assert node_reservation_table.changelog_topic.value_serializer == "toogreen.node-reservations"
+    assert _restored(node_reservation_table, b'{"w1":{"vram_mb":1000}}') == {"w1": Hold(vram_mb=1000)}
+    no_price = grid_reading(ts_ms=1, price=None)
+    window = empty_window("FR", WindowSpec("tumbling", 300_000, 300_000), 0).add(no_price)
+    data = app.serializers.dumps_value(None, window, serializer=zone_window_table.value_serializer)
+    assert b"Infinity" in data  # an empty measure's minimum
+    assert _restored(zone_window_table, data) == window
+
+
+async def test_a_stream_without_auto_ack_leaves_each_event_to_be_acked(monkeypatch):
+    """The checkpoint acks a run's events itself, after its records were handed to the producer."""
+    clear_tables()
+    seen: list[object] = []
+    real_ack = faust_private.ack
+
+    async def ack(stream, event):
+        assert stream.enable_acks is False  # Faust does not ack it behind the checkpoint's back
+        seen.append(await real_ack(stream, event))
+
+    monkeypatch.setattr(faust_private, "ack", ack)
+    monkeypatch.setattr(agents, "emitter", _Quiet())
+    async with agents.zone_windows.test_context() as agent:
+        await agent.put(encode("grid.readings", grid_reading("FR", now_ms())), key=b"FR")
+    assert seen == [True]  # acked once, by the checkpoint, and no other stream holds it
+    clear_tables()
+
+
+class _Quiet:
+    async def emit(self, topic, key, record):
+        return None
+
+    async def dead_letter(self, event, stage, reason):
+        return None
+
+
+async def test_the_worker_consumer_waits_at_most_the_configured_fetch_wait():
+    assert type(app.transport) is faust_private.Transport
+
+    async def nothing(*_args):
+        return None
+
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+    thread = consumer._new_consumer_thread()
+    aiokafka_consumer = thread._create_worker_consumer(app.transport)
+    assert aiokafka_consumer._fetch_max_wait_ms == settings.worker.fetch_max_wait_ms == 10
