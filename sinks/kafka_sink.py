@@ -71,6 +71,16 @@ def rows_from_messages(
     return rows, events
 
 
+def _lag(consumer: Consumer) -> int | None:
+    """Records between the consumer's positions and the high watermarks it last saw (no request to the broker)."""
+    lag, known = 0, False
+    for tp in consumer.position(consumer.assignment()):
+        _low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if tp.offset >= 0 and high >= 0:
+            lag, known = lag + max(0, high - tp.offset), True
+    return lag if known else None
+
+
 class BrokerUnavailable(RuntimeError):
     """The broker does not answer: wait for it, this is not the sink failing."""
 
@@ -116,6 +126,7 @@ class DuckDBSink:
         self.last_error: str | None = None
         self.last_batch_ms: int | None = None
         self.broker_reachable = False
+        self.lag_records: int | None = None  # records in the log the sink has not read yet
 
     @property
     def alive(self) -> bool:
@@ -220,6 +231,7 @@ class DuckDBSink:
                 if good:
                     self.write_and_commit(consumer, good)
                     self.failures_in_a_row = 0
+                self.lag_records = _lag(consumer)
                 self._settle()
                 self._maybe_snapshot()
         finally:

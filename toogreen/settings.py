@@ -228,6 +228,16 @@ class SupervisionSettings(BaseModel):
     )
 
 
+class HealthSettings(BaseModel):
+    """What ``/healthz`` counts as degraded (503)."""
+
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 1.5
+    worker_stall_s: float = Field(10.0, description="Records waiting and no offset committed this long: no worker")
+    sink_stall_s: float = Field(10.0, description="Records waiting and no sink batch this long: the sink is stuck")
+    max_lag_records: int = 50_000
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -246,6 +256,7 @@ class Settings(BaseSettings):
     grid: GridSourceSettings = GridSourceSettings()
     settlement: SettlementSettings = SettlementSettings()
     supervision: SupervisionSettings = SupervisionSettings()
+    health: HealthSettings = HealthSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

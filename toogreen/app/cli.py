@@ -151,6 +151,9 @@ def api(with_sink: bool = typer.Option(True, help="Run the DuckDB sink in this p
     if duck:
         duck.start_thread()
     application = create_app(settings, store, RecordProducer(settings.bootstrap))
+    from toogreen.kafka.health import HealthMonitor
+
+    application.state.health = HealthMonitor(settings, duck).start()  # what /healthz answers
     try:
         uvicorn.run(
             application, host=settings.api.host, port=settings.api.port, log_level="warning",
