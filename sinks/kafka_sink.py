@@ -169,11 +169,15 @@ class DuckDBSink:
             raise BrokerUnavailable("the broker reports no cluster id")
         return str(cluster_id)
 
-    def _enter_lifetime(self, lifetime_id: str) -> None:
+    def _enter_lifetime(self, consumer: Consumer, lifetime_id: str) -> None:
         lost = self.store.begin_lifetime(lifetime_id, int(time.time() * 1000))
         if lost is not None:
             log.warning("new broker log lifetime %s (was %s): %d active workloads ended as lost",
                         lifetime_id, self.lifetime_id, lost)  # fmt: skip
+            # Nothing of a lifetime first seen now was written yet, so the whole log is read. Offsets the group has
+            # committed in it are not ours to trust: a commit of the old log's offsets, retried until a broker
+            # answered, lands in the new log and would skip its first records.
+            consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in consumer.assignment()])
         self.lifetime_id = lifetime_id
 
     def stop(self) -> None:
@@ -213,7 +217,7 @@ class DuckDBSink:
         try:
             lifetime = self._lifetime_now(consumer)
             self.broker_reachable = True
-            self._enter_lifetime(lifetime)
+            self._enter_lifetime(consumer, lifetime)
             self.ready.set()
             while not self._stop.is_set():
                 messages = consumer.consume(

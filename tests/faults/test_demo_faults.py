@@ -16,6 +16,7 @@ import pytest
 from tests.faults.test_kill_each_process import decided
 from tests.integration.conftest import free_port
 from toogreen.app.demo import Stack
+from toogreen.kafka.broker import die_with_parent
 from toogreen.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(300)]
@@ -69,6 +70,7 @@ class Demo:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **env},
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # an interrupted test run leaves no demo behind
             )
 
     def text(self) -> str:

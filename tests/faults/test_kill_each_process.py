@@ -81,10 +81,15 @@ def supervised_until(stack: Stack, what: str, check: Callable[[], Any], timeout_
     raise AssertionError(f"{what} not reached within {timeout_s:.0f} s (last: {last!r}; logs in {stack.run_dir})")
 
 
-def submit(stack: Stack, name: str) -> str:
+def submit(stack: Stack, name: str) -> str | None:
+    """The workload id once accepted; None on a 503 (the client retries with the same Idempotency-Key)."""
     body = {"name": name, "workload_type": "inference", "image": "ghcr.io/x/y:1", "vram_mb": 8000,
             "expected_hours": 0.5}  # fmt: skip
-    response = httpx.post(f"{stack.api_url()}/api/v1/workloads", json=body, headers=stack.api_headers(), timeout=15)
+    headers = {**stack.api_headers(), "Idempotency-Key": f"faults-{name}"}
+    response = httpx.post(f"{stack.api_url()}/api/v1/workloads", json=body, headers=headers, timeout=15)
+    if response.status_code == 503:
+        print(f"{name}: 503 {response.text}")
+        return None
     assert response.status_code == 202, response.text
     return response.json()["workload_id"]
 
@@ -190,8 +195,10 @@ def submit_when_up(stack: Stack, name: str) -> str:
     result: list[str] = []
 
     def attempt() -> bool:
-        result.append(submit(stack, name))
-        return True
+        wid = submit(stack, name)
+        if wid is not None:
+            result.append(wid)
+        return wid is not None
 
     supervised_until(stack, "API accepting submissions", attempt, 60)
     return result[-1]
