@@ -54,3 +54,14 @@ def test_a_dead_stuck_or_stale_sink_is_degraded():
 
 def test_an_api_without_a_sink_judges_the_rest():
     assert judge(healthy(sink=None), SETTINGS, START).ok
+
+
+def test_records_waiting_in_a_log_the_worker_has_committed_nothing_in_is_degraded_at_once():
+    # right after a new broker: the worker restarts and recovers while producers already write
+    fresh = healthy(worker_lag_records=120, worker_committed_any=False)
+    verdict = judge(fresh, SETTINGS, LATER - 1000)  # even during the start-up grace
+    assert verdict.problems == [
+        "worker: 120 records waiting and nothing committed in this log yet (no worker consuming: not started, "
+        "or still recovering)"
+    ]
+    assert judge(healthy(worker_lag_records=0, worker_committed_any=False), SETTINGS, LATER - 1000).ok

@@ -31,7 +31,7 @@ def test_latest_readings_and_windows_match_a_scan(tmp_path_factory, batches):
             for z, t, c in batch:
                 start = t * 60_000 - t * 60_000 % SPEC.size_ms
                 agg = empty_window(z, SPEC, start).add(grid_reading(z, t * 60_000, c))
-                windows.append(window_row(agg.to_record(Surplus())))
+                windows.append(window_row(agg.to_record(Surplus()).to_wire()))
             store.write({"grid_readings": grid, "zone_windows": windows}, [])
         assert queries.latest_readings(store) == queries.scan_latest_readings(store)
         assert queries.latest_windows(store, "tumbling") == queries.scan_latest_windows(store, "tumbling")

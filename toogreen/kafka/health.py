@@ -48,6 +48,7 @@ class Observation:
     lifetime_id: str | None = None
     worker_lag_records: int | None = None
     worker_committed_total: int | None = None
+    worker_committed_any: bool = True  # has the worker group committed any offset in this log
     worker_last_progress_ms: int | None = None  # when its committed offsets last moved (or nothing waited)
     sink: dict[str, Any] | None = None  # None: no sink in this process
 
@@ -66,7 +67,13 @@ def judge(obs: Observation, settings: Settings, started_ms: int) -> Verdict:
     if not obs.broker_ok:
         problems.append(f"broker: no answer from {settings.bootstrap} ({obs.broker_error})")
     grace = obs.at_ms - started_ms < h.worker_stall_s * 1000
-    if obs.broker_ok and obs.worker_lag_records is not None and not grace:
+    if obs.broker_ok and obs.worker_lag_records is not None and not obs.worker_committed_any:
+        if obs.worker_lag_records > 0:
+            problems.append(
+                f"worker: {obs.worker_lag_records} records waiting and nothing committed in this log yet (no worker "
+                "consuming: not started, or still recovering)"
+            )
+    elif obs.broker_ok and obs.worker_lag_records is not None and not grace:
         stalled_s = (obs.at_ms - (obs.worker_last_progress_ms or started_ms)) / 1000
         if obs.worker_lag_records > 0 and stalled_s >= h.worker_stall_s:
             problems.append(
@@ -95,7 +102,7 @@ def judge(obs: Observation, settings: Settings, started_ms: int) -> Verdict:
         "broker": {"ok": obs.broker_ok, "bootstrap": settings.bootstrap, "log_lifetime": obs.lifetime_id,
                    "error": obs.broker_error},
         "worker": {"lag_records": obs.worker_lag_records, "committed_offsets": obs.worker_committed_total,
-                   "last_progress_ms": obs.worker_last_progress_ms},
+                   "committed_in_this_log": obs.worker_committed_any, "last_progress_ms": obs.worker_last_progress_ms},
         "sink": sink,
     }  # fmt: skip
     return Verdict(not problems, problems, checks)
@@ -136,6 +143,7 @@ class HealthMonitor:
             ]
             committed = consumer.committed(partitions, timeout=self.settings.health.probe_timeout_s)
             lag = total = 0
+            obs.worker_committed_any = any(tp.offset >= 0 for tp in committed)
             for tp in committed:
                 low, high = consumer.get_watermark_offsets(tp, timeout=self.settings.health.probe_timeout_s)
                 position = tp.offset if tp.offset >= 0 else low
