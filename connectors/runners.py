@@ -99,8 +99,8 @@ class FleetStateFile:
 def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliveryStats:
     """The simulated fleet's node agents: obey ``node.commands``, report telemetry and workload events. With
     ``supervision.fleet_state_path`` set, a restarted agent carries on with the work its GPUs were running."""
-    from toogreen.app.lifespan import exit_on_new_lifetime, watch_lifetime
     from toogreen.kafka.broker import log_lifetime
+    from toogreen.lifespan import exit_on_new_lifetime, watch_lifetime
 
     producer = RecordProducer(settings.bootstrap)
     fleet = SimulatedFleet(settings.demo.seed, settings.demo.workload_hours_per_second)

@@ -11,7 +11,7 @@ from connectors.runners import FleetStateFile
 from sinks.duckdb_store import Store
 from sinks.kafka_sink import BrokerUnavailable, DuckDBSink
 from toogreen.app.demo import Stack
-from toogreen.app.lifespan import watch_lifetime
+from toogreen.lifespan import watch_lifetime
 from toogreen.settings import Settings, SupervisionSettings
 
 T0 = 1_800_000_000_000

@@ -35,7 +35,7 @@ console = Console(stderr=True)
 
 
 def _stop_on_signals() -> threading.Event:
-    from toogreen.app.lifespan import exit_after
+    from toogreen.lifespan import exit_after
 
     stop = threading.Event()
 
@@ -79,8 +79,8 @@ def worker(loglevel: str = typer.Option("warning", help="Faust log level")) -> N
 
     import streams.agents  # noqa: F401  (registers the agents)
     from streams.app import app as faust_app
-    from toogreen.app.lifespan import exit_after, exit_on_new_lifetime, watch_lifetime
     from toogreen.kafka.broker import log_lifetime
+    from toogreen.lifespan import exit_after, exit_on_new_lifetime, watch_lifetime
 
     settings = get_settings()
     grace_s = settings.supervision.stop_grace_s
@@ -160,7 +160,7 @@ def api(with_sink: bool = typer.Option(True, help="Run the DuckDB sink in this p
             timeout_graceful_shutdown=1,
         )  # fmt: skip
     finally:
-        from toogreen.app.lifespan import exit_after
+        from toogreen.lifespan import exit_after
 
         exit_after(settings.supervision.stop_grace_s, "api")
         if duck:
