@@ -19,6 +19,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)
@@ -34,6 +36,7 @@ faults: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
@@ -58,3 +61,23 @@ schema-compat: $(INTEROP_JAR)
 # After a schema changed: the test vectors (bytes from Avro's Java encoder) and the producer guide's fingerprints.
 interop-vectors: $(STAMP) $(INTEROP_JAR)
 	$(BIN)/python -m tests.interop.make_vectors
+# The dashboard (api/dashboard/): its browser-side packages from npm, and Debian's chromium for its browser tests.
+DASHBOARD := api/dashboard
+DASHBOARD_STAMP := $(DASHBOARD)/node_modules/.installed
+.PHONY: chromium test-dashboard screenshots
+venv demo test test-unit test-integration: $(DASHBOARD_STAMP)
+test: chromium
+
+$(DASHBOARD_STAMP): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	command -v npm >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y npm)
+	npm ci --prefix $(DASHBOARD) --no-audit --no-fund
+	touch $@
+
+chromium:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test-dashboard: $(STAMP) $(DASHBOARD_STAMP) chromium
+	$(BIN)/python -m pytest -q tests/dashboard
+
+screenshots: $(STAMP) $(DASHBOARD_STAMP) chromium
+	$(BIN)/python -m tests.dashboard.screenshots docs/screenshots

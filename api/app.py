@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.cache import AnswerCache
+from api.dashboard import mount_dashboard
 from api.middleware import BodySizeLimit
 from api.routes import (
     admin,
@@ -49,4 +50,5 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    mount_dashboard(app)  # the dashboard at /, its files under /css/, /js/ and /vendor/
     return app

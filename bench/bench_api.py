@@ -20,20 +20,26 @@ from bench.common import Table, percentile
 ENDPOINTS = ("/api/v1/dashboard", "/api/v1/zones", "/api/v1/nodes", "/api/v1/workloads?limit=50")
 
 
+WARMUP_S = 3.0
+
+
 def _load(url: str, headers: dict[str, str], clients: int, seconds: float) -> dict[str, list[float]]:
-    """``clients`` concurrent clients, each asking for the dashboard's reads in turn for ``seconds``."""
+    """``clients`` concurrent clients, each asking for the dashboard's reads in turn for ``seconds``, after
+    ``WARMUP_S`` of the same load not counted (connections opened, first answers computed)."""
     results: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
 
     async def client(k: int) -> None:
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
-            end = time.monotonic() + seconds
+            counted_from = time.monotonic() + WARMUP_S
+            end = counted_from + seconds
             j = k
-            while time.monotonic() < end:
+            while (now := time.monotonic()) < end:
                 path = ENDPOINTS[j % len(ENDPOINTS)]
                 t0 = time.perf_counter()
                 r = await http.get(path)
                 r.raise_for_status()
-                results[path].append(1000 * (time.perf_counter() - t0))
+                if now >= counted_from:
+                    results[path].append(1000 * (time.perf_counter() - t0))
                 j += 1
 
     async def main() -> None:
@@ -94,9 +100,10 @@ def api_alone(clients: int = 50, seconds: float = 10.0) -> Table:
     """The API's own part: the API process alone, a batch committed every 0.5 s, the clients in this process."""
     table = Table(
         "API latency under 50 concurrent clients, the API alone with a batch landing every 0.5 s",
-        f"{clients} concurrent clients for {seconds:.0f} s against the API process alone (bench/api_alone_server.py: "
-        "2 zones, the 20-node simulated fleet, a writer thread committing a grid reading every 0.5 s as the "
-        "sink's batches would); 'per request' is the answer cache off, 'read models' the default",
+        f"{clients} concurrent clients for {seconds:.0f} s after {WARMUP_S:.0f} s not counted, against the API "
+        "process alone (bench/api_alone_server.py: 2 zones, the 20-node simulated fleet, a writer thread "
+        "committing a grid reading every 0.5 s as the sink's batches would); 'per request' is the answer cache "
+        "off, 'read models' the default",
         ["endpoint", "setup", "requests", "p50 ms", "p99 ms"],
     )
     runs = {"per request": _measure_alone("0", clients, seconds), "read models": _measure_alone("1", clients, seconds)}
@@ -111,7 +118,8 @@ def api_alone(clients: int = 50, seconds: float = 10.0) -> Table:
 def api_latency(clients: int = 50, seconds: float = 10.0) -> Table:
     table = Table(
         "API latency under 50 concurrent clients while the pipeline writes",
-        f"{clients} concurrent clients (one process, httpx) for {seconds:.0f} s against a running stack (grid, "
+        f"{clients} concurrent clients (one process, httpx) for {seconds:.0f} s after {WARMUP_S:.0f} s not counted, "
+        "against a running stack (grid, "
         "fleet, a workload a second flowing), each setup on a fresh stack; 'per request' is the answer cache off "
         "(TOOGREEN_API__ANSWER_CACHE_MAX_AGE_S=0), 'read models' the default",
         ["endpoint", "setup", "requests", "p50 ms", "p99 ms"],

@@ -57,7 +57,7 @@ class ElectricityMapsClient:
         self.requests_made += 1
         url = f"{self.settings.electricitymaps_api_base.rstrip('/')}/{path}"
         response = self.http.get(
-            url, params={"zone": zone}, headers={"auth-token": self.settings.electricitymaps_token}
+            url, params={"zone": zone}, headers={"auth-token": self.settings.electricitymaps_token or ""}
         )
         if response.status_code == 429:
             retry_after = float(response.headers.get("retry-after", "1"))

@@ -151,6 +151,8 @@ def parse_a75(xml_text: str) -> list[tuple[int, dict[str, float]]]:
         curve = _text(ts_elem, "curveType") or "A01"
         for period in (e for e in ts_elem if _local(e.tag) == "Period"):
             interval = _child(period, "timeInterval")
+            if interval is None:
+                raise EntsoeError("a Period without its timeInterval")
             start = parse_time(_text(interval, "start") or "")
             end = parse_time(_text(interval, "end") or "")
             step_ms = RESOLUTIONS[_text(period, "resolution") or "PT60M"] * 60_000

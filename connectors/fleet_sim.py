@@ -164,9 +164,10 @@ class SimulatedFleet:
             node.running[wid] = wl
             kind = "resumed" if action == "resume" else "started"
             return [self._event(node, wid, kind, ts_ms, checkpoint_uri=wl.resumed_from)]
-        wl = node.running.get(wid)
-        if wl is None:
+        running = node.running.get(wid)
+        if running is None:
             return []
+        wl = running
         if action == "checkpoint":
             uri = cmd.get("checkpoint_uri") or f"sim://{node.node_id}/{wid}/{ts_ms}.ckpt"
             self.checkpoints[uri] = SimWorkload(wid, wl.vram_mb, wl.expected_hours, wl.progress_pct)

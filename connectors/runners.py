@@ -135,7 +135,9 @@ def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliverySt
                     continue  # the worker produced it; a bad one is the worker's bug, not the node's to guess at
                 for event in fleet.apply_command(command, _now_ms()):
                     producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
-                positions[msg.partition()] = msg.offset() + 1
+                partition, offset = msg.partition(), msg.offset()
+                if partition is not None and offset is not None:
+                    positions[partition] = offset + 1
                 # saved at once: an agent killed now must neither obey this command again nor forget it
                 producer.flush()
                 state_file.save(fleet, positions)

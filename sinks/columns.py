@@ -53,6 +53,7 @@ def _field(raw: dict[str, Any]) -> AvroField:
         if len(branches) != 1:
             raise ValueError(f"field {raw['name']}: only [null, T] unions map to a column")
         avro_type = branches[0]
+    py: type
     if isinstance(avro_type, dict) and avro_type.get("type") == "enum":
         duck, py = "VARCHAR", str
     elif isinstance(avro_type, str) and avro_type in _PRIMITIVES:

@@ -248,7 +248,7 @@ class Store:
         with self._write_lock:
             cur = self.con.cursor()
             try:
-                source = cur.execute("SELECT current_database()").fetchone()[0]
+                (source,) = cur.execute("SELECT current_database()").fetchone() or ("memory",)
                 cur.execute(f"ATTACH '{tmp}' AS snapshot_out")
                 cur.execute(f'COPY FROM DATABASE "{source}" TO snapshot_out')
                 cur.execute("DETACH snapshot_out")
@@ -258,7 +258,7 @@ class Store:
 
 
 def _workload_after(row: Row | None, event: Row, state: WorkloadState) -> Row:
-    new = dict(row) if row else {c: None for c in WORKLOAD_COLUMNS} | {"moves": 0}
+    new: Row = dict(row) if row else {c: None for c in WORKLOAD_COLUMNS} | {"moves": 0}
     new["workload_id"] = event["workload_id"]
     new["status"] = state.value
     new["updated_ms"] = event["ts_ms"]

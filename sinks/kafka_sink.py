@@ -225,8 +225,8 @@ class DuckDBSink:
                 )
                 good = [m for m in messages if m.error() is None]
                 for m in messages:
-                    if m.error() is not None and m.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("sink consume error: %s", m.error())
+                    if (error := m.error()) is not None and error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("sink consume error: %s", error)
                 # Checked after reading: if the lifetime is still the one checked before, no newer broker served
                 # this batch (lifetimes only move on); if it moved, the batch is not written under the old one.
                 now = self._lifetime_now(consumer) if good else lifetime

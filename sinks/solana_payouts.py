@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
@@ -66,10 +66,10 @@ class SolanaGateway(Protocol):
 class LiteSVMGateway:
     """An in-process Solana VM: executes the system and memo programs for real, keeps state in memory."""
 
-    def __init__(self, svm: object | None = None) -> None:
+    def __init__(self, svm: Any = None) -> None:
         from solders.litesvm import LiteSVM
 
-        self.svm = svm or LiteSVM()
+        self.svm: Any = svm or LiteSVM()
 
     def latest_blockhash(self) -> Hash:
         return self.svm.latest_blockhash()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import stripe
+from stripe.params.billing import MeterEventCreateParams
 
 from toogreen.settings import SettlementSettings
 
@@ -31,7 +32,7 @@ class StripeMeterReporter:
     def report(self, billing: dict[str, Any], customer_id: str) -> str:
         """Send one meter event; returns 'reported' (or 'duplicate' if Stripe already has this identifier)."""
         gpu_seconds = round(float(billing["gpu_hours"]) * 3600)
-        params: dict[str, Any] = {
+        params: MeterEventCreateParams = {
             "event_name": self.settings.stripe_meter_event_name,
             "identifier": billing["billing_id"],
             "timestamp": int(billing["ts_ms"]) // 1000,

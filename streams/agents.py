@@ -42,7 +42,7 @@ from streams.checkpoint import Checkpoint
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import accrue_energy
-from toogreen.domain.clock import Clock, SystemClock
+from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
@@ -80,7 +80,7 @@ from toogreen.topics import (
 )
 
 emitter: Emitter = KafkaEmitter(app)
-clock: Clock = SystemClock()
+clock: Clock = SYSTEM_CLOCK
 
 R = TypeVar("R", bound=Record)
 Validator = Callable[[dict[str, Any]], list[str]]
@@ -256,7 +256,7 @@ def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
     return routing.inputs()
 
 
-@app.on_rebalance_complete.connect
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust's own signal type rejects any coroutine
 async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
     routing.resync()  # what the changelogs restored is in the tables now
     # What is alive now (code, the restored tables) mostly stays alive: keep it out of the cyclic collector's full

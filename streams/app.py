@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 import msgspec
+from faust.types import TableT
 
 from streams import faust_private
 from streams.faust_private import SCHEME
@@ -63,7 +64,7 @@ workload_topic = raw_topic(WORKLOAD_EVENTS.name)
 WINDOW_SPECS = specs_from(settings.windows)
 
 
-def _table(name: str, value_type: Any, *, global_: bool = False) -> faust.Table:
+def _table(name: str, value_type: Any, *, global_: bool = False) -> TableT:
     """A table whose values are ``value_type`` records; its changelog carries their JSON wire form."""
     table = (app.GlobalTable if global_ else app.Table)(name, default=None)
     encoder, decoder = msgspec.json.Encoder(), msgspec.json.Decoder(value_type)
@@ -71,7 +72,7 @@ def _table(name: str, value_type: Any, *, global_: bool = False) -> faust.Table:
     return table
 
 
-def _window_table(name: str) -> faust.Table:
+def _window_table(name: str) -> TableT:
     """Window aggregates keep their own wire form (an empty measure's minimum is ``Infinity``, which stdlib JSON
     carries and msgspec does not)."""
     table = app.Table(name, default=None)

@@ -25,7 +25,7 @@ from faust.types import EventT, StreamT, TableT
 
 from streams import faust_private
 from streams.emit import Emitter, Payload
-from toogreen.domain.clock import Clock, SystemClock
+from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 
 V = TypeVar("V")
 _DELETED = object()
@@ -43,7 +43,7 @@ class Checkpoint:
         self.emitter = emitter
         self.max_events = max_events
         self.max_delay_s = max_delay_ms / 1000.0
-        self.clock = clock or SystemClock()
+        self.clock = clock or SYSTEM_CLOCK
         self.events_held: list[EventT] = []
         self.current: EventT | None = None
         self._ends: bool | None = None
@@ -59,8 +59,9 @@ class Checkpoint:
             if not self.events_held and not self._changes and not self._emits:
                 self._started = self.clock.monotonic_s()
             yield event
+            ends = self.ends_here()  # decided with this event not yet held, whether or not the agent asked
             self.events_held.append(event)
-            if self.ends_here():
+            if ends:
                 await self.flush()
             elif self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(self.max_delay_s, self._on_timer)

@@ -63,9 +63,10 @@ def use_value_codec(table: TableT, name: str, codec: TableCodec) -> None:
     value serializer from its value type's model options only, so it is set here, on the table and on its
     changelog topic."""
     codecs.register(name, codec)
-    table.value_serializer = name  # type: ignore[misc]  # what the table's own changelog writes use
+    collection: Any = table  # the serializer is an attribute of Faust's Collection, not of TableT
+    collection.value_serializer = name  # what the table's own changelog writes use
     # The table manager built the changelog topic (which restores the table) when the table was created.
-    table.changelog_topic = table.changelog_topic.derive(value_serializer=name)
+    collection.changelog_topic = table.changelog_topic.derive(value_serializer=name)
 
 
 # --- streams ------------------------------------------------------------------------------------------------------
@@ -73,7 +74,8 @@ def use_value_codec(table: TableT, name: str, codec: TableCodec) -> None:
 
 def without_auto_ack(stream: StreamT) -> StreamT:
     """The stream, its events acked only by :func:`ack`."""
-    return stream.noack()
+    quiet: StreamT = stream.noack()  # type: ignore[attr-defined]  # Stream's, not StreamT's
+    return quiet
 
 
 async def ack(stream: StreamT, event: EventT) -> bool:

@@ -4,9 +4,18 @@ or conftest helpers)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from toogreen.domain.records import EventKind, WorkloadEvent
+from toogreen.codec import encode
+from toogreen.domain.records import (
+    EventKind,
+    NodeKind,
+    NodeRegistration,
+    RunningEntry,
+    TelemetrySample,
+    WorkloadEvent,
+)
 from toogreen.domain.views import NodeView, ZoneView
 from toogreen.submission import submission_event
 
@@ -15,8 +24,52 @@ REQUEST: dict[str, Any] = {"name": "job", "workload_type": "training", "image": 
                            "expected_hours": 1.0}  # fmt: skip
 
 
+@dataclass
+class Msg:
+    """The slice of confluent_kafka.Message the sinks read."""
+
+    _topic: str
+    _value: bytes
+    _offset: int
+    _partition: int = 0
+    _key: bytes = b"k"
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+
+def messages(records: list[tuple[str, Any]]) -> list[Msg]:
+    """Each (topic, record or bytes) as the message the sink would consume, offsets in order."""
+    return [
+        Msg(topic, value if isinstance(value, bytes) else encode(topic, value), i)
+        for i, (topic, value) in enumerate(records)
+    ]
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def window_aligned_now_ms(window_ms: int = 300_000) -> int:
+    """Now, moved back to the start of its tumbling window (plus 1 ms), so readings a few seconds apart share one
+    window whatever the wall clock says."""
+    now = now_ms()
+    return now - now % window_ms + 1
 
 
 def grid_reading(zone: str = "FR", ts_ms: int = 1_700_000_000_000, carbon: float = 60.0, **extra: Any) -> dict:
@@ -60,3 +113,21 @@ def node_view(node_id: str = "dc-1", zone: str = "FR", at_ms: int = NOW_MS, **ex
     fields: dict[str, Any] = {"node_type": "datacenter", "gpu_model": "H100", "pue": 1.2, "vram_mb": 81_920,
                               "vram_free_mb": 81_920, "util_pct": 5.0, "health": "healthy", **extra}  # fmt: skip
     return NodeView(node_id=node_id, zone=zone, last_seen_ms=at_ms, **fields)
+
+
+def registration(node_id: str = "n1", zone: str = "FR", **extra: Any) -> NodeRegistration:
+    fields: dict[str, Any] = {"provider": "p", "node_type": NodeKind.DATACENTER, "gpu_model": "H100",
+                              "vram_mb": 81_920, "lat": 48.8, "lng": 2.3, "pue": 1.2, "max_power_w": 700.0,
+                              **extra}  # fmt: skip
+    return NodeRegistration(node_id=node_id, zone=zone, **fields)
+
+
+def telemetry(node_id: str = "n1", ts_ms: int = NOW_MS, util: float = 50.0, **extra: Any) -> TelemetrySample:
+    fields: dict[str, Any] = {"mem_used_mb": 1_000, "mem_total_mb": 81_920, "power_w": 300.0, **extra}
+    return TelemetrySample(node_id=node_id, ts_ms=ts_ms, sm_util_pct=util, **fields)
+
+
+def running_entry(
+    node_id: str = "n1", zone: str = "FR", carbon: float = 100.0, last_rescore_ms: int = 0
+) -> RunningEntry:
+    return RunningEntry(node_id=node_id, zone=zone, carbon_gco2_per_kwh=carbon, last_rescore_ms=last_rescore_ms)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from toogreen import SCHEMA_DIR
+from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.records import Record
 from toogreen.topics import ALL_TOPICS, BY_NAME, TopicSpec
 
@@ -132,7 +132,14 @@ DEAD_LETTER_RAW_MAX_BYTES = 4096
 
 
 def dead_letter(
-    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None, stage: str, reason: str
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    raw: bytes | None,
+    stage: str,
+    reason: str,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> dict[str, Any]:
     """The ``dead.letters`` record for a message that could not be decoded, validated or applied. Its key is the
     source coordinates, so the worker's and the sink's dead letters for one message are the same row (within one
@@ -142,7 +149,7 @@ def dead_letter(
         "source_topic": topic,
         "source_partition": int(partition),
         "source_offset": int(offset),
-        "ts_ms": int(time.time() * 1000),
+        "ts_ms": clock.now_ms(),
         "stage": stage,
         "reason": reason[:2000],
         "key": None if key is None else bytes(key)[:DEAD_LETTER_RAW_MAX_BYTES],

@@ -216,15 +216,25 @@ class SettlementSettings(BaseModel):
 class SupervisionSettings(BaseModel):
     """Faults: how the demo restarts what died, how fast everything stops, how log lifetimes are watched."""
 
-    stop_grace_s: float = Field(3.0, description="A process told to stop exits by itself at the latest this late")
-    demo_stop_timeout_s: float = Field(3.5, description="The demo kills what has not stopped this long after asking")
+    stop_grace_s: float = Field(
+        default=3.0, description="A process told to stop exits by itself at the latest this late"
+    )
+    demo_stop_timeout_s: float = Field(
+        default=3.5, description="The demo kills what has not stopped this long after asking"
+    )
     restart_backoff_min_s: float = 0.5
     restart_backoff_max_s: float = 15.0
-    restart_reset_after_s: float = Field(30.0, description="Up this long, a child's next restart is quick again")
-    lifetime_check_s: float = Field(2.0, description="How often the worker and the sink compare the log lifetime")
-    sink_max_failures: int = Field(5, description="The sink thread restarts this often in a row, then its process dies")
+    restart_reset_after_s: float = Field(
+        default=30.0, description="Up this long, a child's next restart is quick again"
+    )
+    lifetime_check_s: float = Field(
+        default=2.0, description="How often the worker and the sink compare the log lifetime"
+    )
+    sink_max_failures: int = Field(
+        default=5, description="The sink thread restarts this often in a row, then its process dies"
+    )
     fleet_state_path: Path | None = Field(
-        None, description="Where the simulated fleet keeps what runs on its GPUs, so its agent can be restarted"
+        default=None, description="Where the simulated fleet keeps what runs on its GPUs, so its agent can be restarted"
     )
 
 
@@ -233,8 +243,12 @@ class HealthSettings(BaseModel):
 
     probe_interval_s: float = 2.0
     probe_timeout_s: float = 1.5
-    worker_stall_s: float = Field(10.0, description="Records waiting and no offset committed this long: no worker")
-    sink_stall_s: float = Field(10.0, description="Records waiting and no sink batch this long: the sink is stuck")
+    worker_stall_s: float = Field(
+        default=10.0, description="Records waiting and no offset committed this long: no worker"
+    )
+    sink_stall_s: float = Field(
+        default=10.0, description="Records waiting and no sink batch this long: the sink is stuck"
+    )
     max_lag_records: int = 50_000
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
+
+from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 
 
 def new_workload_id() -> str:
@@ -12,14 +13,14 @@ def new_workload_id() -> str:
 
 
 def submission_event(
-    request: dict[str, Any], workload_id: str | None = None, ts_ms: int | None = None
+    request: dict[str, Any], workload_id: str | None = None, ts_ms: int | None = None, clock: Clock = SYSTEM_CLOCK
 ) -> dict[str, Any]:
     """The ``workload.events`` record of type ``submitted`` for ``request`` (a WorkloadRequest dict)."""
     wid = workload_id or new_workload_id()
     return {
         "event_id": f"{wid}:submitted",
         "workload_id": wid,
-        "ts_ms": int(time.time() * 1000) if ts_ms is None else ts_ms,
+        "ts_ms": clock.now_ms() if ts_ms is None else ts_ms,
         "type": "submitted",
         "node_id": None,
         "progress_pct": None,

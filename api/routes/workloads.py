@@ -101,7 +101,7 @@ def _not_yet_stored(submission: dict[str, Any]) -> dict[str, Any]:
             "billing": [], "decisions": [], "events": []}  # fmt: skip
 
 
-@router.get("", response_model=list[WorkloadRow])
+@router.get("", response_model=list[WorkloadRow])  # type: ignore[valid-type]
 def list_workloads(
     store: StoreDep,
     caller: PersonCaller,

@@ -19,7 +19,7 @@ from streams.app import (
 )
 from streams.emit import RecordingEmitter
 from tests.agents.harness import TABLES, clear_tables
-from tests.builders import grid_reading, now_ms
+from tests.builders import grid_reading, now_ms, window_aligned_now_ms
 from toogreen.codec import encode
 from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.records import Hold
@@ -36,7 +36,7 @@ def recorder(monkeypatch):
 
 
 async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
-    ts = now_ms()
+    ts = window_aligned_now_ms()
     async with agents.zone_windows.test_context() as agent:
         await agent.put(encode("grid.readings", grid_reading("FR", ts, 50.0)), key=b"FR")
         await agent.put(encode("grid.readings", grid_reading("FR", ts + 1000, 70.0)), key=b"FR")
@@ -56,7 +56,7 @@ async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(r
         monkeypatch.setattr(
             table, "send_changelog", lambda p, k, v, *a, t=table, **kw: sent.append((t.name, k, p)), raising=False
         )
-    ts = now_ms()
+    ts = window_aligned_now_ms()
     async with agents.zone_windows.test_context() as agent:
         for i in range(5):
             await agent.put(encode("grid.readings", grid_reading("FR", ts + i, 50.0 + 10 * i)), key=b"FR", partition=3)

@@ -34,9 +34,11 @@ from tests.interop.outside_node import SingleObjectCodec
 from toogreen import PROJECT_ROOT, SCHEMA_DIR
 from toogreen.app.demo import Stack
 from toogreen.codec import codec_for
+from toogreen.settings import Settings
 
 pytestmark = pytest.mark.integration
 
+API = httpx.Client(headers={"Authorization": f"Bearer {Settings().api.admin_token}"})
 SCRIPT = PROJECT_ROOT / "tests" / "interop" / "outside_node.py"
 STDLIB = set(sys.stdlib_module_names)
 
@@ -53,7 +55,7 @@ def grid_core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def _get(stack: Stack, path: str) -> Any:
     try:
-        return httpx.get(f"{stack.api_url()}{path}", headers=stack.api_headers(), timeout=5).json()
+        return API.get(f"{stack.api_url()}{path}", timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return []
 
@@ -126,7 +128,7 @@ def test_the_outside_node_imports_nothing_of_the_project():
 
 
 def test_an_outside_node_registers_streams_telemetry_and_receives_work(grid_core: Stack):
-    stack, api, auth = grid_core, grid_core.api_url(), grid_core.api_headers()
+    stack, api = grid_core, grid_core.api_url()
     node_id = split_id("outside-gpu", stack.settings.broker.topic_partitions)
     outside = OutsideNode(stack, node_id)
     try:
@@ -135,11 +137,11 @@ def test_an_outside_node_registers_streams_telemetry_and_receives_work(grid_core
 
         body = {"name": "outside-job", "workload_type": "fine_tune", "image": "ghcr.io/x/y:1", "vram_mb": 20_000,
                 "expected_hours": 0.05}  # fmt: skip
-        response = httpx.post(f"{api}/api/v1/workloads", json=body, headers=auth, timeout=15)
+        response = API.post(f"{api}/api/v1/workloads", json=body, timeout=15)
         assert response.status_code == 202, response.text
         wid = response.json()["workload_id"]
         done = eventually(
-            lambda: (w := httpx.get(f"{api}/api/v1/workloads/{wid}", headers=auth).json())["status"] == "completed"
+            lambda: (w := API.get(f"{api}/api/v1/workloads/{wid}").json())["status"] == "completed"
             and w["receipt_id"] and w,
             90, "the workload completed on the outside node, with its receipt",
         )  # fmt: skip
@@ -148,7 +150,7 @@ def test_an_outside_node_registers_streams_telemetry_and_receives_work(grid_core
         assert {"action": "start", "workload_id": wid} in [
             {k: e[k] for k in ("action", "workload_id")} for e in outside.events("command")
         ]
-        receipt = httpx.get(f"{api}/api/v1/receipts/{done['receipt_id']}", headers=auth).json()
+        receipt = API.get(f"{api}/api/v1/receipts/{done['receipt_id']}").json()
         assert receipt["kwh"] > 0 and {i["node_id"] for i in receipt["intervals"]} == {node_id}
     finally:
         offline = outside.stop()
@@ -177,21 +179,21 @@ def run_outside_node_with_its_own_workload(
 ) -> dict[str, Any]:
     """An outside node that submits a workload on workload.events itself and runs it: what came of it, as the
     worker made it (decision, command, receipt, bill) and as the DuckDB sink recorded the workload's life."""
-    api, auth = stack.api_url(), stack.api_headers()
+    api = stack.api_url()
     outside = OutsideNode(stack, node_id, "--submit", workload_id, "--workload-events-partitioner",
                           workload_partitioner, *(f"--producer-config={c}" for c in node_config))  # fmt: skip
     try:
         settled = eventually(
-            lambda: (w := httpx.get(f"{api}/api/v1/workloads/{workload_id}", headers=auth)).status_code == 200
+            lambda: (w := API.get(f"{api}/api/v1/workloads/{workload_id}")).status_code == 200
             and (w := w.json())["receipt_id"] and w["billing"] and w,
             90, f"{workload_id} settled",
         )  # fmt: skip
         time.sleep(2)  # what the sink makes of the last events
-        done = httpx.get(f"{api}/api/v1/workloads/{workload_id}", headers=auth).json()
+        done = API.get(f"{api}/api/v1/workloads/{workload_id}").json()
     finally:
         outside.stop()
     eventually(lambda: (n := node(stack, node_id)) and not n["routable"], 30, f"{node_id} offline")
-    receipt = httpx.get(f"{api}/api/v1/receipts/{settled['receipt_id']}", headers=auth).json()
+    receipt = API.get(f"{api}/api/v1/receipts/{settled['receipt_id']}").json()
     worker = {
         "decisions": [(d["type"], d["chosen_node_id"] == node_id) for d in done["decisions"]],
         "commands": [e["action"] for e in outside.events("command") if e["workload_id"] == workload_id],

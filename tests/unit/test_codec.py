@@ -11,7 +11,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 from toogreen import SCHEMA_DIR
 from toogreen.codec import (
     BASELINE_DIR,

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import duckdb
 import pytest
@@ -10,49 +9,12 @@ import pytest
 from connectors.fleet_sim import SimulatedFleet
 from sinks.duckdb_store import Store
 from sinks.kafka_sink import rows_from_messages
-from tests.conftest import grid_reading
-from toogreen.codec import encode
+from tests.builders import Msg, grid_reading, messages  # noqa: F401  (Msg, messages: test_api imports them here)
 from toogreen.domain.windows import Surplus, WindowSpec, empty_window
 from toogreen.submission import submission_event
 
 T0 = 1_800_000_000_000
 TUMBLING = WindowSpec("tumbling", 300_000, 300_000)
-
-
-@dataclass
-class Msg:
-    """The slice of confluent_kafka.Message the sink reads."""
-
-    _topic: str
-    _value: bytes
-    _offset: int
-    _partition: int = 0
-    _key: bytes = b"k"
-
-    def topic(self):
-        return self._topic
-
-    def partition(self):
-        return self._partition
-
-    def offset(self):
-        return self._offset
-
-    def key(self):
-        return self._key
-
-    def value(self):
-        return self._value
-
-    def error(self):
-        return None
-
-
-def messages(records):
-    return [
-        Msg(topic, value if isinstance(value, bytes) else encode(topic, value), i)
-        for i, (topic, value) in enumerate(records)
-    ]
 
 
 @pytest.fixture

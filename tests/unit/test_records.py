@@ -16,13 +16,16 @@ from toogreen.domain import records
 from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.records import (
     AccrualInterval,
+    DecisionKind,
     EventKind,
     Hold,
     NodeAction,
     NodeCommand,
+    NodeHealth,
     NodeKind,
     NodeRegistration,
     PendingMove,
+    RoutingDecision,
     Workload,
     WorkloadEvent,
     ZoneWindow,
@@ -46,9 +49,12 @@ def test_the_zone_window_record_has_the_schemas_fields_in_order():
 def test_event_and_command_records_have_their_schemas_fields_and_kinds():
     assert list(WorkloadEvent.__struct_fields__) == _avro_fields("workload_event.avsc")
     assert list(NodeCommand.__struct_fields__) == _avro_fields("node_command.avsc")
+    assert list(RoutingDecision.__struct_fields__) == _avro_fields("routing_decision.avsc")
+    assert [k.value for k in DecisionKind] == _avro_symbols("routing_decision.avsc", "type")
     assert [k.value for k in EventKind] == _avro_symbols("workload_event.avsc", "type")
     assert [k.value for k in NodeAction] == _avro_symbols("node_command.avsc", "action")
     assert [k.value for k in NodeKind] == _avro_symbols("node_registry.avsc", "node_type")
+    assert [k.value for k in NodeHealth] == _avro_symbols("node_telemetry.avsc", "health")
 
 
 def test_a_window_record_travels_through_the_avro_codec_unchanged():

@@ -2,7 +2,16 @@
 
 from tests.builders import NOW_MS, REQUEST, node_view, submission, workload_event, zone_view
 from toogreen.domain.lifecycle import WorkloadState
-from toogreen.domain.records import Hold, NodeAction, NodeCommand, QueueEntry, Workload, WorkloadEvent, WorkloadRequest
+from toogreen.domain.records import (
+    Hold,
+    NodeAction,
+    NodeCommand,
+    QueueEntry,
+    RoutingDecision,
+    Workload,
+    WorkloadEvent,
+    WorkloadRequest,
+)
 from toogreen.domain.router import decision_id_for, handle_workload_event, queue_entry, retry_order
 from toogreen.settings import Settings
 from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
@@ -17,10 +26,11 @@ def test_submission_is_routed_with_a_decision_an_event_and_a_start_command():
     topics = [e.topic for e in result.emits]
     assert topics == [ROUTING_DECISIONS.name, WORKLOAD_EVENTS.name, NODE_COMMANDS.name]
     decision, routed, command = (e.record for e in result.emits)
-    assert isinstance(decision, dict) and isinstance(routed, WorkloadEvent) and isinstance(command, NodeCommand)
-    assert decision["decision_id"] == decision_id_for("w1", 1, "initial")
-    assert decision["chosen_node_id"] == "dc-1" and decision["alternatives"][0]["eligible"]
-    assert decision["grid_windows"][0]["zone"] == "FR"
+    assert isinstance(decision, RoutingDecision) and isinstance(routed, WorkloadEvent)
+    assert isinstance(command, NodeCommand)
+    assert decision.decision_id == decision_id_for("w1", 1, "initial")
+    assert decision.chosen_node_id == "dc-1" and decision.alternatives[0].eligible
+    assert decision.grid_windows[0].zone == "FR"
     assert routed.type == "routed" and command.action is NodeAction.START and command.vram_mb == 16_000
     assert result.state is not None and result.state.state is WorkloadState.ROUTED
     assert result.reserve == [("dc-1", Hold(vram_mb=16_000, mig_profile=None))]
@@ -29,8 +39,8 @@ def test_submission_is_routed_with_a_decision_an_event_and_a_start_command():
 def test_a_workload_no_node_could_ever_hold_is_rejected_with_the_reason():
     result = handle_workload_event(submission({**REQUEST, "vram_mb": 200_000}, "w2"), None, NODES, ZONES, S)
     decision, rejected = (e.record for e in result.emits)
-    assert isinstance(decision, dict) and isinstance(rejected, WorkloadEvent)
-    assert decision["type"] == "rejected" and "no node has 200000 MiB" in decision["reason"]
+    assert isinstance(decision, RoutingDecision) and isinstance(rejected, WorkloadEvent)
+    assert decision.type == "rejected" and "no node has 200000 MiB" in decision.reason
     assert rejected.type == "rejected" and result.state is not None and result.state.state == "rejected"
 
 

@@ -14,9 +14,9 @@ from sinks.kafka_sink import rows_from_messages
 from sinks.settlement import Settler
 from sinks.solana_payouts import LAMPORTS_PER_SOL, LiteSVMGateway, eur_to_lamports
 from sinks.stripe_meter import StripeMeterReporter
+from tests.builders import messages
 from tests.standins import stripe as stripe_standin
 from tests.standins.server import serve
-from tests.unit.test_duckdb_store import messages
 from toogreen.domain.accounting import Slot, accrue
 from toogreen.domain.receipts import receipt_hash
 from toogreen.domain.settlement import settle

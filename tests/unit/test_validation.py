@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 from toogreen.domain.validation import validate_grid_reading, validate_registration, validate_telemetry
 
 

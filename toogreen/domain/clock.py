@@ -26,6 +26,9 @@ class SystemClock:
         return time.monotonic()
 
 
+SYSTEM_CLOCK = SystemClock()
+
+
 @dataclass
 class FixedClock:
     """A clock that stands still until told to move."""

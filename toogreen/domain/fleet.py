@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from toogreen.domain.kinds import NodeHealth, NodeKind
 from toogreen.domain.views import NodeView
 
-NODE_TYPES = ("datacenter", "recycler", "gamer")
+NODE_TYPES = (NodeKind.DATACENTER, NodeKind.RECYCLER, NodeKind.GAMER)
 OTHER_TYPE = len(NODE_TYPES)
 _FLOAT_COLUMNS = ("pue", "vram_mb", "vram_free_mb", "util_pct", "declared", "max_power_w")
 _INT_COLUMNS = ("node_type", "gpu_model", "zone", "last_seen_ms", "whole_tenants", "mig_slices_used", "mig_layout")
@@ -93,7 +94,7 @@ class Fleet:
         c["whole_tenants"][row] = view.whole_tenants
         c["mig_slices_used"][row] = sum(count for _profile, count in view.mig_used)
         c["mig_layout"][row] = self.code(self.mig_layouts, (view.gpu_model, view.mig_used))
-        c["unhealthy"][row] = view.health == "unhealthy"
+        c["unhealthy"][row] = view.health == NodeHealth.UNHEALTHY
         c["mig_capable"][row] = view.mig_capable
 
     def remove(self, node_id: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from toogreen.domain.kinds import EventKind
+
 
 class WorkloadState(StrEnum):
     SUBMITTED = "submitted"
@@ -27,21 +29,21 @@ TERMINAL = frozenset(
 _ACTIVE = (WorkloadState.ROUTED, WorkloadState.RUNNING, WorkloadState.CHECKPOINTED, WorkloadState.MIGRATING)
 
 # event type -> (states it may arrive in, state it leads to); None stands for "no state yet".
-TRANSITIONS: dict[str, tuple[tuple[WorkloadState | None, ...], WorkloadState]] = {
-    "submitted": ((None,), WorkloadState.SUBMITTED),
-    "queued": ((WorkloadState.SUBMITTED,), WorkloadState.QUEUED),
-    "retry": ((WorkloadState.QUEUED,), WorkloadState.QUEUED),
-    "routed": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.ROUTED),
-    "rejected": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.REJECTED),
-    "rescore": ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
-    "started": ((WorkloadState.ROUTED,), WorkloadState.RUNNING),
-    "progress": ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
-    "checkpointed": ((WorkloadState.RUNNING,), WorkloadState.CHECKPOINTED),
-    "migrating": ((WorkloadState.CHECKPOINTED,), WorkloadState.MIGRATING),
-    "resumed": ((WorkloadState.MIGRATING,), WorkloadState.RUNNING),
-    "completed": ((WorkloadState.RUNNING,), WorkloadState.COMPLETED),
-    "failed": (_ACTIVE, WorkloadState.FAILED),
-    "cancelled": ((WorkloadState.SUBMITTED, WorkloadState.QUEUED, *_ACTIVE), WorkloadState.CANCELLED),
+TRANSITIONS: dict[EventKind, tuple[tuple[WorkloadState | None, ...], WorkloadState]] = {
+    EventKind.SUBMITTED: ((None,), WorkloadState.SUBMITTED),
+    EventKind.QUEUED: ((WorkloadState.SUBMITTED,), WorkloadState.QUEUED),
+    EventKind.RETRY: ((WorkloadState.QUEUED,), WorkloadState.QUEUED),
+    EventKind.ROUTED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.ROUTED),
+    EventKind.REJECTED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.REJECTED),
+    EventKind.RESCORE: ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
+    EventKind.STARTED: ((WorkloadState.ROUTED,), WorkloadState.RUNNING),
+    EventKind.PROGRESS: ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
+    EventKind.CHECKPOINTED: ((WorkloadState.RUNNING,), WorkloadState.CHECKPOINTED),
+    EventKind.MIGRATING: ((WorkloadState.CHECKPOINTED,), WorkloadState.MIGRATING),
+    EventKind.RESUMED: ((WorkloadState.MIGRATING,), WorkloadState.RUNNING),
+    EventKind.COMPLETED: ((WorkloadState.RUNNING,), WorkloadState.COMPLETED),
+    EventKind.FAILED: (_ACTIVE, WorkloadState.FAILED),
+    EventKind.CANCELLED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED, *_ACTIVE), WorkloadState.CANCELLED),
 }
 
 
@@ -49,14 +51,15 @@ class IllegalTransition(ValueError):
     """An event that is not legal in the workload's current state."""
 
 
-def next_state(current: WorkloadState | None, event_type: str) -> WorkloadState:
+def next_state(current: WorkloadState | None, event_type: EventKind | str) -> WorkloadState:
     """The state after ``event_type``, or :class:`IllegalTransition` saying why not."""
     try:
-        allowed, target = TRANSITIONS[event_type]
-    except KeyError:
-        raise IllegalTransition(f"unknown workload event type {event_type!r}") from None
+        kind = EventKind(event_type)
+        allowed, target = TRANSITIONS[kind]
+    except (ValueError, KeyError):
+        raise IllegalTransition(f"unknown workload event type {str(event_type)!r}") from None
     if current not in allowed:
         shown = "no state" if current is None else f"state {current.value!r}"
         legal = ", ".join("none" if s is None else s.value for s in allowed)
-        raise IllegalTransition(f"event {event_type!r} is illegal in {shown} (legal in: {legal})")
+        raise IllegalTransition(f"event {kind.value!r} is illegal in {shown} (legal in: {legal})")
     return target

@@ -11,48 +11,14 @@ its wire form (JSON bytes, as a changelog carries it) is several times faster (`
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Self
 
 import msgspec
 
+from toogreen.domain.kinds import DecisionKind, EventKind, NodeAction, NodeHealth, NodeKind
 from toogreen.domain.lifecycle import WorkloadState
 
-
-class EventKind(StrEnum):
-    """What a ``workload.events`` record says happened (the Avro enum ``WorkloadEventType``)."""
-
-    SUBMITTED = "submitted"
-    ROUTED = "routed"
-    STARTED = "started"
-    PROGRESS = "progress"
-    CHECKPOINTED = "checkpointed"
-    MIGRATING = "migrating"
-    RESUMED = "resumed"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    QUEUED = "queued"
-    RETRY = "retry"
-    RESCORE = "rescore"
-
-
-class NodeKind(StrEnum):
-    """Who runs a node (the Avro enum ``NodeType``)."""
-
-    DATACENTER = "datacenter"
-    RECYCLER = "recycler"
-    GAMER = "gamer"
-
-
-class NodeAction(StrEnum):
-    """What a ``node.commands`` record orders (the Avro enum ``NodeAction``)."""
-
-    START = "start"
-    CHECKPOINT = "checkpoint"
-    STOP = "stop"
-    RESUME = "resume"
+__all__ = ["DecisionKind", "EventKind", "NodeAction", "NodeHealth", "NodeKind", "WorkloadState"]  # re-exported
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,7 +116,7 @@ class TelemetrySample(Record, frozen=True, kw_only=True):
     power_w: float
     energy_j: float | None = None
     mig_slices_free: int = 0
-    health: str = "healthy"
+    health: NodeHealth = NodeHealth.HEALTHY
 
 
 class GridReading(Record, frozen=True, kw_only=True):
@@ -192,6 +158,70 @@ class ZoneWindow(Record, frozen=True, kw_only=True):
     surplus: bool = False
     surplus_reason: str | None = None
     surplus_strength: float = 0.0
+
+
+class Alternative(Record, frozen=True, kw_only=True):
+    """A node a decision judged: its tier and score parts, or why it was excluded."""
+
+    node_id: str
+    zone: str
+    node_type: str
+    tier: int | None = None
+    eligible: bool
+    excluded_reason: str | None = None
+    score: float | None = None
+    carbon_part: float | None = None
+    price_part: float | None = None
+    utilisation_part: float | None = None
+    carbon_gco2_per_kwh: float | None = None
+    price_eur_per_gpu_hour: float | None = None
+    utilisation_pct: float | None = None
+    mig_profile: str | None = None
+
+
+class GridWindowUsed(Record, frozen=True, kw_only=True):
+    """A zone's window as the decision saw it."""
+
+    zone: str
+    window_start_ms: int
+    carbon_mean_gco2_per_kwh: float
+    renewable_mean_pct: float | None = None
+    price_mean: float | None = None
+    surplus: bool = False
+
+
+class Exclusion(Record, frozen=True, kw_only=True):
+    reason: str
+    count: int
+
+
+class RoutingDecision(Record, frozen=True, kw_only=True):
+    """One ``routing.decisions`` record: what was chosen (or not) and why, with the alternatives, exclusions and
+    the zone windows used."""
+
+    decision_id: str
+    workload_id: str
+    ts_ms: int
+    type: DecisionKind
+    chosen_node_id: str | None = None
+    chosen_zone: str | None = None
+    tier: int | None = None
+    score: float | None = None
+    carbon_part: float | None = None
+    price_part: float | None = None
+    utilisation_part: float | None = None
+    reason: str
+    mig_profile: str | None = None
+    from_node_id: str | None = None
+    from_zone: str | None = None
+    score_gain: float | None = None
+    saved_gco2: float | None = None
+    move_cost_s: float | None = None
+    alternatives: tuple[Alternative, ...] = ()
+    grid_windows: tuple[GridWindowUsed, ...] = ()
+    nodes_considered: int = 0
+    nodes_eligible: int = 0
+    exclusions: tuple[Exclusion, ...] = ()
 
 
 # --- table values -------------------------------------------------------------------------------------------------
@@ -249,7 +279,7 @@ class NodeTelemetry(Record, frozen=True, kw_only=True):
     energy_j: float | None = None
     mem_used_mb: int
     mem_total_mb: int
-    health: str
+    health: NodeHealth
     mig_slices_free: int = 0
 
 

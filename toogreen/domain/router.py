@@ -25,13 +25,18 @@ from toogreen.domain.fleet import Fleet
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
 from toogreen.domain.records import (
+    Alternative,
+    DecisionKind,
     EventKind,
+    Exclusion,
+    GridWindowUsed,
     Hold,
     NodeAction,
     NodeCommand,
     PendingMove,
     QueueEntry,
     Record,
+    RoutingDecision,
     Workload,
     WorkloadEvent,
     WorkloadRequest,
@@ -50,7 +55,7 @@ NEEDS_VIEWS = frozenset({EventKind.SUBMITTED, EventKind.RETRY, EventKind.RESCORE
 class Emit:
     topic: str
     key: str
-    record: Record | dict[str, Any]  # a typed record, or a routing decision's Avro dict
+    record: Record
 
 
 @dataclass
@@ -83,56 +88,63 @@ def workload_spec(workload_id: str, request: WorkloadRequest) -> WorkloadSpec:
     )
 
 
-def _candidate_record(c: Candidate) -> dict[str, Any]:
-    return {
-        "node_id": c.node_id, "zone": c.zone, "node_type": c.node_type, "tier": c.tier, "eligible": c.eligible,
-        "excluded_reason": c.excluded_reason, "score": c.score, "carbon_part": c.carbon_part,
-        "price_part": c.price_part, "utilisation_part": c.utilisation_part,
-        "carbon_gco2_per_kwh": c.carbon_gco2_per_kwh, "price_eur_per_gpu_hour": c.price_eur_per_gpu_hour,
-        "utilisation_pct": c.utilisation_pct, "mig_profile": c.mig_profile,
-    }  # fmt: skip
+def _alternative(c: Candidate) -> Alternative:
+    return Alternative(
+        node_id=c.node_id, zone=c.zone, node_type=c.node_type, tier=c.tier, eligible=c.eligible,
+        excluded_reason=c.excluded_reason, score=c.score, carbon_part=c.carbon_part, price_part=c.price_part,
+        utilisation_part=c.utilisation_part, carbon_gco2_per_kwh=c.carbon_gco2_per_kwh,
+        price_eur_per_gpu_hour=c.price_eur_per_gpu_hour, utilisation_pct=c.utilisation_pct, mig_profile=c.mig_profile,
+    )  # fmt: skip
+
+
+def _window_used(z: ZoneView) -> GridWindowUsed:
+    return GridWindowUsed(
+        zone=z.zone, window_start_ms=z.window_start_ms, carbon_mean_gco2_per_kwh=z.carbon_gco2_per_kwh,
+        renewable_mean_pct=z.renewable_pct, price_mean=z.price_eur_per_mwh, surplus=z.surplus,
+    )  # fmt: skip
 
 
 def decision_record(
-    decision: Decision, decision_id: str, workload_id: str, kind: str, ts_ms: int, **extra: Any
-) -> dict[str, Any]:
+    decision: Decision,
+    decision_id: str,
+    workload_id: str,
+    kind: DecisionKind,
+    ts_ms: int,
+    *,
+    reason: str | None = None,
+    from_node_id: str | None = None,
+    from_zone: str | None = None,
+    score_gain: float | None = None,
+    saved_gco2: float | None = None,
+    move_cost_s: float | None = None,
+) -> RoutingDecision:
     """The ``routing.decisions`` record of a decision, with its alternatives, exclusions and the windows used."""
-    chosen = decision.chosen if kind in ("initial", "reroute") else None
-    return {
-        "decision_id": decision_id,
-        "workload_id": workload_id,
-        "ts_ms": ts_ms,
-        "type": kind,
-        "chosen_node_id": chosen.node_id if chosen else None,
-        "chosen_zone": chosen.zone if chosen else None,
-        "tier": chosen.tier if chosen else None,
-        "score": chosen.score if chosen else None,
-        "carbon_part": chosen.carbon_part if chosen else None,
-        "price_part": chosen.price_part if chosen else None,
-        "utilisation_part": chosen.utilisation_part if chosen else None,
-        "reason": extra.pop("reason", decision.reason),
-        "mig_profile": chosen.mig_profile if chosen else None,
-        "from_node_id": extra.get("from_node_id"),
-        "from_zone": extra.get("from_zone"),
-        "score_gain": extra.get("score_gain"),
-        "saved_gco2": extra.get("saved_gco2"),
-        "move_cost_s": extra.get("move_cost_s"),
-        "alternatives": [_candidate_record(c) for c in decision.alternatives],
-        "nodes_considered": decision.considered,
-        "nodes_eligible": decision.eligible,
-        "exclusions": [{"reason": reason, "count": count} for reason, count in decision.exclusions],
-        "grid_windows": [
-            {
-                "zone": z.zone,
-                "window_start_ms": z.window_start_ms,
-                "carbon_mean_gco2_per_kwh": z.carbon_gco2_per_kwh,
-                "renewable_mean_pct": z.renewable_pct,
-                "price_mean": z.price_eur_per_mwh,
-                "surplus": z.surplus,
-            }
-            for z in decision.zones_used
-        ],
-    }
+    chosen = decision.chosen if kind in (DecisionKind.INITIAL, DecisionKind.REROUTE) else None
+    return RoutingDecision(
+        decision_id=decision_id,
+        workload_id=workload_id,
+        ts_ms=ts_ms,
+        type=kind,
+        chosen_node_id=chosen.node_id if chosen else None,
+        chosen_zone=chosen.zone if chosen else None,
+        tier=chosen.tier if chosen else None,
+        score=chosen.score if chosen else None,
+        carbon_part=chosen.carbon_part if chosen else None,
+        price_part=chosen.price_part if chosen else None,
+        utilisation_part=chosen.utilisation_part if chosen else None,
+        reason=decision.reason if reason is None else reason,
+        mig_profile=chosen.mig_profile if chosen else None,
+        from_node_id=from_node_id,
+        from_zone=from_zone,
+        score_gain=score_gain,
+        saved_gco2=saved_gco2,
+        move_cost_s=move_cost_s,
+        alternatives=tuple(_alternative(c) for c in decision.alternatives),
+        grid_windows=tuple(_window_used(z) for z in decision.zones_used),
+        nodes_considered=decision.considered,
+        nodes_eligible=decision.eligible,
+        exclusions=tuple(Exclusion(reason=why, count=count) for why, count in decision.exclusions),
+    )
 
 
 def queue_entry(state: Workload, queued_ms: int) -> QueueEntry:
@@ -183,7 +195,7 @@ def _command(node_id: str, action: NodeAction, workload_id: str, ts: int, decisi
     )  # fmt: skip
 
 
-def _next_decision_id(state: Workload, kind: str) -> tuple[Workload, str]:
+def _next_decision_id(state: Workload, kind: DecisionKind) -> tuple[Workload, str]:
     state = replace(state, decisions=state.decisions + 1)
     return state, decision_id_for(state.workload_id, state.decisions, kind)
 
@@ -296,8 +308,8 @@ def _place(
         return result
 
     chosen = decision.chosen
-    state, decision_id = _next_decision_id(state, "initial")
-    result.emits.append(_decision_emit(decision, decision_id, workload_id, "initial", now))
+    state, decision_id = _next_decision_id(state, DecisionKind.INITIAL)
+    result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now))
     event_id = f"{decision_id}:routed"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
         workload_id, now, EventKind.ROUTED, event_id, node_id=chosen.node_id, decision_id=decision_id,
@@ -319,7 +331,7 @@ def _not_placed(
     result: RouterResult, state: Workload, decision: Decision, outcome: WorkloadState, now: int, why: str
 ) -> Workload:
     """Record a submission that was not placed (queued or rejected): the decision, its event; the new state."""
-    workload_id, kind = state.workload_id, outcome.value
+    workload_id, kind = state.workload_id, DecisionKind(outcome.value)
     state, decision_id = _next_decision_id(state, kind)
     result.emits.append(_decision_emit(decision, decision_id, workload_id, kind, now, reason=why))
     event_id = f"{decision_id}:{kind}"
@@ -328,7 +340,9 @@ def _not_placed(
     return _remember(replace(state, state=outcome), event_id)
 
 
-def _decision_emit(decision: Decision, decision_id: str, workload_id: str, kind: str, ts: int, **extra: Any) -> Emit:
+def _decision_emit(
+    decision: Decision, decision_id: str, workload_id: str, kind: DecisionKind, ts: int, **extra: Any
+) -> Emit:
     return Emit(
         ROUTING_DECISIONS.name, workload_id, decision_record(decision, decision_id, workload_id, kind, ts, **extra)
     )
@@ -375,19 +389,23 @@ def _rescore(
         alternative_price=alt.price_eur_per_gpu_hour or 0.0, remaining_hours=remaining_h,
     )  # fmt: skip
     verdict = judge_move(option, cost, state.moves, since, settings.migration)
-    extra = {"from_node_id": here.node_id, "from_zone": here.zone, "score_gain": round(verdict.gain, 6),
+    extra: dict[str, Any] = {"from_node_id": here.node_id, "from_zone": here.zone, "score_gain": round(verdict.gain, 6),
              "saved_gco2": round(verdict.saved_gco2, 6), "move_cost_s": round(cost.seconds, 3)}  # fmt: skip
     if not verdict.move:
         short = verdict.reason.split(" (")[0][:40]
         if state.last_no_move_reason != short:
-            state, decision_id = _next_decision_id(replace(state, last_no_move_reason=short), "no_move")
+            state, decision_id = _next_decision_id(replace(state, last_no_move_reason=short), DecisionKind.NO_MOVE)
             why = f"stays on {here.node_id}: {verdict.reason}"
-            result.emits.append(_decision_emit(decision, decision_id, workload_id, "no_move", now, reason=why, **extra))
+            result.emits.append(
+                _decision_emit(decision, decision_id, workload_id, DecisionKind.NO_MOVE, now, reason=why, **extra)
+            )
             result.state = state
         return result
-    state, decision_id = _next_decision_id(replace(state, last_no_move_reason=None), "reroute")
+    state, decision_id = _next_decision_id(replace(state, last_no_move_reason=None), DecisionKind.REROUTE)
     why = f"move {here.node_id} ({here.zone}) → {alt.node_id} ({alt.zone}): {verdict.reason}"
-    result.emits.append(_decision_emit(decision, decision_id, workload_id, "reroute", now, reason=why, **extra))
+    result.emits.append(
+        _decision_emit(decision, decision_id, workload_id, DecisionKind.REROUTE, now, reason=why, **extra)
+    )
     uri = f"ckpt://{here.node_id}/{workload_id}/{decision_id}"
     result.emits.append(Emit(NODE_COMMANDS.name, here.node_id, _command(
         here.node_id, NodeAction.CHECKPOINT, workload_id, now, decision_id, state, checkpoint_uri=uri)))  # fmt: skip
@@ -432,11 +450,11 @@ def _roll_back(event: WorkloadEvent, state: Workload, move: PendingMove) -> Rout
     state = _remember(state, event.event_id)
     origin = move.origin_node
     why = f"resume on {move.target_node} failed ({event.reason or 'no reason given'}): back to {origin}"
-    state, decision_id = _next_decision_id(state, "reroute")
+    state, decision_id = _next_decision_id(state, DecisionKind.REROUTE)
     empty = Decision(None, (), why)
-    record = decision_record(empty, decision_id, workload_id, "reroute", now, reason=why,
-                             from_node_id=move.target_node)  # fmt: skip
-    record.update(chosen_node_id=origin, mig_profile=move.origin_profile)
+    record = replace(decision_record(empty, decision_id, workload_id, DecisionKind.REROUTE, now, reason=why,
+                                     from_node_id=move.target_node),
+                     chosen_node_id=origin, mig_profile=move.origin_profile)  # fmt: skip
     result = RouterResult(state=None, emits=[Emit(ROUTING_DECISIONS.name, workload_id, record)])
     result.emits.append(Emit(NODE_COMMANDS.name, origin, _command(
         origin, NodeAction.RESUME, workload_id, now, decision_id, state, checkpoint_uri=move.checkpoint_uri,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from toogreen.domain.fleet import NODE_TYPES, Fleet
+from toogreen.domain.kinds import NodeKind
 from toogreen.domain.mig import choose_profile, compute_fraction
 from toogreen.domain.pricing import quote
 from toogreen.domain.views import Candidate, Decision, NodeView, WorkloadSpec, ZoneView
@@ -29,18 +30,18 @@ def is_green_zone(zone: ZoneView, settings: ScoringSettings) -> bool:
 
 def tier_of(node: NodeView, zone: ZoneView, settings: ScoringSettings) -> int:
     """1 energy recycler; 2 data centre in a surplus or green zone; 3 gamer in a green zone; 4 non-compliant."""
-    if node.node_type == "recycler":
+    if node.node_type == NodeKind.RECYCLER:
         return 1
-    if node.node_type == "datacenter" and (zone.surplus or is_green_zone(zone, settings)):
+    if node.node_type == NodeKind.DATACENTER and (zone.surplus or is_green_zone(zone, settings)):
         return 2
-    if node.node_type == "gamer" and is_green_zone(zone, settings):
+    if node.node_type == NodeKind.GAMER and is_green_zone(zone, settings):
         return 3
     return NON_COMPLIANT_TIER
 
 
 def node_carbon(node: NodeView, zone: ZoneView) -> float:
     """gCO2eq/kWh at the node: a recycler's declared source where it has one, else the zone's window × PUE."""
-    if node.node_type == "recycler" and node.declared_carbon_gco2_per_kwh is not None:
+    if node.node_type == NodeKind.RECYCLER and node.declared_carbon_gco2_per_kwh is not None:
         return node.declared_carbon_gco2_per_kwh * node.pue
     return zone.carbon_gco2_per_kwh * node.pue
 
@@ -58,7 +59,7 @@ REASONS = {
 }  # fmt: skip
 # Reasons a whole GPU did not fit that a MIG slice might not share: no idle GPU big enough, or over budget.
 WHOLE_GPU_MISFITS = (OVER_BUDGET, BUSY, SPLIT, NO_VRAM)
-_RECYCLER, _DATACENTER, _GAMER = NODE_TYPES.index("recycler"), NODE_TYPES.index("datacenter"), NODE_TYPES.index("gamer")
+_RECYCLER, _DATACENTER, _GAMER = (NODE_TYPES.index(k) for k in (NodeKind.RECYCLER, NodeKind.DATACENTER, NodeKind.GAMER))
 
 
 @dataclass
@@ -346,11 +347,10 @@ def route(
     in_use = np.bincount(fleet.column("zone")[rows], minlength=len(zone_arrays.views)).tolist()
     used = (z for z, n in zip(zone_arrays.views, in_use, strict=True) if n and z is not None)
     zones_used = tuple(sorted(used, key=lambda z: z.zone))
-    summary = {"considered": len(rows), "eligible": len(eligible), "exclusions": exclusions}
     if not len(ranked):
         reasons = sorted({c.excluded_reason or "" for c in alternatives})
         why = "; ".join(reasons[:4]) if reasons else "no nodes registered"
-        return Decision(None, alternatives, f"no node fits: {why}", zones_used, **summary)
+        return Decision(None, alternatives, f"no node fits: {why}", zones_used, len(rows), len(eligible), exclusions)
     best = _candidates(ranked[:1], judged, fleet, zone_arrays, workload, now_ms)[0]
     where = f"MIG slice {best.mig_profile} of " if best.mig_profile else ""
     reason = (
@@ -358,4 +358,4 @@ def route(
         f"{best.carbon_gco2_per_kwh:.0f} gCO2/kWh, {best.price_eur_per_gpu_hour:.2f} EUR/GPU-h; "
         f"{len(eligible)} of {len(rows)} nodes eligible"
     )
-    return Decision(best, alternatives, reason, zones_used, **summary)
+    return Decision(best, alternatives, reason, zones_used, len(rows), len(eligible), exclusions)

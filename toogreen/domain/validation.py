@@ -25,13 +25,13 @@ def validate_grid_reading(record: Mapping[str, Any], known_zones: Iterable[str] 
     zones = set(known_zones)
     if record["zone"] not in zones:
         problems.append(f"unknown zone {record['zone']!r}: known zones are {', '.join(sorted(zones))}")
-    ci = record.get("carbon_intensity_gco2_per_kwh")
+    ci: Any = record.get("carbon_intensity_gco2_per_kwh")
     if not _bad_number(ci) and ci < 0:
         problems.append(f"negative carbon intensity {ci}")
-    ren = record.get("renewable_pct")
+    ren: Any = record.get("renewable_pct")
     if ren is not None and not _bad_number(ren) and not 0 <= ren <= 100:
         problems.append(f"renewable_pct {ren} outside 0-100")
-    cur = record.get("curtailment_mw")
+    cur: Any = record.get("curtailment_mw")
     if cur is not None and not _bad_number(cur) and cur < 0:
         problems.append(f"negative curtailment_mw {cur}")
     return problems
@@ -41,7 +41,7 @@ def validate_telemetry(record: Mapping[str, Any]) -> list[str]:
     problems = _check_numbers(record, ("sm_util_pct", "power_w", "energy_j", "temperature_c"))
     if not _bad_number(record.get("power_w")) and record["power_w"] < 0:
         problems.append(f"negative power_w {record['power_w']}")
-    util = record.get("sm_util_pct")
+    util: Any = record.get("sm_util_pct")
     if not _bad_number(util) and not 0 <= util <= 100:
         problems.append(f"sm_util_pct {util} outside 0-100")
     if record.get("mem_used_mb", 0) < 0 or record.get("mem_total_mb", 0) <= 0:
@@ -67,7 +67,7 @@ def validate_workload_request(request: Mapping[str, Any]) -> list[str]:
     problems = _check_numbers(request, ("expected_hours", "max_carbon_gco2_kwh", "budget_eur", "checkpoint_gb"))
     if request.get("vram_mb", 0) <= 0:
         problems.append("vram_mb must be positive")
-    hours = request.get("expected_hours")
+    hours: Any = request.get("expected_hours")
     if not _bad_number(hours) and hours <= 0:
         problems.append("expected_hours must be positive")
     if not request.get("image") and not request.get("command"):

@@ -1,11 +1,13 @@
 """The value types that routing reads and produces: a zone's and a node's view now, a workload's request, and a
 decision with its candidates. Plain frozen records at the bottom of the domain: everything else imports them,
-they import nothing of the domain.
+they import nothing of the domain but its vocabularies (``kinds``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from toogreen.domain.kinds import NodeHealth, NodeKind
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,14 @@ class NodeView:
     """What routing needs to know of a node now: registration plus rolled-up telemetry and reservations."""
 
     node_id: str
-    node_type: str  # datacenter / recycler / gamer
+    node_type: NodeKind
     gpu_model: str
     zone: str
     pue: float
     vram_mb: int
     vram_free_mb: int
     util_pct: float
-    health: str
+    health: NodeHealth
     last_seen_ms: int
     declared_carbon_gco2_per_kwh: float | None = None
     mig_capable: bool = False

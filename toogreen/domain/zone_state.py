@@ -3,7 +3,7 @@ the routing view of the zone (its newest tumbling window, judged for surplus aga
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -33,7 +33,7 @@ class ReadingOutcome:
     stored: tuple[str, WindowAggregate, Surplus] | None  # the tumbling window to store (key, aggregate, surplus)
     # the hopping windows the reading changed, assembled from the tumbling ones on demand: a run of readings
     # publishes each hopping window once, so most of them are never assembled
-    hopping: list[tuple[str, Callable[[], WindowAggregate]]]
+    hopping: Sequence[tuple[str, Callable[[], WindowAggregate]]]
     expired_keys: list[str]
     meta: ZoneMeta
     view: ZoneView | None

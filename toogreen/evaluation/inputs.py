@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from toogreen.domain.intensity import IntensityPoint, parse_time, read_intensity_csv
+from toogreen.domain.kinds import NodeKind
 
 HOUR_MS = 3_600_000
 
@@ -18,7 +19,7 @@ HOUR_MS = 3_600_000
 class FleetNode:
     node_id: str
     zone: str
-    node_type: str
+    node_type: NodeKind
     gpu_model: str
     vram_mb: int
     power_w: float
@@ -76,21 +77,29 @@ def generated_fleet(zones: list[str], seed: int) -> list[FleetNode]:
     nodes = []
     for zone in zones:
         layout = (
-            [("datacenter", "H100")] * 2
-            + [("datacenter", "A100")] * 2
-            + [("recycler", "A100"), ("gamer", "RTX 4090"), ("gamer", "RTX 4090")]
+            [(NodeKind.DATACENTER, "H100")] * 2
+            + [(NodeKind.DATACENTER, "A100")] * 2
+            + [(NodeKind.RECYCLER, "A100"), (NodeKind.GAMER, "RTX 4090"), (NodeKind.GAMER, "RTX 4090")]
         )
         for i, (kind, gpu) in enumerate(layout):
             vram, power = GPU_TYPES[gpu]
             pue = (
                 1.0
-                if kind == "gamer"
-                else round(rng.uniform(1.05, 1.1) if kind == "recycler" else rng.uniform(1.15, 1.4), 2)
+                if kind == NodeKind.GAMER
+                else round(rng.uniform(1.05, 1.1) if kind == NodeKind.RECYCLER else rng.uniform(1.15, 1.4), 2)
             )
             nodes.append(
                 FleetNode(f"{zone.lower()}-{kind[:2]}-{gpu.split()[-1].lower()}-{i}", zone, kind, gpu, vram, power, pue)
             )
     return nodes
+
+
+def _node_kind(value: str, node_id: str) -> NodeKind:
+    try:
+        return NodeKind(value)
+    except ValueError:
+        known = ", ".join(NodeKind)
+        raise ValueError(f"node {node_id}: unknown node_type {value!r} (one of {known})") from None
 
 
 def read_fleet(path: Path) -> list[FleetNode]:
@@ -99,7 +108,7 @@ def read_fleet(path: Path) -> list[FleetNode]:
             FleetNode(
                 r["node_id"],
                 r["zone"],
-                r["node_type"],
+                _node_kind(r["node_type"], r["node_id"]),
                 r["gpu_model"],
                 int(r["vram_mb"]),
                 float(r["power_w"]),
@@ -112,7 +121,8 @@ def read_fleet(path: Path) -> list[FleetNode]:
 def generated_workloads(start_ms: int, days: float, per_day: float, seed: int) -> list[TraceWorkload]:
     """Poisson arrivals; durations 0.5-12 h; deadlines 1.5-4x the duration after submission."""
     rng = random.Random(seed)
-    out, t, n = [], start_ms, 0
+    out: list[TraceWorkload] = []
+    t, n = start_ms, 0
     end = start_ms + int(days * 24 * HOUR_MS)
     while True:
         t += int(rng.expovariate(per_day / (24 * HOUR_MS)))

@@ -19,7 +19,7 @@ from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.migration import checkpoint_gb, move_cost
 from toogreen.domain.placement import Placement
 from toogreen.domain.pricing import base_price
-from toogreen.domain.records import EventKind, NodeAction, NodeCommand, WorkloadEvent
+from toogreen.domain.records import EventKind, NodeAction, NodeCommand, NodeHealth, WorkloadEvent
 from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
 from toogreen.domain.scoring import tier_of
 from toogreen.domain.views import NodeView, ZoneView
@@ -114,17 +114,65 @@ def _request(w: TraceWorkload) -> dict[str, Any]:
 def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
     """Our router, event by event, as the agent runs it: the same event handler, and the same bookkeeping
     (:class:`~toogreen.domain.placement.Placement`) over plain dicts instead of tables."""
-    ledger = _Ledger(s)
-    by_id = {n.node_id: n for n in s.fleet}
-    trace = {w.workload_id: w for w in s.workloads}
-    books = Placement(workloads={}, holds={n.node_id: {} for n in s.fleet}, shares={}, running={}, queue={})
-    states, holds = books.workloads, books.holds
-    remaining: dict[str, float] = {}  # hours of work left, for running workloads
-    arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
-    slot_h = s.slot_ms / HOUR_MS
-    seq = 0
+    return _RouterReplay(s).run(reroute)
 
-    def views(t: int) -> list[NodeView]:
+
+class _RouterReplay:
+    """The router fed the events a fleet would send back, slot by slot; a node obeys each command at once."""
+
+    def __init__(self, s: Scenario) -> None:
+        self.s = s
+        self.ledger = _Ledger(s)
+        self.by_id = {n.node_id: n for n in s.fleet}
+        self.trace = {w.workload_id: w for w in s.workloads}
+        self.books = Placement(workloads={}, holds={n.node_id: {} for n in s.fleet}, shares={}, running={}, queue={})
+        self.remaining: dict[str, float] = {}  # hours of work left, for running workloads
+        self.seq = 0
+
+    def run(self, reroute: bool) -> PolicyResult:
+        s, remaining, ledger = self.s, self.remaining, self.ledger
+        arrivals = deque(sorted(s.workloads, key=lambda w: (w.submitted_ms, w.workload_id)))
+        t = s.start_ms
+        horizon = s.end_ms + 7 * 24 * HOUR_MS  # let late work finish; what is still running then missed its deadline
+        while t < horizon and (arrivals or self.books.queue or any(r > 0 for r in remaining.values())):
+            zones = s.zone_views(t)
+            for wid in retry_order(self.books.queue):  # what waits goes before what arrives, the most urgent first
+                self.handle(self.event(wid, EventKind.RETRY, t), t, zones)
+            while arrivals and arrivals[0].submitted_ms <= t:
+                w = arrivals.popleft()
+                self.handle(WorkloadEvent.from_wire(submission_event(_request(w), w.workload_id, t)), t, zones)
+            if reroute:
+                for wid in self.running_now():
+                    progress = 100 * (1 - remaining[wid] / self.trace[wid].duration_h)
+                    self.handle(self.event(wid, EventKind.PROGRESS, t, progress_pct=max(progress, 0.0)), t, zones)
+                    self.handle(self.event(wid, EventKind.RESCORE, t), t, zones)
+            self.run_slot(t, zones)
+            t += s.slot_ms
+        ledger.result.deadline_misses += sum(1 for r in remaining.values() if r > 0)  # never finished
+        ledger.result.deadline_misses += sum(1 for w in s.workloads if w.workload_id not in remaining)  # never placed
+        return ledger.result
+
+    def run_slot(self, t: int, zones: dict[str, ZoneView]) -> None:
+        """One slot of work for every running workload; the ones that finish in it complete."""
+        states, remaining = self.books.workloads, self.remaining
+        for wid in self.running_now():
+            node = self.by_id[states[wid].node_id or ""]
+            hours = min(self.s.slot_ms / HOUR_MS, remaining[wid])
+            self.ledger.run_slot(node, t, hours, float(states[wid].price_eur_per_gpu_hour or 0.0))
+            remaining[wid] -= hours
+            if remaining[wid] <= 1e-9:
+                remaining[wid] = 0.0
+                done_at = t + int(hours * HOUR_MS)
+                done = self.event(wid, EventKind.COMPLETED, done_at, node_id=node.node_id, progress_pct=100.0)
+                self.handle(done, t, zones)
+                self.ledger.finished(self.trace[wid], done_at)
+
+    def running_now(self) -> list[str]:
+        states = self.books.workloads
+        return sorted(w for w, r in self.remaining.items() if r > 0 and states[w].state is WorkloadState.RUNNING)
+
+    def views(self, t: int) -> list[NodeView]:
+        holds = self.books.holds
         return [
             NodeView(
                 n.node_id,
@@ -135,7 +183,7 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
                 n.vram_mb,
                 n.vram_mb - sum(h.vram_mb for h in holds[n.node_id].values()),
                 BUSY_UTIL_PCT if holds[n.node_id] else 0.0,
-                "healthy",
+                NodeHealth.HEALTHY,
                 t,
                 None,
                 False,
@@ -143,87 +191,60 @@ def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
                 len(holds[n.node_id]),
                 (),
             )
-            for n in s.fleet
+            for n in self.s.fleet
         ]
 
-    def event(wid: str, kind: EventKind, t: int, **fields: Any) -> WorkloadEvent:
-        nonlocal seq
-        seq += 1
-        return workload_event(wid, t, kind, f"eval:{seq}", **fields)
+    def event(self, wid: str, kind: EventKind, t: int, **fields: Any) -> WorkloadEvent:
+        self.seq += 1
+        return workload_event(wid, t, kind, f"eval:{self.seq}", **fields)
 
-    def handle(ev: WorkloadEvent, t: int, zones: dict[str, ZoneView]) -> None:
+    def handle(self, ev: WorkloadEvent, t: int, zones: dict[str, ZoneView]) -> None:
         wid = ev.workload_id
-        result = handle_workload_event(ev, states.get(wid), views(t) if ev.type in NEEDS_VIEWS else [], zones,
-                                       s.settings)  # fmt: skip
-        books.apply(wid, ev.ts_ms, result, lambda: (views(t), zones), t)
-        state = states.get(wid)
-        if state is not None and state.state is WorkloadState.REJECTED and wid not in remaining:
-            ledger.result.deadline_misses += 1
-            remaining[wid] = -1.0  # counted
+        state = self.books.workloads.get(wid)
+        nodes = self.views(t) if ev.type in NEEDS_VIEWS else []
+        result = handle_workload_event(ev, state, nodes, zones, self.s.settings)
+        self.books.apply(wid, ev.ts_ms, result, lambda: (self.views(t), zones), t)
+        state = self.books.workloads.get(wid)
+        if state is not None and state.state is WorkloadState.REJECTED and wid not in self.remaining:
+            self.ledger.result.deadline_misses += 1
+            self.remaining[wid] = -1.0  # counted
         for out in result.emits:
             if isinstance(out.record, NodeCommand):  # the router applied its own events already
-                obey(wid, out.record, t, zones)
+                self.obey(wid, out.record, t, zones)
 
-    def obey(wid: str, cmd: NodeCommand, t: int, zones: dict[str, ZoneView]) -> None:
+    def obey(self, wid: str, cmd: NodeCommand, t: int, zones: dict[str, ZoneView]) -> None:
         """What the node does with the command, reported back as the node agent would."""
+        remaining, duration_h = self.remaining, self.trace[wid].duration_h
         if cmd.action is NodeAction.START:
-            remaining[wid] = trace[wid].duration_h
-            handle(event(wid, EventKind.STARTED, t, node_id=cmd.node_id), t, zones)
+            remaining[wid] = duration_h
+            self.handle(self.event(wid, EventKind.STARTED, t, node_id=cmd.node_id), t, zones)
         elif cmd.action is NodeAction.CHECKPOINT:
-            progress = 100 * (1 - remaining[wid] / trace[wid].duration_h)
-            checkpointed = event(wid, EventKind.CHECKPOINTED, t, node_id=cmd.node_id,
-                                 checkpoint_uri=cmd.checkpoint_uri, progress_pct=progress)  # fmt: skip
-            handle(checkpointed, t, zones)
+            progress = 100 * (1 - remaining[wid] / duration_h)
+            checkpointed = self.event(wid, EventKind.CHECKPOINTED, t, node_id=cmd.node_id,
+                                      checkpoint_uri=cmd.checkpoint_uri, progress_pct=progress)  # fmt: skip
+            self.handle(checkpointed, t, zones)
         elif cmd.action is NodeAction.RESUME:
-            move = states[wid].pending_move
+            move = self.books.workloads[wid].pending_move
             assert move is not None  # a resume is half of a move
-            origin, target = by_id[move.origin_node], by_id[cmd.node_id]
-            ckpt = checkpoint_gb(cmd.vram_mb, None, s.settings.migration)
-            cost = move_cost(
-                ckpt,
-                s.grid[origin.zone].at(t).carbon_gco2_per_kwh * origin.pue,
-                s.grid[target.zone].at(t).carbon_gco2_per_kwh * target.pue,
-                0.0,
-                s.settings.migration,
-            )
-            ledger.result.gco2 += cost.gco2
-            ledger.result.kwh += cost.kwh
-            remaining[wid] += cost.seconds / 3600  # the time the move costs
+            seconds = self.charge_move(self.by_id[move.origin_node], self.by_id[cmd.node_id], cmd, t)
+            remaining[wid] += seconds / 3600  # the time the move costs
             if not move.rollback:
-                ledger.result.moves += 1
-            handle(event(wid, EventKind.RESUMED, t, node_id=cmd.node_id), t, zones)
+                self.ledger.result.moves += 1
+            self.handle(self.event(wid, EventKind.RESUMED, t, node_id=cmd.node_id), t, zones)
 
-    def running_now() -> list[str]:
-        return sorted(w for w, r in remaining.items() if r > 0 and states[w].state is WorkloadState.RUNNING)
-
-    t = s.start_ms
-    horizon = s.end_ms + 7 * 24 * HOUR_MS  # let late work finish; what is still running then missed its deadline
-    while t < horizon and (arrivals or books.queue or any(r > 0 for r in remaining.values())):
-        zones = s.zone_views(t)
-        for wid in retry_order(books.queue):  # what waits goes before what arrives, the most urgent first
-            handle(event(wid, EventKind.RETRY, t), t, zones)
-        while arrivals and arrivals[0].submitted_ms <= t:
-            w = arrivals.popleft()
-            handle(WorkloadEvent.from_wire(submission_event(_request(w), w.workload_id, t)), t, zones)
-        if reroute:
-            for wid in running_now():
-                progress = 100 * (1 - remaining[wid] / trace[wid].duration_h)
-                handle(event(wid, EventKind.PROGRESS, t, progress_pct=max(progress, 0.0)), t, zones)
-                handle(event(wid, EventKind.RESCORE, t), t, zones)
-        for wid in running_now():
-            node = by_id[states[wid].node_id or ""]
-            hours = min(slot_h, remaining[wid])
-            ledger.run_slot(node, t, hours, float(states[wid].price_eur_per_gpu_hour or 0.0))
-            remaining[wid] -= hours
-            if remaining[wid] <= 1e-9:
-                remaining[wid] = 0.0
-                done_at = t + int(hours * HOUR_MS)
-                handle(event(wid, EventKind.COMPLETED, done_at, node_id=node.node_id, progress_pct=100.0), t, zones)
-                ledger.finished(trace[wid], done_at)
-        t += s.slot_ms
-    ledger.result.deadline_misses += sum(1 for r in remaining.values() if r > 0)  # never finished
-    ledger.result.deadline_misses += sum(1 for w in s.workloads if w.workload_id not in remaining)  # never placed
-    return ledger.result
+    def charge_move(self, origin: FleetNode, target: FleetNode, cmd: NodeCommand, t: int) -> float:
+        """Account the energy and carbon a move costs; the seconds it takes."""
+        s = self.s
+        cost = move_cost(
+            checkpoint_gb(cmd.vram_mb, None, s.settings.migration),
+            s.grid[origin.zone].at(t).carbon_gco2_per_kwh * origin.pue,
+            s.grid[target.zone].at(t).carbon_gco2_per_kwh * target.pue,
+            0.0,
+            s.settings.migration,
+        )
+        self.ledger.result.gco2 += cost.gco2
+        self.ledger.result.kwh += cost.kwh
+        return cost.seconds
 
 
 def run_fcfs_policy(s: Scenario, choose: str) -> PolicyResult:
@@ -297,7 +318,16 @@ def run_oracle(s: Scenario) -> PolicyResult:
             for k in range(k0, k1):
                 if w.green_only:
                     view = NodeView(
-                        n.node_id, n.node_type, n.gpu_model, n.zone, n.pue, n.vram_mb, n.vram_mb, 0.0, "healthy", 0
+                        n.node_id,
+                        n.node_type,
+                        n.gpu_model,
+                        n.zone,
+                        n.pue,
+                        n.vram_mb,
+                        n.vram_mb,
+                        0.0,
+                        NodeHealth.HEALTHY,
+                        0,
                     )
                     if tier_of(view, zones_at[k][n.zone], s.settings.scoring) == 4:
                         continue

@@ -29,13 +29,20 @@ WORKER_TOPICS = (GRID_READINGS.name, NODE_TELEMETRY.name, NODE_REGISTRY.name, WO
 class SinkStatus(Protocol):
     """What the DuckDB sink tells about itself (``sinks.kafka_sink.DuckDBSink``)."""
 
-    alive: bool
-    broker_reachable: bool
-    lifetime_id: str | None
-    lag_records: int | None
-    last_batch_ms: int | None
-    restarts: int
-    last_error: str | None
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def broker_reachable(self) -> bool: ...
+    @property
+    def lifetime_id(self) -> str | None: ...
+    @property
+    def lag_records(self) -> int | None: ...
+    @property
+    def last_batch_ms(self) -> int | None: ...
+    @property
+    def restarts(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
 
 
 @dataclass

@@ -1,0 +1,60 @@
+"""The router's books: one place applies a router result to holds, running shares and entries, and the queue."""
+
+from __future__ import annotations
+
+from tests.builders import NOW_MS, node_view, submission, workload_event, zone_view
+from toogreen.domain.placement import Placement
+from toogreen.domain.records import Hold, QueueEntry, RunningShare
+from toogreen.domain.router import RouterResult, handle_workload_event
+from toogreen.domain.scoring import node_carbon
+from toogreen.settings import Settings
+
+S = Settings()
+ZONES = {"FR": zone_view("FR", 50.0)}
+NODES = [node_view("dc-1", "FR")]
+
+
+def _books() -> Placement:
+    return Placement(workloads={}, holds={}, shares={}, running={}, queue={})
+
+
+def test_a_placement_reserves_a_start_records_where_and_completion_releases_it_all():
+    books = _books()
+
+    def views():
+        return NODES, ZONES
+
+    def apply(event, now_ms=NOW_MS):
+        result = handle_workload_event(event, books.workloads.get("w1"), NODES, ZONES, S)
+        return books.apply("w1", event.ts_ms, result, views, now_ms)
+
+    assert apply(submission()) == {"dc-1"}
+    assert books.holds == {"dc-1": {"w1": Hold(vram_mb=16_000)}} and books.queue == {}
+    assert apply(workload_event("started", node_id="dc-1", ts_ms=NOW_MS + 5)) == set()
+    assert books.shares == {"dc-1": {"w1": RunningShare(fraction=0.0, since_ms=NOW_MS + 5)}}  # the whole GPU
+    entry = books.running["w1"]
+    assert entry.node_id == "dc-1" and entry.carbon_gco2_per_kwh == node_carbon(NODES[0], ZONES["FR"])
+    assert apply(workload_event("completed", node_id="dc-1")) == {"dc-1"}
+    assert books.holds == {"dc-1": {}} and books.shares == {"dc-1": {}} and books.running == {}
+    assert books.workloads["w1"].state == "completed"
+
+
+def test_a_queued_workload_keeps_its_place_until_it_leaves_the_queue():
+    books = _books()
+    books.apply("w1", 5, RouterResult(state=None, queued=True), lambda: ([], {}), 0)
+    assert books.queue == {}  # no state, nothing to queue
+    books.workloads["w1"] = handle_workload_event(submission(), None, [], ZONES, S).state  # type: ignore[assignment]
+    books.apply("w1", 5, RouterResult(state=None, queued=True), lambda: ([], {}), 0)
+    books.apply("w1", 9, RouterResult(state=None, queued=True), lambda: ([], {}), 0)  # a retry: still waiting
+    assert books.queue == {"w1": QueueEntry(queued_ms=5, deadline_ms=None)}
+    books.apply("w1", 9, RouterResult(state=None, queued=False), lambda: ([], {}), 0)
+    assert books.queue == {}
+
+
+def test_releasing_what_is_not_held_changes_nothing_and_an_unknown_node_gets_no_running_entry():
+    books = _books()
+    assert books.release("dc-1", "w1") is False and books.holds == {}
+    books.start("w1", "dc-9", RunningShare(fraction=0.5, since_ms=1), books._entry("dc-9", lambda: (NODES, ZONES), 0))
+    assert books.shares == {"dc-9": {"w1": RunningShare(fraction=0.5, since_ms=1)}} and books.running == {}
+    books.stop("w1", "dc-9")
+    assert books.shares == {"dc-9": {}}
