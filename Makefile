@@ -81,3 +81,10 @@ test-dashboard: $(STAMP) $(DASHBOARD_STAMP) chromium
 
 screenshots: $(STAMP) $(DASHBOARD_STAMP) chromium
 	$(BIN)/python -m tests.dashboard.screenshots docs/screenshots
+
+# Apache Kafka (KRaft) from Maven Central, cached in ~/.cache/toogreen; the streams verifier on 3 brokers (docs/kafka.md)
+.PHONY: kafka-install verify
+kafka-install:
+	scripts/install-kafka.sh
+verify: $(STAMP)
+	$(BIN)/python -m tests.system.streams_verifier

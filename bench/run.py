@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import bench_api, bench_duckdb, bench_evaluation, bench_pipeline, bench_records, bench_rescoring
+from bench import bench_api, bench_duckdb, bench_evaluation, bench_kafka, bench_pipeline, bench_records, bench_rescoring
 from bench.common import Table, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,7 @@ def main() -> int:
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
         ("records", lambda: bench_records.run(runs=1 if q else 5)),
         ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 150_000)),
+        ("kafka ingest", lambda: bench_kafka.ingest_throughput(events=12_000 if q else 150_000)),
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
         ("api alone", lambda: bench_api.api_alone(seconds=5 if q else 10)),
         ("api", lambda: bench_api.api_latency(seconds=5 if q else 10)),

@@ -4,6 +4,11 @@
   them), both emitted on ``zone.windows``, and each zone's routing view.
 - ``node_registrations`` / ``node_telemetry``: each node's state and routing view.
 - ``workloads``: the workload state machine and the router (``routing.decisions``, ``node.commands``).
+- ``node_views`` / ``zone_views`` / ``accruals_closed``: the placement owner's side of the ingest agents' changes.
+
+Ownership (issue 11, see ``streams/app.py``): the ingest agents (the first three) run on every worker, each on its
+partitions; the placement agents (the last four) consume single-partition topics, so they run on one worker, the
+owner of partition 0, which alone writes the router's tables.
 
 Every table write goes through the agent's :class:`~streams.checkpoint.Checkpoint`.
 """
@@ -20,14 +25,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faust.types import EventT, StreamT
 
 from streams.app import (
+    ACCRUALS_CLOSED_TOPIC,
+    NODE_VIEWS_TOPIC,
     WINDOW_SPECS,
+    ZONE_VIEWS_TOPIC,
     app,
     grid_topic,
+    node_accrual_table,
     node_reservation_table,
     node_running_table,
     node_state_table,
+    pending_settlement_table,
     queued_workload_table,
     registry_topic,
+    routing_node_table,
     running_workload_table,
     settings,
     telemetry_topic,
@@ -47,9 +58,11 @@ from toogreen.domain.fleet import Fleet
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
 from toogreen.domain.records import (
+    AccrualsClosed,
     EventKind,
     GridReading,
     NodeRegistration,
+    NodeState,
     Record,
     TelemetrySample,
     Workload,
@@ -115,20 +128,18 @@ def checkpoint(stream: StreamT, max_delay_ms: float | None = None) -> Checkpoint
 @app.agent(grid_topic)
 async def zone_windows(stream: StreamT) -> None:
     run = checkpoint(stream)
-    changed: dict[str, ZoneView] = {}  # zones whose routing view changed in this run
     async for event in run.events():
         reading = await decode_or_dead_letter(
             event, GRID_READINGS.name, "zone_windows", validate_grid_reading, GridReading
         )
         if reading is not None and (view := await absorb_reading(run, event, reading)) is not None:
-            changed[view.zone] = view
-        if run.ends_here() and changed:
-            now = clock.now_ms()
-            for view in changed.values():
-                # the scan returns a list before any rescore request touches the table
-                for workload_id in workloads_to_rescore(view, running_workload_table, now, settings.migration):
-                    await request_rescore(run, workload_id, now, f"zone {view.zone} window changed")
-            changed.clear()
+            # the zone's newest view goes to the placement owner once per run
+            run.emit_latest(("zone-view", view.zone), ZONE_VIEWS_TOPIC.get_topic_name(), view.zone,
+                            partial(_same, view), internal=True)  # fmt: skip
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _hopping_record(assemble_hop: Callable[[], WindowAggregate]) -> Record:
@@ -160,9 +171,6 @@ async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -
         run.emit_latest(hop_key, ZONE_WINDOWS.name, zone, partial(_hopping_record, assemble_hop))
     for key in outcome.expired_keys:
         run.pop(zone_window_table, key)
-    if outcome.view is None:
-        return None
-    run.set(zone_view_table, zone, outcome.view)
     return outcome.view
 
 
@@ -174,8 +182,15 @@ async def node_registrations(stream: StreamT) -> None:
             event, NODE_REGISTRY.name, "node_registrations", validate_registration, NodeRegistration
         )
         if reg is not None:
-            run.set(node_state_table, reg.node_id, apply_registration(node_state_table.get(reg.node_id), reg))
-            routing.node_changed(reg.node_id)
+            state = apply_registration(node_state_table.get(reg.node_id), reg)
+            run.set(node_state_table, reg.node_id, state)
+            node_view_changed(run, reg.node_id, state)
+
+
+def node_view_changed(run: Checkpoint, node_id: str, state: NodeState) -> None:
+    """The node's newest state goes to the placement owner once per run."""
+    run.emit_latest(("node-view", node_id), NODE_VIEWS_TOPIC.get_topic_name(), node_id, partial(_same, state),
+                    internal=True)  # fmt: skip
 
 
 @app.agent(telemetry_topic)
@@ -187,19 +202,27 @@ async def node_telemetry(stream: StreamT) -> None:
         )
         if sample is None:
             continue
-        before = node_state_table.get(sample.node_id)
-        running = node_running_table.get(sample.node_id)
+        node_id = sample.node_id
+        before = node_state_table.get(node_id)
+        running = node_running_table.get(node_id) or {}  # the owner's word on who runs here
+        drawn = node_accrual_table.get(node_id) or {}
+        after = dict(drawn)
         if running and before is not None and before.registration is not None:
             zone = zone_view_table.get(before.registration.zone)
-            for workload_id, intervals in accrue_energy(running, before, sample, zone, workload_accrual_table).items():
-                run.set(workload_accrual_table, workload_id, intervals)
-        run.set(node_state_table, sample.node_id, apply_telemetry(before, sample))
-        routing.node_changed(sample.node_id)
-        was = before.telemetry.health if before is not None and before.telemetry is not None else None
-        if was is not None and was != sample.health:
-            now = clock.now_ms()
-            for workload_id in workloads_on_node(sample.node_id, running_workload_table):
-                await request_rescore(run, workload_id, now, f"node {sample.node_id} is now {sample.health}")
+            after.update(accrue_energy(running, before, sample, zone, drawn))
+        for workload_id in [w for w in after if w not in running]:  # stopped here: hand its energy to the owner
+            closed = AccrualsClosed(workload_id=workload_id, node_id=node_id, intervals=tuple(after.pop(workload_id)),
+                                    closed_ms=sample.ts_ms)  # fmt: skip
+            run.emit_latest(("closed", workload_id, node_id), ACCRUALS_CLOSED_TOPIC.get_topic_name(), workload_id,
+                            partial(_same, closed), internal=True)  # fmt: skip
+        if after != drawn:
+            if after:
+                run.set(node_accrual_table, node_id, after)
+            else:
+                run.pop(node_accrual_table, node_id)
+        state = apply_telemetry(before, sample)
+        run.set(node_state_table, node_id, state)
+        node_view_changed(run, node_id, state)
 
 
 def _validate_workload_event(event: dict[str, Any]) -> list[str]:
@@ -229,7 +252,7 @@ class RoutingViews:
         self.synced_at = float("-inf")
 
     def _refresh(self, node_id: str) -> None:
-        state = node_state_table.get(node_id)
+        state = routing_node_table.get(node_id)
         view = None if state is None else to_node_view(state, node_reservation_table.get(node_id) or {})
         if view is None:
             self.fleet.remove(node_id)
@@ -242,7 +265,7 @@ class RoutingViews:
         if now - self.synced_at >= self.resync_s:
             self.synced_at = now
             self.changed_nodes.clear()
-            for node_id in {*node_state_table.keys(), *(v.node_id for v in self.fleet)}:
+            for node_id in {*routing_node_table.keys(), *(v.node_id for v in self.fleet)}:
                 self._refresh(node_id)
         while self.changed_nodes:
             self._refresh(self.changed_nodes.pop())
@@ -303,11 +326,92 @@ async def workloads(stream: StreamT) -> None:
         for out in result.emits:
             await emitter.emit(out.topic, out.key, out.record)
         if result.settle and result.state is not None:
-            await settle_workload(run, result.state, record.ts_ms)
+            # settled once its last node handed over what it drew there (accruals_closed), or after a wait
+            run.set(pending_settlement_table, workload_id, result.state)
         for freed in result.release:
             now = clock.now_ms()
             for other in workloads_to_rescore_on_capacity(freed, running_workload_table, now, settings.migration):
                 await request_rescore(run, other, now, f"capacity freed on {freed}")
+
+
+_node_state = msgspec.json.Decoder(NodeState)
+_zone_view = msgspec.json.Decoder(ZoneView)
+_closed = msgspec.json.Decoder(AccrualsClosed)
+
+
+@app.agent(NODE_VIEWS_TOPIC)
+async def node_views(stream: StreamT) -> None:
+    """The owner's view of each node; a health change re-scores what runs there."""
+    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    async for event in run.events():
+        try:
+            state = _node_state.decode(event.message.value or b"")
+        except msgspec.ValidationError as exc:
+            await emitter.dead_letter(event, "node_views", str(exc))
+            continue
+        node_id = (event.message.key or b"").decode()
+        before = routing_node_table.get(node_id)
+        run.set(routing_node_table, node_id, state)
+        routing.node_changed(node_id)
+        was = before.telemetry.health if before is not None and before.telemetry is not None else None
+        now_health = state.telemetry.health if state.telemetry is not None else None
+        if was is not None and now_health is not None and was != now_health:
+            now = clock.now_ms()
+            for workload_id in workloads_on_node(node_id, running_workload_table):
+                await request_rescore(run, workload_id, now, f"node {node_id} is now {now_health}")
+
+
+@app.agent(ZONE_VIEWS_TOPIC)
+async def zone_views(stream: StreamT) -> None:
+    """The owner's view of each zone; a change re-scores the running workloads it affects."""
+    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    changed: dict[str, ZoneView] = {}
+    async for event in run.events():
+        try:
+            view = _zone_view.decode(event.message.value or b"")
+        except msgspec.ValidationError as exc:
+            await emitter.dead_letter(event, "zone_views", str(exc))
+            continue
+        run.set(zone_view_table, view.zone, view)
+        changed[view.zone] = view
+        if run.ends_here():
+            now = clock.now_ms()
+            for zone_view in changed.values():
+                # the scan returns a list before any rescore request touches the table
+                for workload_id in workloads_to_rescore(zone_view, running_workload_table, now, settings.migration):
+                    await request_rescore(run, workload_id, now, f"zone {zone_view.zone} window changed")
+            changed.clear()
+
+
+@app.agent(ACCRUALS_CLOSED_TOPIC)
+async def accruals_closed(stream: StreamT) -> None:
+    """What a workload drew on a node, handed over by the node's partition; an ended workload is settled once its
+    last node's share is in. A redelivered hand-over replaces the same node's intervals: idempotent."""
+    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    async for event in run.events():
+        try:
+            closed = _closed.decode(event.message.value or b"")
+        except msgspec.ValidationError as exc:
+            await emitter.dead_letter(event, "accruals_closed", str(exc))
+            continue
+        wid = closed.workload_id
+        kept = [i for i in workload_accrual_table.get(wid) or [] if i.node_id != closed.node_id]
+        run.set(workload_accrual_table, wid, sorted([*kept, *closed.intervals], key=lambda i: i.start_ms))
+        pending = pending_settlement_table.get(wid)
+        if pending is not None and (pending.node_id is None or pending.node_id == closed.node_id):
+            await settle_workload(run, pending, closed.closed_ms)
+            run.pop(pending_settlement_table, wid)
+            _pending_since.pop(wid, None)
+
+
+def owns_placement() -> bool:
+    """Whether this worker owns the placement log now (the one partition of ``workload.events``)."""
+    from faust.types import TP
+
+    return TP(WORKLOAD_EVENTS.name, 0) in app.assignor.assigned_actives()
+
+
+_pending_since: dict[str, float] = {}  # when this worker first saw each pending settlement (monotonic s)
 
 
 async def request_rescore(run: Checkpoint, workload_id: str, now_ms: int, why: str) -> None:
@@ -319,11 +423,22 @@ async def request_rescore(run: Checkpoint, workload_id: str, now_ms: int, why: s
     await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 
-@app.timer(interval=settings.migration.queue_retry_s, on_leader=True)
+@app.timer(interval=settings.migration.queue_retry_s)
 async def retry_queue() -> None:
-    """Queued workloads are tried again as capacity frees and the grid changes (the most urgent first, a bounded
-    number per tick, so a long queue cannot drown the router in retries)."""
+    """On the placement owner only: queued workloads are tried again as capacity frees and the grid changes (the
+    most urgent first, a bounded number per tick, so a long queue cannot drown the router in retries); an ended
+    workload whose last node never handed over its energy (it went silent) is settled with what is in."""
+    if not owns_placement():
+        return
     now = clock.now_ms()
+    mono = clock.monotonic_s()
+    for workload_id, state in list(pending_settlement_table.items()):
+        since = _pending_since.setdefault(workload_id, mono)
+        if mono - since >= settings.worker.settle_wait_s:
+            node_id = state.node_id or ""
+            mine = tuple(i for i in workload_accrual_table.get(workload_id) or [] if i.node_id == node_id)
+            closed = AccrualsClosed(workload_id=workload_id, node_id=node_id, intervals=mine, closed_ms=now)
+            await emitter.emit_internal(ACCRUALS_CLOSED_TOPIC.get_topic_name(), workload_id, closed)
     for workload_id in retry_order(dict(queued_workload_table.items()))[: settings.migration.queue_retry_batch]:
         event = workload_event(workload_id, now, EventKind.RETRY, f"retry:{workload_id}:{now}", reason="queue retry")
         await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
@@ -345,4 +460,13 @@ async def settle_workload(run: Checkpoint, state: Workload, now_ms: int) -> None
     run.pop(workload_accrual_table, state.workload_id)
 
 
-__all__ = ["node_registrations", "node_telemetry", "routing_inputs", "workloads", "zone_windows"]
+__all__ = [
+    "accruals_closed",
+    "node_registrations",
+    "node_telemetry",
+    "node_views",
+    "routing_inputs",
+    "workloads",
+    "zone_views",
+    "zone_windows",
+]

@@ -19,6 +19,7 @@ from streams.faust_private import SCHEME
 from toogreen.domain.records import (
     Accruals,
     Holds,
+    NodeAccruals,
     NodeState,
     QueueEntry,
     RunningEntry,
@@ -64,9 +65,9 @@ workload_topic = raw_topic(WORKLOAD_EVENTS.name)
 WINDOW_SPECS = specs_from(settings.windows)
 
 
-def _table(name: str, value_type: Any, *, global_: bool = False) -> TableT:
+def _table(name: str, value_type: Any, *, global_: bool = False, partitions: int | None = None) -> TableT:
     """A table whose values are ``value_type`` records; its changelog carries their JSON wire form."""
-    table = (app.GlobalTable if global_ else app.Table)(name, default=None)
+    table = (app.GlobalTable if global_ else app.Table)(name, default=None, partitions=partitions)
     encoder, decoder = msgspec.json.Encoder(), msgspec.json.Decoder(value_type)
     faust_private.use_value_codec(table, f"toogreen.{name}", faust_private.TableCodec(encoder.encode, decoder.decode))
     return table
@@ -83,19 +84,52 @@ def _window_table(name: str) -> TableT:
     return table
 
 
-# Partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping.
+def _internal_topic(name: str) -> faust.TopicT:
+    """A single-partition topic of the worker's own (named after the app, created by Faust, values in their JSON
+    wire form): how a change on an ingest partition reaches the placement owner."""
+    return app.topic(
+        f"{settings.worker.app_id}-{name}", partitions=1, internal=True, key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+    )  # fmt: skip
+
+
+# Ownership (issue 11). Ingest scales over every partition: grid readings by zone, registrations and telemetry by
+# node, each table written only from its own key's partition. Placement has one owner: workload.events has one
+# partition, and every table the router reads or writes has one partition too, written only by the agents that
+# consume the single-partition topics; Faust's assignor gives partition 0 of all of them to the same worker (they are
+# co-partitioned), and its standby replica (table_standby_replicas) keeps another worker ready to take over. Node and
+# zone view changes flow from ingest to the owner on single-partition topics; the energy a workload drew on a node is
+# handed to the owner the same way once it stops there.
+NODE_VIEWS_TOPIC = _internal_topic("node-views")
+ZONE_VIEWS_TOPIC = _internal_topic("zone-views")
+ACCRUALS_CLOSED_TOPIC = _internal_topic("accruals-closed")
+# Created before the worker starts (``toogreen worker``): a topic Faust creates as it starts can be missing from the
+# metadata when the group is first assigned on a multi-broker cluster, and is then left without a consumer.
+INTERNAL_TOPICS = {t.get_topic_name(): 1 for t in (NODE_VIEWS_TOPIC, ZONE_VIEWS_TOPIC, ACCRUALS_CLOSED_TOPIC)}
+
+# Ingest, partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping.
 zone_window_table = _window_table("zone-window-aggregates")
 zone_meta_table = _table("zone-meta", ZoneMeta)
-# Read by the router on every worker: the routing view of each zone and of each node.
-zone_view_table = _table("zone-views", ZoneView, global_=True)
-node_state_table = _table("node-state", NodeState, global_=True)
+# Ingest, partitioned by node: its registration and telemetry, and the energy each workload drew there (by workload).
+node_state_table = _table("node-state", NodeState)
+node_accrual_table = _table("node-accruals", NodeAccruals)
+
+# Placement, one partition, written by the owner only.
+# The routing view of each zone: a GlobalTable (written from one partition only) because ingest reads it too, for the
+# carbon of the energy it accrues.
+zone_view_table = _table("zone-views", ZoneView, global_=True, partitions=1)
+# Each node as the router sees it (from the node-views topic).
+routing_node_table = _table("routing-nodes", NodeState, partitions=1)
 # What the router has reserved on each node, by workload.
-node_reservation_table = _table("node-reservations", Holds, global_=True)
-# Which workloads draw energy on each node now, and what each has drawn (its intervals).
-node_running_table = _table("node-running", RunningShares, global_=True)
-workload_accrual_table = _table("workload-accruals", Accruals, global_=True)
+node_reservation_table = _table("node-reservations", Holds, partitions=1)
+# Which workloads draw energy on each node now: global (written from one partition only) so that each node's ingest
+# partition knows whom to accrue energy for.
+node_running_table = _table("node-running", RunningShares, global_=True, partitions=1)
+# The intervals handed over by ingest for each workload, and ended workloads waiting for their last node's.
+workload_accrual_table = _table("workload-accruals", Accruals, partitions=1)
+pending_settlement_table = _table("pending-settlements", Workload, partitions=1)
 # Running workloads by id (where, how clean) for re-scoring, and the queue.
-running_workload_table = _table("running-workloads", RunningEntry, global_=True)
-queued_workload_table = _table("queued-workloads", QueueEntry, global_=True)
-# Partitioned by workload id: each workload's lifecycle state.
-workload_state_table = _table("workload-state", Workload)
+running_workload_table = _table("running-workloads", RunningEntry, partitions=1)
+queued_workload_table = _table("queued-workloads", QueueEntry, partitions=1)
+# Each workload's lifecycle state.
+workload_state_table = _table("workload-state", Workload, partitions=1)

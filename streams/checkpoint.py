@@ -51,7 +51,7 @@ class Checkpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timed_flush: asyncio.Future[None] | None = None
         self._changes: dict[tuple[str, Any], tuple[TableT, int]] = {}  # (table, key) -> (table, partition)
-        self._emits: dict[Any, tuple[str, str, Callable[[], Payload]]] = {}
+        self._emits: dict[Any, tuple[str, str, Callable[[], Payload], bool]] = {}
 
     async def events(self) -> AsyncIterator[EventT]:
         async for event in self.stream.events():
@@ -98,10 +98,13 @@ class Checkpoint:
         assert self.current is not None, "a table is written only while an event is processed"
         self._changes[(table.name, key)] = (table, self.current.message.partition)
 
-    def emit_latest(self, coalesce_key: Any, topic: str, key: str, make_record: Callable[[], Payload]) -> None:
+    def emit_latest(
+        self, coalesce_key: Any, topic: str, key: str, make_record: Callable[[], Payload], internal: bool = False
+    ) -> None:
         """Emit the record ``make_record`` builds when the run ends, unless a later emit with the same
-        ``coalesce_key`` replaces it (so only records that are sent get built)."""
-        self._emits[coalesce_key] = (topic, key, make_record)
+        ``coalesce_key`` replaces it (so only records that are sent get built). ``internal``: to one of the
+        worker's own topics."""
+        self._emits[coalesce_key] = (topic, key, make_record, internal)
 
     async def flush(self) -> None:
         if self._timer is not None:
@@ -112,8 +115,12 @@ class Checkpoint:
         for (_name, key), (table, partition) in changes.items():
             value = faust_private.table_data(table).get(key, _DELETED)
             faust_private.send_changelog(table, partition, key, None if value is _DELETED else value)
-        for topic, key, make_record in emits.values():
-            await self.emitter.emit(topic, key, make_record())
+        for topic, key, make_record, internal in emits.values():
+            record = make_record()
+            if internal:
+                await self.emitter.emit_internal(topic, key, record)
+            else:
+                await self.emitter.emit(topic, key, record)
         for event in held:
             await faust_private.ack(self.stream, event)
 

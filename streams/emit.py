@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import msgspec
 from faust.types import EventT
 
 from toogreen.codec import dead_letter, encode
@@ -16,6 +17,7 @@ from toogreen.domain.records import Record
 from toogreen.topics import DEAD_LETTERS
 
 Payload = Record | Mapping[str, Any]  # a typed record, or an Avro record as a dict
+_json = msgspec.json.Encoder()
 
 
 def wire(record: Payload) -> dict[str, Any]:
@@ -37,6 +39,10 @@ def dead_letter_record(event: EventT, stage: str, reason: str) -> dict[str, Any]
 class Emitter(Protocol):
     async def emit(self, topic: str, key: str, record: Payload) -> None: ...
 
+    async def emit_internal(self, topic: str, key: str, record: Any) -> None:
+        """To one of the worker's own topics (no Avro schema: the record's JSON wire form)."""
+        ...
+
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None: ...
 
 
@@ -52,6 +58,9 @@ class KafkaEmitter:
         # (Faust's ``send_soon`` buffer costs more per record than the send itself.)
         await self.app.producer.send(topic, key.encode(), encode(topic, wire(record)), None, None, None)
 
+    async def emit_internal(self, topic: str, key: str, record: Any) -> None:
+        await self.app.producer.send(topic, key.encode(), _json.encode(record), None, None, None)
+
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         record = dead_letter_record(event, stage, reason)
         await self.emit(DEAD_LETTERS.name, record["source_topic"], record)
@@ -63,11 +72,15 @@ class RecordingEmitter:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self.dead: list[dict[str, Any]] = []
+        self.internal: list[tuple[str, str, bytes]] = []  # to the worker's own topics, as sent
 
     async def emit(self, topic: str, key: str, record: Payload) -> None:
         as_sent = wire(record)
         encode(topic, as_sent)  # what the real emitter would reject, this one rejects too
         self.sent.append((topic, key, as_sent))
+
+    async def emit_internal(self, topic: str, key: str, record: Any) -> None:
+        self.internal.append((topic, key, _json.encode(record)))
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         self.dead.append(dead_letter_record(event, stage, reason))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,8 @@ class WorkerSettings(BaseModel):
     fetch_max_wait_ms: int = 10
     # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often
     fleet_resync_s: float = 60.0
+    # an ended workload is settled when its last node hands over the energy it drew there, or after this long
+    settle_wait_s: float = 15.0
 
 
 class WindowSettings(BaseModel):
@@ -252,6 +255,26 @@ class HealthSettings(BaseModel):
     max_lag_records: int = 50_000
 
 
+class KafkaClusterSettings(BaseModel):
+    """Apache Kafka from Maven Central on 127.0.0.1 in KRaft mode (``toogreen kafka up``, scripts/install-kafka.sh)."""
+
+    version: str = "3.9.2"
+    cache_dir: Path = Path.home() / ".cache" / "toogreen"
+    run_dir: Path = PROJECT_ROOT / "var" / "kafka"
+    brokers: int = 1
+    host: str = "127.0.0.1"
+    # 0: free ports; else broker i (from 0) listens on base_port + 2i and its controller on base_port + 2i + 1
+    base_port: int = 0
+    # combined: every broker is a voter of the controller quorum; separate: controller-only processes beside them
+    quorum: Literal["combined", "separate"] = "combined"
+    separate_controllers: int = 1
+    heap_mb: int = 512
+    # how long the controller waits for a broker's heartbeat before it fences the broker and moves its leaderships
+    broker_session_timeout_ms: int = 6000
+    start_timeout_s: float = 90.0
+    stop_timeout_s: float = 20.0
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -271,6 +294,7 @@ class Settings(BaseSettings):
     settlement: SettlementSettings = SettlementSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     health: HealthSettings = HealthSettings()
+    kafka: KafkaClusterSettings = KafkaClusterSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

@@ -10,12 +10,16 @@ class TopicSpec:
     name: str
     schema_file: str
     key_field: str
+    # None: the configured number; 1 for the placement log, so that one worker owns every placement decision
+    partitions: int | None = None
 
 
 GRID_READINGS = TopicSpec("grid.readings", "grid_reading.avsc", "zone")
 NODE_TELEMETRY = TopicSpec("node.telemetry", "node_telemetry.avsc", "node_id")
 NODE_REGISTRY = TopicSpec("node.registry", "node_registry.avsc", "node_id")
-WORKLOAD_EVENTS = TopicSpec("workload.events", "workload_event.avsc", "workload_id")
+# The placement log: every event that reads or changes shared capacity (submit, route, start, end, move, retry,
+# rescore) is on its one partition, so the one worker that owns it makes every placement decision (issue 11).
+WORKLOAD_EVENTS = TopicSpec("workload.events", "workload_event.avsc", "workload_id", partitions=1)
 NODE_COMMANDS = TopicSpec("node.commands", "node_command.avsc", "node_id")
 ROUTING_DECISIONS = TopicSpec("routing.decisions", "routing_decision.avsc", "workload_id")
 SETTLEMENT_RECEIPTS = TopicSpec("settlement.receipts", "settlement_receipt.avsc", "workload_id")

@@ -10,10 +10,16 @@ import streams.agents as agents
 from connectors.fleet_sim import SimulatedFleet
 from streams import faust_private
 from streams.app import (
+    ACCRUALS_CLOSED_TOPIC,
+    NODE_VIEWS_TOPIC,
+    ZONE_VIEWS_TOPIC,
+    node_accrual_table,
     node_reservation_table,
     node_running_table,
     node_state_table,
+    pending_settlement_table,
     queued_workload_table,
+    routing_node_table,
     running_workload_table,
     workload_accrual_table,
     workload_state_table,
@@ -28,7 +34,25 @@ from toogreen.submission import submission_event
 
 TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
           workload_state_table, node_running_table, workload_accrual_table, running_workload_table,
-          queued_workload_table)  # fmt: skip
+          queued_workload_table, routing_node_table, node_accrual_table, pending_settlement_table)  # fmt: skip
+_OWNER_AGENTS = {
+    NODE_VIEWS_TOPIC.get_topic_name(): agents.node_views,
+    ZONE_VIEWS_TOPIC.get_topic_name(): agents.zone_views,
+    ACCRUALS_CLOSED_TOPIC.get_topic_name(): agents.accruals_closed,
+}
+
+
+async def deliver_internal(recorder: RecordingEmitter) -> int:
+    """Hand what the ingest agents sent the placement owner (node and zone views, closed accruals) to its agents,
+    as the single-partition topics would; returns how many records it delivered."""
+    delivered = 0
+    while recorder.internal:
+        batch, recorder.internal[:] = list(recorder.internal), []
+        for topic, key, value in batch:
+            async with _OWNER_AGENTS[topic].test_context() as agent:
+                await agent.put(value, key=key.encode())
+            delivered += 1
+    return delivered
 
 
 def clear_tables(tables: Iterable[Any] = TABLES) -> None:
@@ -53,6 +77,7 @@ class Loop:
         async with agents.node_registrations.test_context() as agent:
             for reg in self.fleet.registrations(ts):
                 await agent.put(encode("node.registry", reg), key=reg["node_id"].encode())
+        await self.drain()
         await self.telemetry()
         await self.grid(zones, renewable)
 
@@ -61,6 +86,7 @@ class Loop:
         async with agents.node_telemetry.test_context() as agent:
             for s in samples:
                 await agent.put(encode("node.telemetry", s), key=s["node_id"].encode())
+        await self.drain()
         for e in events:
             await self.workload_event(e)
 
@@ -85,8 +111,13 @@ class Loop:
         await self.drain()
 
     async def drain(self) -> None:
-        """Feed back what the agents emitted: workload events to the router, node commands to the fleet."""
-        while self.seen < len(self.rec.sent):
+        """Feed back what the agents emitted: views to the placement owner, workload events to the router, node
+        commands to the fleet."""
+        await deliver_internal(self.rec)
+        while self.seen < len(self.rec.sent) or self.rec.internal:
+            if self.rec.internal:
+                await deliver_internal(self.rec)
+                continue
             topic, _key, record = self.rec.sent[self.seen]
             self.seen += 1
             if topic == "workload.events":

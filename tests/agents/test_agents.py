@@ -18,7 +18,7 @@ from streams.app import (
     zone_window_table,
 )
 from streams.emit import RecordingEmitter
-from tests.agents.harness import TABLES, clear_tables
+from tests.agents.harness import TABLES, clear_tables, deliver_internal
 from tests.builders import grid_reading, now_ms, window_aligned_now_ms
 from toogreen.codec import encode
 from toogreen.domain.lifecycle import WorkloadState
@@ -44,6 +44,8 @@ async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
     assert len(windows) == 26  # (1 tumbling + 12 hopping) per reading
     latest_tumbling = [w for w in windows if w["kind"] == "tumbling"][-1]
     assert latest_tumbling["count"] == 2 and latest_tumbling["carbon_mean"] == 60.0
+    assert "FR" not in zone_view_table  # the placement owner's table: the view goes there on its own topic
+    assert await deliver_internal(recorder) == 2  # one view per run (here each reading is a run of its own)
     assert zone_view_table["FR"].carbon_gco2_per_kwh == 60.0
 
 
@@ -66,9 +68,11 @@ async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(r
     assert len(windows) == 13 and len({(w["kind"], w["window_start_ms"]) for w in windows}) == 13
     tumbling = next(w for w in windows if w["kind"] == "tumbling")
     assert tumbling["count"] == 5 and tumbling["carbon_mean"] == 70.0
-    assert zone_view_table["FR"].carbon_gco2_per_kwh == 70.0
-    assert sorted(name for name, _k, _p in sent) == ["zone-meta", "zone-views", "zone-window-aggregates"]
+    assert sorted(name for name, _k, _p in sent) == ["zone-meta", "zone-window-aggregates"]
     assert {p for _n, _k, p in sent} == {3}
+    assert len(recorder.internal) == 1  # the zone's newest view, once for the run, to the placement owner
+    await deliver_internal(recorder)
+    assert zone_view_table["FR"].carbon_gco2_per_kwh == 70.0
 
 
 async def test_bad_grid_records_are_dead_lettered_and_the_stream_goes_on(recorder):
@@ -84,6 +88,7 @@ async def test_bad_grid_records_are_dead_lettered_and_the_stream_goes_on(recorde
     assert {d["source_topic"] for d in recorder.dead} == {"grid.readings"}
     assert [d["source_offset"] for d in recorder.dead] == [0, 1, 2]
     assert recorder.dead[0]["raw"] == b"\x00garbage"
+    await deliver_internal(recorder)
     assert "DE" in zone_view_table
 
 
@@ -109,6 +114,7 @@ async def _feed_fleet(ts: int) -> None:
             await agent.put(
                 encode("grid.readings", grid_reading(zone, ts, 300.0, renewable_pct=30.0)), key=zone.encode()
             )
+    await deliver_internal(agents.emitter)  # the views reach the placement owner
 
 
 async def test_a_decision_over_a_larger_fleet_reports_the_best_and_counts_the_rest(recorder, monkeypatch):
@@ -193,6 +199,11 @@ async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receip
     async with agents.workloads.test_context() as agent:
         done = {**base, "event_id": "c", "type": "completed", "ts_ms": samples[-1]["ts_ms"], "progress_pct": 100.0}
         await agent.put(encode("workload.events", done), key=b"w1")
+    assert recorder.on("settlement.receipts") == []  # until the node hands over what the workload drew there
+    async with agents.node_telemetry.test_context() as agent:
+        after = {**samples[-1], "ts_ms": samples[-1]["ts_ms"] + 1000}
+        await agent.put(encode("node.telemetry", after), key=node_id.encode())
+    await deliver_internal(recorder)
 
     receipt = recorder.on("settlement.receipts")[0]
     counter_kwh = (samples[-1]["energy_j"] - samples[0]["energy_j"]) / 3.6e6 * pue

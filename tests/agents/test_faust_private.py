@@ -78,6 +78,9 @@ class _Quiet:
     async def emit(self, topic, key, record):
         return None
 
+    async def emit_internal(self, topic, key, record):
+        return None
+
     async def dead_letter(self, event, stage, reason):
         return None
 

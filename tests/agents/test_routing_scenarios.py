@@ -183,6 +183,7 @@ async def test_a_rerouted_workloads_receipt_covers_both_nodes_and_zones(loop):
             "progress_pct": 100.0, "checkpoint_uri": None, "decision_id": None, "reason": None,
             "request": None}  # fmt: skip
     await loop.workload_event(done)
+    await loop.telemetry()  # the node's next sample hands over what the workload drew there
     receipt = loop.rec.on("settlement.receipts")[0]
     where = [(i["node_id"], i["zone"]) for i in receipt["intervals"]]
     assert ("dc-de", "DE") in where and ("dc-fr", "FR") in where

@@ -31,6 +31,10 @@ token_app = typer.Typer(help="API bearer tokens: an admin issues them through th
 app.add_typer(token_app, name="token")
 replay_app = typer.Typer(help="Replay historical data through the pipeline in event time.", no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
+kafka_app = typer.Typer(
+    help="Apache Kafka (KRaft, from Maven Central) on 127.0.0.1: up, status, down.", no_args_is_help=True
+)
+app.add_typer(kafka_app, name="kafka")
 console = Console(stderr=True)
 
 
@@ -71,18 +75,113 @@ def broker() -> None:
                 raise typer.Exit(1)
 
 
+@kafka_app.command("up")
+def kafka_up(
+    brokers: int = typer.Option(None, help="Brokers (default TOOGREEN_KAFKA__BROKERS, 1); 3 gives replication 3"),
+    quorum: str = typer.Option(None, help="combined (each broker is a controller) or separate (controller-only JVMs)"),
+    base_port: int = typer.Option(None, help="First port (broker i: base+2i, its controller base+2i+1); 0 = free"),
+    run_dir: Path = typer.Option(None, help="Data dirs, logs and cluster.json (default var/kafka)"),
+) -> None:
+    """Install Kafka if needed, start a KRaft cluster in the foreground, create the topics; Ctrl-C stops it."""
+    from toogreen.kafka.broker import ensure_topics
+    from toogreen.kafka.cluster import KafkaCluster, pid_alive, read_state
+
+    settings = get_settings()
+    given = {"brokers": brokers, "quorum": quorum, "base_port": base_port}
+    conf = settings.kafka.model_copy(update={k: v for k, v in given.items() if v is not None})
+    if conf.quorum not in ("combined", "separate"):
+        raise typer.BadParameter(f"--quorum is combined or separate, got {conf.quorum!r}")
+    where = run_dir or conf.run_dir
+    old = read_state(where)
+    if old and pid_alive(int(old["supervisor_pid"])):
+        console.print(f"[red]a cluster already runs from {where}[/red] (pid {old['supervisor_pid']}): kafka down first")
+        raise typer.Exit(1)
+    stop = _stop_on_signals()
+    cluster = KafkaCluster(conf, where, conf.brokers, settings.broker.topic_partitions)
+    with cluster:
+        ensure_topics(
+            cluster.bootstrap, cluster.topic_partitions, cluster.replication_factor, config=cluster.topic_config()
+        )
+        env = " ".join(f"{k}={v}" for k, v in cluster.client_env().items())
+        console.print(
+            f"[green]Kafka {conf.version} up[/green]: {conf.brokers} broker(s) at {cluster.bootstrap}, quorum "
+            f"{conf.quorum}, replication {cluster.replication_factor}, min.insync.replicas "
+            f"{cluster.min_insync_replicas}; logs in {where}\n  export {env}\nCtrl-C (or toogreen kafka down) stops it"
+        )
+        typer.echo(env)
+        while not stop.wait(0.5):
+            dead = [n.node_id for n in cluster.nodes if not cluster.running(n)]
+            if dead:
+                console.print(f"[red]Kafka node(s) {dead} exited[/red]; stopping the cluster (logs in {where})")
+                raise typer.Exit(1)
+
+
+@kafka_app.command("status")
+def kafka_status(run_dir: Path = typer.Option(None, help="Where `kafka up` runs (default var/kafka)")) -> None:
+    """Which nodes of the cluster run, and the brokers in its metadata; exit 1 when none runs."""
+    from confluent_kafka.admin import AdminClient
+
+    from toogreen.kafka.cluster import pid_alive, read_state
+
+    where = run_dir or get_settings().kafka.run_dir
+    state = read_state(where)
+    if not state or not pid_alive(int(state["supervisor_pid"])):
+        console.print(f"no Kafka cluster runs from {where}")
+        raise typer.Exit(1)
+    nodes = state["nodes"]
+    assert isinstance(nodes, list)
+    try:
+        brokers = sorted(AdminClient({"bootstrap.servers": state["bootstrap"]}).list_topics(timeout=5).brokers)
+    except Exception as exc:
+        brokers = []
+        console.print(f"[red]metadata request failed[/red]: {exc}")
+    for node in nodes:
+        up = node["pid"] is not None and pid_alive(node["pid"])
+        typer.echo(
+            f"node {node['node_id']:>3} {node['roles']:<18} broker :{node['broker_port']} controller "
+            f":{node['controller_port']} pid {node['pid']} {'up' if up else 'DOWN'}"
+        )
+    typer.echo(f"bootstrap {state['bootstrap']}; brokers in metadata {brokers}")
+    typer.echo(" ".join(f"{k}={v}" for k, v in state["env"].items()))
+
+
+@kafka_app.command("down")
+def kafka_down(run_dir: Path = typer.Option(None, help="Where `kafka up` runs (default var/kafka)")) -> None:
+    """Stop the cluster `kafka up` runs (it stops its nodes in order), and wait until it has."""
+    import os
+    import time
+
+    from toogreen.kafka.cluster import pid_alive, read_state
+
+    where = run_dir or get_settings().kafka.run_dir
+    state = read_state(where)
+    if not state or not pid_alive(int(state["supervisor_pid"])):
+        console.print(f"no Kafka cluster runs from {where}")
+        return
+    pid = int(state["supervisor_pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + get_settings().kafka.stop_timeout_s + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)  # its JVMs die with it
+    console.print(f"Kafka cluster from {where} stopped")
+
+
 @app.command()
 def worker(loglevel: str = typer.Option("warning", help="Faust log level")) -> None:
     """Run the Faust worker: zone windows, node state, routing."""
-    _ensure_topics()
     from faust.worker import Worker
 
     import streams.agents  # noqa: F401  (registers the agents)
+    from streams.app import INTERNAL_TOPICS
     from streams.app import app as faust_app
-    from toogreen.kafka.broker import log_lifetime
+    from toogreen.kafka.broker import ensure_topics, log_lifetime
     from toogreen.lifespan import exit_after, exit_on_new_lifetime, watch_lifetime
 
     settings = get_settings()
+    b = settings.broker
+    ensure_topics(settings.bootstrap, b.topic_partitions, b.replication_factor, extra=INTERNAL_TOPICS)
     grace_s = settings.supervision.stop_grace_s
 
     class BoundedWorker(Worker):

@@ -351,3 +351,14 @@ class ZoneMeta(Record, frozen=True, kw_only=True):
 Holds = dict[str, Hold]  # a node's holds by workload id
 RunningShares = dict[str, RunningShare]  # a node's running workloads by id
 Accruals = list[AccrualInterval]  # a workload's intervals, oldest first
+NodeAccruals = dict[str, Accruals]  # what each workload drew on one node so far (table ``node-accruals``)
+
+
+class AccrualsClosed(Record, frozen=True, kw_only=True):
+    """What a workload drew on one node, handed from the node's ingest partition to the placement owner once the
+    workload no longer runs there."""
+
+    workload_id: str
+    node_id: str
+    intervals: tuple[AccrualInterval, ...] = ()
+    closed_ms: int

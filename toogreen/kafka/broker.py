@@ -134,11 +134,20 @@ class EmbeddedBroker:
         self.stop()
 
 
-def ensure_topics(bootstrap: str, partitions: int, replication: int = 1, timeout_s: float = 10.0) -> list[str]:
-    """Create the product's topics that do not exist yet; returns the names created."""
+def ensure_topics(
+    bootstrap: str,
+    partitions: int,
+    replication: int = 1,
+    timeout_s: float = 10.0,
+    config: dict[str, str] | None = None,
+    extra: dict[str, int] | None = None,
+) -> list[str]:
+    """Create the product's topics that do not exist yet (with ``config``, e.g. ``min.insync.replicas``), and the
+    ``extra`` ones ({name: partitions}); returns the names created."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [NewTopic(t.name, partitions, replication) for t in ALL_TOPICS if t.name not in existing]
+    counts = {t.name: t.partitions or partitions for t in ALL_TOPICS} | (extra or {})
+    wanted = [NewTopic(name, n, replication, config=config or {}) for name, n in counts.items() if name not in existing]
     if not wanted:
         return []
     created = []

@@ -33,8 +33,10 @@ class RecordProducer:
                 # (tests/integration/test_outside_producer.py); docs/producers.md says what outside producers use.
                 "partitioner": "murmur2_random",
                 "linger.ms": 5,
-                "enable.idempotence": False,
-                "message.send.max.retries": 5,
+                # every write acknowledged by all in-sync replicas (min.insync.replicas 2 on a 3-broker cluster),
+                # and a retried batch is never written twice (the broker drops it by producer id and sequence)
+                "acks": "all",
+                "enable.idempotence": True,
                 "retry.backoff.ms": 200,
                 **config,
             }
