@@ -4,8 +4,9 @@ tests, use it.
 Every child gets the same settings through the environment (``TOOGREEN_...``), its own log file under the run
 directory, its own session (a Ctrl-C in the terminal reaches the demo only), and dies with the demo however the
 demo dies (``PR_SET_PDEATHSIG``). A supervised stack restarts a child that died, with back-off and a log line
-(``supervisor.log`` in the run directory); a broker that died is restarted first, and with it the processes whose
-state lives in its log (the worker's tables, the fleet's commands), since a new broker is a new log lifetime.
+(``supervisor.log`` in the run directory); a broker that died is restarted first, and with it every other child (they
+hold clients and state of the lost log: the worker's tables, the fleet's commands, producer ids), since a new broker
+is a new log lifetime.
 :meth:`Stack.stop` asks every child to stop at once, kills what is left after ``demo_stop_timeout_s``, and stops
 the broker last.
 """
@@ -32,9 +33,6 @@ from toogreen.kafka.broker import BrokerError, EmbeddedBroker, die_with_parent, 
 from toogreen.settings import Settings
 
 console = Console(stderr=True)
-
-# Children whose state belongs to the broker's log: restarted with a new broker.
-LOG_BOUND = frozenset({"worker", "fleet"})
 
 
 def toogreen_argv(*args: str) -> list[str]:
@@ -185,10 +183,11 @@ class Stack:
             code = self.broker.process.returncode if self.broker.process else None
             self._broker_backoff_s, self._broker_restart_at = sup.restart_backoff_min_s, now
             self.note(f"the broker exited with code {code}: its log is lost; starting a new one (a new log lifetime)")
-            # Before the new broker listens: what they still buffer (changelog records, the fleet's events) belongs
-            # to the lost log, and written into the new one it would confuse the next worker's recovery.
+            # Every child, before the new broker listens: what they still buffer (changelog records, the fleet's
+            # events, offset commits) belongs to the lost log and would confuse the next worker's recovery, and an
+            # idempotent producer's id is unknown to a new broker (its sends would stall).
             for child in self.managed:
-                if child.name in LOG_BOUND and child.proc.poll() is None:
+                if child.proc.poll() is None:
                     _kill_group(child.proc)
                     child.proc.wait()
         if now < self._broker_restart_at:
