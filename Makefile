@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit test-integration lint bench clean
+.PHONY: venv demo test test-unit test-integration lint bench clean faults
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
+
+# Fault injection: kill -9 of each process of a running system, the demo's broker, Ctrl-C (prints the counts)
+faults: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m faults tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -24,12 +24,14 @@ NodeRow = table_model("nodes", "NodeRow", "A node's registration and its latest 
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, or degraded (with a 503)")
     bootstrap: str
     duckdb: str
     grid_readings: int
     nodes: int
     workloads: int
+    problems: list[str] = Field(default_factory=list, description="What is wrong, one line each")
+    checks: dict[str, Any] = Field(default_factory=dict, description="The broker's, the worker's, the sink's figures")
 
 
 class Dashboard(BaseModel):

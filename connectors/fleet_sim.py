@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from solders.keypair import Keypair
@@ -148,6 +148,8 @@ class SimulatedFleet:
         if action in ("start", "resume") and node.node_id in self.refuse_starts_on:
             self.refuse_starts_on.discard(node.node_id)
             return [self._event(node, wid, "failed", ts_ms, reason=f"{node.node_id} could not start the container")]
+        if action in ("start", "resume") and wid in node.running:
+            return []  # a command read again after the agent restarted: it runs already
         if action in ("start", "resume"):
             used = sum(w.vram_mb for w in node.running.values())
             if used + cmd["vram_mb"] > vram:
@@ -173,6 +175,27 @@ class SimulatedFleet:
         if action == "stop":
             node.running.pop(wid, None)
         return []
+
+    def to_state(self) -> dict[str, Any]:
+        """What survives a restart of the agent process (the GPUs keep running): the work on each node, the
+        energy counters, the checkpoints."""
+        return {
+            "seq": self._seq,
+            "nodes": {
+                n.node_id: {"energy_j": n.energy_j, "running": [asdict(w) for w in n.running.values()]}
+                for n in self.nodes.values()
+            },
+            "checkpoints": {uri: asdict(w) for uri, w in self.checkpoints.items()},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._seq = int(state.get("seq", 0))
+        for node_id, saved in state.get("nodes", {}).items():
+            node = self.nodes.get(node_id)
+            if node is not None:
+                node.energy_j = float(saved["energy_j"])
+                node.running = {w["workload_id"]: SimWorkload(**w) for w in saved["running"]}
+        self.checkpoints = {uri: SimWorkload(**w) for uri, w in state.get("checkpoints", {}).items()}
 
     def tick(self, ts_ms: int, dt_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Advance ``dt_s`` seconds: returns (telemetry records, workload events)."""

@@ -6,10 +6,13 @@ returns its delivery summary when stopped.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
@@ -52,23 +55,66 @@ def run_synthetic_grid(
     return producer.flush()
 
 
-def _command_consumer(settings: Settings) -> Consumer:
+def _command_consumer(settings: Settings, positions: dict[int, int]) -> Consumer:
+    """``node.commands`` from ``positions`` (partition -> next offset, as saved with the fleet's state), else from
+    the group's committed offsets, else from the end."""
     consumer = Consumer(
         {"bootstrap.servers": settings.bootstrap, "group.id": "toogreen-simulated-fleet", "enable.auto.commit": True}
     )
     meta = consumer.list_topics(NODE_COMMANDS.name, timeout=10)
     partitions = [TopicPartition(NODE_COMMANDS.name, p) for p in meta.topics[NODE_COMMANDS.name].partitions]
     committed = consumer.committed(partitions, timeout=10)
-    consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
-                     for tp in committed])  # fmt: skip
+    start = {tp.partition: tp.offset if tp.offset >= 0 else OFFSET_END for tp in committed} | positions
+    consumer.assign([TopicPartition(NODE_COMMANDS.name, p, offset) for p, offset in start.items()])
     return consumer
 
 
+class FleetStateFile:
+    """The simulated fleet's state and its ``node.commands`` positions, saved together atomically, for one log
+    lifetime: a state saved under another broker's log is stale (its commands and workloads are gone)."""
+
+    def __init__(self, path: Path | None, lifetime_id: str) -> None:
+        self.path, self.lifetime_id = path, lifetime_id
+
+    def load(self) -> tuple[dict[str, Any] | None, dict[int, int]]:
+        if self.path is None or not self.path.exists():
+            return None, {}
+        try:
+            saved = json.loads(self.path.read_text())
+        except ValueError:
+            return None, {}
+        if saved.get("lifetime_id") != self.lifetime_id:
+            return None, {}
+        return saved["fleet"], {int(p): int(o) for p, o in saved["positions"].items()}
+
+    def save(self, fleet: SimulatedFleet, positions: dict[int, int]) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps({"lifetime_id": self.lifetime_id, "positions": positions, "fleet": fleet.to_state()}))
+        os.replace(tmp, self.path)
+
+
 def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliveryStats:
-    """The simulated fleet's node agents: obey ``node.commands``, report telemetry and workload events."""
+    """The simulated fleet's node agents: obey ``node.commands``, report telemetry and workload events. With
+    ``supervision.fleet_state_path`` set, a restarted agent carries on with the work its GPUs were running."""
+    from toogreen.kafka.broker import log_lifetime
+    from toogreen.lifespan import exit_on_new_lifetime, watch_lifetime
+
     producer = RecordProducer(settings.bootstrap)
     fleet = SimulatedFleet(settings.demo.seed, settings.demo.workload_hours_per_second)
-    consumer = _command_consumer(settings)
+    lifetime = log_lifetime(settings.bootstrap)
+    state_file = FleetStateFile(settings.supervision.fleet_state_path, lifetime)
+    saved, positions = state_file.load()
+    if saved is not None:
+        fleet.restore(saved)
+    consumer = _command_consumer(settings, positions)
+    # the commands it obeys and the work it runs belong to this log: under a new one the agent starts afresh
+    watch_lifetime(
+        lambda: log_lifetime(settings.bootstrap, 2.0), lifetime, settings.supervision.lifetime_check_s,
+        exit_on_new_lifetime("simulated fleet"),
+    )  # fmt: skip
     interval = settings.demo.telemetry_interval_s
     last_registry = 0.0
     last_tick = time.monotonic()
@@ -89,6 +135,12 @@ def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliverySt
                     continue  # the worker produced it; a bad one is the worker's bug, not the node's to guess at
                 for event in fleet.apply_command(command, _now_ms()):
                     producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
+                partition, offset = msg.partition(), msg.offset()
+                if partition is not None and offset is not None:
+                    positions[partition] = offset + 1
+                # saved at once: an agent killed now must neither obey this command again nor forget it
+                producer.flush()
+                state_file.save(fleet, positions)
             now = time.monotonic()
             telemetry, events = fleet.tick(_now_ms(), now - last_tick)
             last_tick = now
@@ -97,6 +149,7 @@ def run_simulated_fleet(settings: Settings, stop: threading.Event) -> DeliverySt
             for event in events:
                 producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
             producer.flush()
+            state_file.save(fleet, positions)  # after what it caused was delivered
     finally:
         consumer.close()
     return producer.flush()

@@ -20,7 +20,7 @@ import pyarrow as pa
 from sinks.columns import AVRO_TABLES, SCHEMA_SQL
 from sinks.read_model import ReadModel
 from sinks.rows import Row
-from toogreen.domain.lifecycle import IllegalTransition, WorkloadState, next_state
+from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 
 # table -> primary key columns
 KEYS = {
@@ -33,7 +33,7 @@ KEYS = {
     "carbon_receipts": ("receipt_id",),
     "billing_records": ("billing_id",),
     "payouts": ("payout_id",),
-    "dead_letters": ("source_topic", "source_partition", "source_offset"),
+    "dead_letters": ("lifetime_id", "source_topic", "source_partition", "source_offset"),
 }
 WORKLOAD_REQUEST_COLUMNS = (
     "name", "workload_type", "image", "command", "vram_mb", "expected_hours", "priority", "green_only",
@@ -42,7 +42,7 @@ WORKLOAD_REQUEST_COLUMNS = (
 RESULT_COLUMNS = ("exit_code", "result_sha256", "result_bytes", "result_uri")  # from a node agent's last event
 WORKLOAD_COLUMNS = (
     "workload_id", *WORKLOAD_REQUEST_COLUMNS, "status", "node_id", "progress_pct", "last_decision_id", "reason",
-    "submitted_ms", "updated_ms", "moves", *RESULT_COLUMNS,
+    "submitted_ms", "updated_ms", "moves", *RESULT_COLUMNS, "lifetime_id",
 )  # fmt: skip
 
 EVENT_COLUMNS = (
@@ -65,9 +65,26 @@ class Store:
         self.path = path
         self.con = duckdb.connect(str(path))
         self.con.execute(SCHEMA_SQL)
+        self._key_dead_letters_by_lifetime()
         self._write_lock = threading.Lock()
         self.read_model = ReadModel()
         self.read_model.load(self.con.cursor())
+
+    def _key_dead_letters_by_lifetime(self) -> None:
+        """A file from before log lifetimes keyed dead letters by (topic, partition, offset) alone: its rows move
+        to the new key under the lifetime ``before-lifetimes``."""
+        columns = {r[0] for r in self.con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
+                                                  "'dead_letters'").fetchall()}  # fmt: skip
+        if "lifetime_id" in columns:
+            return
+        self.con.execute("BEGIN")
+        self.con.execute("ALTER TABLE dead_letters RENAME TO dead_letters_before_lifetimes")
+        self.con.execute(SCHEMA_SQL)
+        self.con.execute(
+            "INSERT INTO dead_letters SELECT 'before-lifetimes' AS lifetime_id, * FROM dead_letters_before_lifetimes"
+        )
+        self.con.execute("DROP TABLE dead_letters_before_lifetimes")
+        self.con.execute("COMMIT")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
@@ -151,7 +168,8 @@ class Store:
             except IllegalTransition:
                 applied = False
             event_rows.append(
-                {k: e.get(k) for k in EVENT_COLUMNS} | {"applied": applied, "log_offset": e.get("log_offset")}
+                {k: e.get(k) for k in EVENT_COLUMNS}
+                | {"applied": applied, "log_offset": e.get("log_offset"), "lifetime_id": e.get("lifetime_id")}
             )
             if not applied:
                 continue
@@ -161,6 +179,48 @@ class Store:
             self._insert_new(cur, "workload_events", event_rows)
         if changed:
             self._upsert(cur, "workloads", list(changed.values()))
+
+    def begin_lifetime(self, lifetime_id: str, now_ms: int) -> int | None:
+        """Record that the log now read is ``lifetime_id``. The first time, every workload still active ends as
+        ``lost`` (its events, reservations and progress were in an earlier log, which is gone): returns how many,
+        or None for a lifetime seen before (the sink reconnected to the same log)."""
+        with self._write_lock:
+            cur = self.con.cursor()
+            cur.begin()
+            try:
+                if cur.execute("SELECT 1 FROM log_lifetimes WHERE lifetime_id = ?", [lifetime_id]).fetchone():
+                    cur.rollback()
+                    return None
+                previous = cur.execute(
+                    "SELECT lifetime_id FROM log_lifetimes ORDER BY first_seen_ms DESC LIMIT 1"
+                ).fetchone()
+                ended = f"the broker's log lifetime {previous[0]}" if previous else "an earlier broker's log"
+                active = [s.value for s in WorkloadState if s not in TERMINAL]
+                lost = cur.execute(
+                    "SELECT workload_id, status FROM workloads WHERE status IN ? ORDER BY workload_id", [active]
+                ).fetchall()
+                if lost:
+                    why = f"{ended} ended while it was active; the new log ({lifetime_id}) does not know it"
+                    cur.executemany(
+                        "INSERT INTO workload_events (event_id, workload_id, ts_ms, type, node_id, reason, applied, "
+                        "lifetime_id) SELECT ?, workload_id, ?, 'lost', node_id, ?, true, ? FROM workloads "
+                        "WHERE workload_id = ? ON CONFLICT DO NOTHING",
+                        [[f"lost:{wid}:{lifetime_id}", now_ms, f"{why} (was {status})", lifetime_id, wid]
+                         for wid, status in lost],
+                    )  # fmt: skip
+                    cur.execute(
+                        "UPDATE workloads SET status = 'lost', updated_ms = ?, "
+                        "reason = ? || ' (was ' || status || ')' WHERE status IN ?",
+                        [now_ms, why, active],
+                    )
+                cur.execute("INSERT INTO log_lifetimes VALUES (?, ?, ?)", [lifetime_id, now_ms, len(lost)])
+                cur.commit()
+                return len(lost)
+            except BaseException:
+                cur.rollback()
+                raise
+            finally:
+                cur.close()
 
     def execute_write(self, sql: str, params: Iterable[Any] | None = None) -> None:
         """One statement that changes rows, serialised with the batch writes."""
@@ -221,4 +281,5 @@ def _workload_after(row: Row | None, event: Row, state: WorkloadState) -> Row:
         new["moves"] = (new.get("moves") or 0) + 1
     if kind in ("completed", "failed"):
         new.update({c: event.get(c) for c in RESULT_COLUMNS})
+    new["lifetime_id"] = event.get("lifetime_id")
     return new

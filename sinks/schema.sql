@@ -50,12 +50,14 @@ CREATE TABLE IF NOT EXISTS payouts (
     workload_id VARCHAR NOT NULL, node_id VARCHAR, rail VARCHAR, amount DOUBLE, currency VARCHAR,
     status VARCHAR, reference VARCHAR, ts_ms BIGINT
 );
+-- Offsets start again in every log lifetime, so the lifetime is part of a dead letter's key.
 CREATE TABLE IF NOT EXISTS dead_letters (
+    lifetime_id VARCHAR NOT NULL,
     source_topic VARCHAR NOT NULL,
     source_partition INTEGER NOT NULL,
     source_offset BIGINT NOT NULL,
-    ts_ms BIGINT, stage VARCHAR, reason VARCHAR, key BLOB, raw BLOB,
-    PRIMARY KEY (source_topic, source_partition, source_offset)
+    ts_ms BIGINT, stage VARCHAR, reason VARCHAR, key BLOB, raw BLOB, raw_size_bytes BIGINT, raw_sha256 VARCHAR,
+    PRIMARY KEY (lifetime_id, source_topic, source_partition, source_offset)
 );
 -- API bearer tokens: only the SHA-256 of each token is stored (tokens are 256-bit random, so a plain hash is
 -- enough to make a stolen file useless for signing in).
@@ -110,3 +112,13 @@ ALTER TABLE workloads ADD COLUMN IF NOT EXISTS exit_code INTEGER;
 ALTER TABLE workloads ADD COLUMN IF NOT EXISTS result_sha256 VARCHAR;
 ALTER TABLE workloads ADD COLUMN IF NOT EXISTS result_bytes BIGINT;
 ALTER TABLE workloads ADD COLUMN IF NOT EXISTS result_uri VARCHAR;
+-- Log lifetimes (a broker's log from its start; its id is the cluster id): each as the sink first read it.
+CREATE TABLE IF NOT EXISTS log_lifetimes (
+    lifetime_id VARCHAR PRIMARY KEY,
+    first_seen_ms BIGINT NOT NULL,
+    workloads_lost INTEGER  -- workloads still active in earlier lifetimes, ended as lost when this one began
+);
+ALTER TABLE workloads ADD COLUMN IF NOT EXISTS lifetime_id VARCHAR;
+ALTER TABLE workload_events ADD COLUMN IF NOT EXISTS lifetime_id VARCHAR;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_size_bytes BIGINT;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_sha256 VARCHAR;

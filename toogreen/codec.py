@@ -11,6 +11,7 @@ of producers still on the baseline decode. Encoding validates against the schema
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from functools import cache
@@ -125,6 +126,11 @@ def decode(topic: str, data: bytes | None) -> dict[str, Any]:
     return codec_for(topic).decode(data)
 
 
+# A dead letter keeps at most this much of the record it is about (a record of megabytes made the dead letter
+# itself too large to produce): the size and the hash still say what the whole record was.
+DEAD_LETTER_RAW_MAX_BYTES = 4096
+
+
 def dead_letter(
     topic: str,
     partition: int,
@@ -136,7 +142,9 @@ def dead_letter(
     clock: Clock = SYSTEM_CLOCK,
 ) -> dict[str, Any]:
     """The ``dead.letters`` record for a message that could not be decoded, validated or applied. Its key is the
-    source coordinates, so the worker's and the sink's dead letters for one message are the same row."""
+    source coordinates, so the worker's and the sink's dead letters for one message are the same row (within one
+    log lifetime: the sink adds the lifetime, as offsets start again in a new log)."""
+    whole = bytes(raw or b"")
     return {
         "source_topic": topic,
         "source_partition": int(partition),
@@ -144,6 +152,8 @@ def dead_letter(
         "ts_ms": clock.now_ms(),
         "stage": stage,
         "reason": reason[:2000],
-        "key": None if key is None else bytes(key),
-        "raw": bytes(raw or b""),
+        "key": None if key is None else bytes(key)[:DEAD_LETTER_RAW_MAX_BYTES],
+        "raw": whole[:DEAD_LETTER_RAW_MAX_BYTES],
+        "raw_size_bytes": len(whole),
+        "raw_sha256": hashlib.sha256(whole).hexdigest(),
     }

@@ -221,6 +221,45 @@ class SettlementSettings(BaseModel):
     )
 
 
+class SupervisionSettings(BaseModel):
+    """Faults: how the demo restarts what died, how fast everything stops, how log lifetimes are watched."""
+
+    stop_grace_s: float = Field(
+        default=3.0, description="A process told to stop exits by itself at the latest this late"
+    )
+    demo_stop_timeout_s: float = Field(
+        default=3.5, description="The demo kills what has not stopped this long after asking"
+    )
+    restart_backoff_min_s: float = 0.5
+    restart_backoff_max_s: float = 15.0
+    restart_reset_after_s: float = Field(
+        default=30.0, description="Up this long, a child's next restart is quick again"
+    )
+    lifetime_check_s: float = Field(
+        default=2.0, description="How often the worker and the sink compare the log lifetime"
+    )
+    sink_max_failures: int = Field(
+        default=5, description="The sink thread restarts this often in a row, then its process dies"
+    )
+    fleet_state_path: Path | None = Field(
+        default=None, description="Where the simulated fleet keeps what runs on its GPUs, so its agent can be restarted"
+    )
+
+
+class HealthSettings(BaseModel):
+    """What ``/healthz`` counts as degraded (503)."""
+
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 1.5
+    worker_stall_s: float = Field(
+        default=10.0, description="Records waiting and no offset committed this long: no worker"
+    )
+    sink_stall_s: float = Field(
+        default=10.0, description="Records waiting and no sink batch this long: the sink is stuck"
+    )
+    max_lag_records: int = 50_000
+
+
 class KafkaClusterSettings(BaseModel):
     """Apache Kafka from Maven Central on 127.0.0.1 in KRaft mode (``toogreen kafka up``, scripts/install-kafka.sh)."""
 
@@ -316,6 +355,8 @@ class Settings(BaseSettings):
     demo: DemoSettings = DemoSettings()
     grid: GridSourceSettings = GridSourceSettings()
     settlement: SettlementSettings = SettlementSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    health: HealthSettings = HealthSettings()
     kafka: KafkaClusterSettings = KafkaClusterSettings()
     node_agent: NodeAgentSettings = NodeAgentSettings()
 

@@ -78,7 +78,7 @@ def submit(
             return _submitted(event["workload_id"])
     try:
         producer.send(WORKLOAD_EVENTS.name, event["workload_id"], event)
-        producer.flush(timeout_s=10)
+        producer.flush(timeout_s=10, require_delivered=True)  # a failed delivery is a 503, never "published"
     except EncodeError as exc:
         raise HTTPException(422, str(exc)) from exc
     except Exception as exc:

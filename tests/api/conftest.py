@@ -29,7 +29,7 @@ class RecordingProducer:
     def send(self, topic: str, key: str, record: dict) -> None:
         self.sent.append((topic, key, decode(topic, encode(topic, record))))
 
-    def flush(self, timeout_s: float = 0) -> None:
+    def flush(self, timeout_s: float = 0, require_delivered: bool = False) -> None:
         return None
 
 

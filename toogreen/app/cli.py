@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -38,9 +39,13 @@ console = Console(stderr=True)
 
 
 def _stop_on_signals() -> threading.Event:
+    from toogreen.lifespan import exit_after
+
     stop = threading.Event()
 
     def handler(_sig: int, _frame: object) -> None:
+        if not stop.is_set():
+            exit_after(get_settings().supervision.stop_grace_s, " ".join(sys.argv[1:]) or "toogreen")
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
@@ -171,13 +176,34 @@ def worker(loglevel: str = typer.Option("warning", help="Faust log level")) -> N
     import streams.agents  # noqa: F401  (registers the agents)
     from streams.app import INTERNAL_TOPICS
     from streams.app import app as faust_app
-    from toogreen.kafka.broker import ensure_topics
+    from toogreen.kafka.broker import ensure_topics, log_lifetime
+    from toogreen.lifespan import exit_after, exit_on_new_lifetime, watch_lifetime
 
     settings = get_settings()
     b = settings.broker
     ensure_topics(settings.bootstrap, b.topic_partitions, b.replication_factor, extra=INTERNAL_TOPICS)
+    grace_s = settings.supervision.stop_grace_s
 
-    faust_worker = Worker(faust_app, loglevel=loglevel)
+    class BoundedWorker(Worker):
+        """Faust's worker, which exits at the latest ``stop_grace_s`` after a stop signal (with its broker gone
+        it would wait for it much longer; the events it had not committed are read again, at-least-once)."""
+
+        def _on_sigint(self) -> None:
+            exit_after(grace_s, "worker")
+            super()._on_sigint()
+
+        def _on_sigterm(self) -> None:
+            exit_after(grace_s, "worker")
+            super()._on_sigterm()
+
+    # The tables are restored from changelogs in the broker's log: under a new log they would be wrong.
+    watch_lifetime(
+        lambda: log_lifetime(settings.bootstrap, 2.0),
+        log_lifetime(settings.bootstrap),
+        settings.supervision.lifetime_check_s,
+        exit_on_new_lifetime("worker"),
+    )
+    faust_worker = BoundedWorker(faust_app, loglevel=loglevel)
     # Faust's start-up spinner sets the root logger to DEBUG for good, so every debug call in aiokafka would build
     # a record that is then thrown away (about a seventh of the worker's time under load).
     faust_worker.spinner = None
@@ -224,11 +250,21 @@ def api(with_sink: bool = typer.Option(True, help="Run the DuckDB sink in this p
     if duck:
         duck.start_thread()
     application = create_app(settings, store, RecordProducer(settings.bootstrap))
+    from toogreen.kafka.health import HealthMonitor
+
+    application.state.health = HealthMonitor(settings, duck).start()  # what /healthz answers
     try:
-        uvicorn.run(application, host=settings.api.host, port=settings.api.port, log_level="warning")
+        uvicorn.run(
+            application, host=settings.api.host, port=settings.api.port, log_level="warning",
+            timeout_graceful_shutdown=1,
+        )  # fmt: skip
     finally:
+        from toogreen.lifespan import exit_after
+
+        exit_after(settings.supervision.stop_grace_s, "api")
         if duck:
             duck.stop()
+            duck.join(settings.supervision.stop_grace_s - 0.5)
 
 
 @produce_app.command("grid")
@@ -623,7 +659,11 @@ def demo(duration_s: float = typer.Option(0, help="Stop after this many seconds 
     from toogreen.app.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
-    sys.exit(run_demo(get_settings(), duration_s or None))
+    code = run_demo(get_settings(), duration_s or None)
+    # Everything is stopped: not waiting for librdkafka's threads to give up on the broker stopped last (a second).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

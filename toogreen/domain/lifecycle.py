@@ -18,9 +18,14 @@ class WorkloadState(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    # Active when the broker's log it lived in was lost (a new log lifetime began): no event leads here, the sink
+    # records it when it first reads the new log.
+    LOST = "lost"
 
 
-TERMINAL = frozenset({WorkloadState.COMPLETED, WorkloadState.FAILED, WorkloadState.CANCELLED, WorkloadState.REJECTED})
+TERMINAL = frozenset(
+    {WorkloadState.COMPLETED, WorkloadState.FAILED, WorkloadState.CANCELLED, WorkloadState.REJECTED, WorkloadState.LOST}
+)
 _ACTIVE = (WorkloadState.ROUTED, WorkloadState.RUNNING, WorkloadState.CHECKPOINTED, WorkloadState.MIGRATING)
 
 # event type -> (states it may arrive in, state it leads to); None stands for "no state yet".

@@ -43,6 +43,7 @@ class RecordProducer:
         )
         self.stats = DeliveryStats()
         self._lock = threading.Lock()
+        self._failed_at_flush = 0
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:
         with self._lock:
@@ -75,8 +76,17 @@ class RecordProducer:
         self.stats.sent += 1
         self._producer.poll(0)
 
-    def flush(self, timeout_s: float = 30.0) -> DeliveryStats:
+    def flush(self, timeout_s: float = 30.0, require_delivered: bool = False) -> DeliveryStats:
+        """Wait until every record sent is delivered or has failed. With ``require_delivered``, a record that
+        failed since the previous flush raises too (a caller about to say "published" must not say it then)."""
+        with self._lock:
+            failed_before = self._failed_at_flush
         remaining = self._producer.flush(timeout_s)
         if remaining:
             raise KafkaException(f"{remaining} records still undelivered after {timeout_s:.0f} s")
+        with self._lock:
+            failed_now, self._failed_at_flush = self.stats.failed, self.stats.failed
+            last_error = self.stats.errors[-1] if self.stats.errors else "unknown"
+        if require_delivered and failed_now > failed_before:
+            raise KafkaException(f"{failed_now - failed_before} records not delivered: {last_error}")
         return self.stats
