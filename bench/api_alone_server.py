@@ -14,7 +14,7 @@ import uvicorn
 from api.app import create_app
 from sinks.rows import grid_row
 from tests.api.conftest import RecordingProducer, filled_store
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 from toogreen.settings import Settings
 
 BATCH_INTERVAL_S = 0.5

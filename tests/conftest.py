@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import grid_reading  # noqa: F401  (tests/unit/test_api.py imports it from here)
 from toogreen.settings import Settings, get_settings
 
 # Keys the tests create (receipt signing, Solana payer) go to a scratch folder, never into the checkout.

@@ -138,3 +138,21 @@ class Loop:
 
     def state(self, workload_id: str) -> str:
         return workload_state_table[workload_id].state
+
+
+async def feed_fleet(ts: int) -> None:
+    """The simulated fleet registered with one telemetry sample each, and a reading for every zone, as the
+    placement owner sees them."""
+    fleet = SimulatedFleet(seed=1, hours_per_second=1.0)
+    async with agents.node_registrations.test_context() as agent:
+        for reg in fleet.registrations(ts):
+            await agent.put(encode("node.registry", reg), key=reg["node_id"].encode())
+    async with agents.node_telemetry.test_context() as agent:
+        for sample in fleet.tick(ts, 1.0)[0]:
+            await agent.put(encode("node.telemetry", sample), key=sample["node_id"].encode())
+    async with agents.zone_windows.test_context() as agent:
+        for zone in ("FR", "DE", "ES", "PT", "NL", "BE", "IT", "GB", "US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO"):
+            await agent.put(
+                encode("grid.readings", grid_reading(zone, ts, 300.0, renewable_pct=30.0)), key=zone.encode()
+            )
+    await deliver_internal(agents.emitter)  # the views reach the placement owner

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import streams.agents as agents
-from connectors.fleet_sim import FLEET, SimulatedFleet
+from connectors.fleet_sim import FLEET
 from streams.app import (
     node_reservation_table,
     node_running_table,
@@ -18,7 +18,7 @@ from streams.app import (
     zone_window_table,
 )
 from streams.emit import RecordingEmitter
-from tests.agents.harness import TABLES, clear_tables, deliver_internal
+from tests.agents.harness import TABLES, clear_tables, deliver_internal, feed_fleet
 from tests.builders import grid_reading, now_ms, window_aligned_now_ms
 from toogreen.codec import encode
 from toogreen.domain.lifecycle import WorkloadState
@@ -101,26 +101,10 @@ async def test_too_late_reading_is_dead_lettered_with_the_reason(recorder):
     assert zone_meta_table["FR"].too_late_count == 1
 
 
-async def _feed_fleet(ts: int) -> None:
-    fleet = SimulatedFleet(seed=1, hours_per_second=1.0)
-    async with agents.node_registrations.test_context() as agent:
-        for reg in fleet.registrations(ts):
-            await agent.put(encode("node.registry", reg), key=reg["node_id"].encode())
-    async with agents.node_telemetry.test_context() as agent:
-        for sample in fleet.tick(ts, 1.0)[0]:
-            await agent.put(encode("node.telemetry", sample), key=sample["node_id"].encode())
-    async with agents.zone_windows.test_context() as agent:
-        for zone in ("FR", "DE", "ES", "PT", "NL", "BE", "IT", "GB", "US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO"):
-            await agent.put(
-                encode("grid.readings", grid_reading(zone, ts, 300.0, renewable_pct=30.0)), key=zone.encode()
-            )
-    await deliver_internal(agents.emitter)  # the views reach the placement owner
-
-
 async def test_a_decision_over_a_larger_fleet_reports_the_best_and_counts_the_rest(recorder, monkeypatch):
     monkeypatch.setattr(agents.settings.scoring, "decision_alternatives", 3)
     ts = now_ms()
-    await _feed_fleet(ts)
+    await feed_fleet(ts)
     request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 30_000, "expected_hours": 2.0}
     async with agents.workloads.test_context() as agent:
         await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
@@ -137,7 +121,7 @@ async def test_a_decision_over_a_larger_fleet_reports_the_best_and_counts_the_re
 
 async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
     ts = now_ms()
-    await _feed_fleet(ts)
+    await feed_fleet(ts)
     nodes, zones = agents.routing_inputs()
     assert len(nodes) == 20 and len(zones) == 11
     request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 2.0}
@@ -158,7 +142,7 @@ async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
 
 async def test_router_dead_letters_illegal_transitions_and_releases_on_completion(recorder):
     ts = now_ms()
-    await _feed_fleet(ts)
+    await feed_fleet(ts)
     request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 1000, "expected_hours": 1.0}
     async with agents.workloads.test_context() as agent:
         await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
@@ -181,7 +165,7 @@ async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receip
     from toogreen.signing import verify_receipt
 
     ts = now_ms()
-    await _feed_fleet(ts)
+    await feed_fleet(ts)
     request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 1.0}
     async with agents.workloads.test_context() as agent:
         await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")

@@ -9,8 +9,7 @@ import streams.agents as agents
 from streams import faust_private
 from streams.app import queued_workload_table, workload_state_table, zone_forecast_table
 from streams.emit import RecordingEmitter
-from tests.agents.harness import TABLES, clear_tables
-from tests.agents.test_agents import _feed_fleet
+from tests.agents.harness import TABLES, clear_tables, feed_fleet
 from tests.builders import now_ms
 from toogreen.codec import encode
 from toogreen.domain.forecast import HOUR_MS, Forecast, ForecastPoint
@@ -53,7 +52,7 @@ async def test_the_latest_forecast_per_zone_is_kept_and_bad_ones_are_dead_letter
 async def test_the_router_defers_to_the_window_a_forecast_shows_and_records_why(recorder, monkeypatch):
     monkeypatch.setattr(agents.settings.forecast.deferral, "enabled", True)
     ts = now_ms()
-    await _feed_fleet(ts)  # every zone at 300 gCO2eq/kWh now
+    await feed_fleet(ts)  # every zone at 300 gCO2eq/kWh now
     async with agents.zone_forecasts.test_context() as agent:
         for zone in ZONES:  # 300 for three more hours, then a clean night
             f = forecast(zone, ts, [300.0] * 4 + [60.0] * 12 + [300.0] * 20)

@@ -15,8 +15,7 @@ from api.app import create_app
 from connectors.fleet_sim import SimulatedFleet
 from sinks.duckdb_store import Store
 from sinks.kafka_sink import rows_from_messages
-from tests.conftest import grid_reading
-from tests.unit.test_duckdb_store import messages
+from tests.builders import grid_reading, messages
 from toogreen.codec import decode, encode
 from toogreen.domain.windows import Surplus, WindowSpec, empty_window
 from toogreen.settings import Settings

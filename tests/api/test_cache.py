@@ -6,7 +6,7 @@ import time
 
 from sinks.rows import grid_row
 from tests.api.conftest import ADMIN, bearer
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 
 
 def _cache(app):

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.integration.kafka_stack import needs_java, running_system_on_kafka
-from tests.integration.test_pipeline import eventually, snapshot_rows
+from tests.integration.support import eventually, snapshot_rows
 from toogreen.app.demo import Stack
 from toogreen.kafka.cluster import KafkaCluster
 from toogreen.settings import Settings

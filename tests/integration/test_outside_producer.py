@@ -28,7 +28,7 @@ from aiokafka.partitioner import murmur2
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from tests.integration.conftest import running_core
-from tests.integration.test_pipeline import eventually
+from tests.integration.support import eventually
 from tests.interop.java_tool import AvroJava, interop_jar
 from tests.interop.outside_node import SingleObjectCodec
 from toogreen import PROJECT_ROOT, SCHEMA_DIR

@@ -4,14 +4,13 @@ bad input is dead-lettered and the pipeline goes on; the sink's replay of the lo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from tests.integration.support import eventually, snapshot_rows
 from toogreen.app.demo import Stack
 from toogreen.codec import decode
 from toogreen.kafka.producer import RecordProducer
@@ -20,29 +19,6 @@ from toogreen.settings import Settings
 pytestmark = pytest.mark.integration
 # The API asks for a bearer token: the tests call it as the settings' admin (scoping has its own tests).
 API = httpx.Client(headers={"Authorization": f"Bearer {Settings().api.admin_token}"})
-
-
-def eventually(check: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (httpx.HTTPError, duckdb.Error, KeyError, IndexError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not reached within {timeout_s} s (last: {last!r})")
-
-
-def snapshot_rows(stack: Stack, sql: str, params: list[Any] | None = None) -> list[tuple]:
-    con = duckdb.connect(str(stack.settings.storage.snapshot_path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def test_zones_have_windowed_values(system: Stack):

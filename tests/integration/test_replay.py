@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from connectors.replay import load_readings
-from tests.integration.test_pipeline import eventually
+from tests.integration.support import eventually
 from toogreen.app.demo import Stack
 from toogreen.domain.windows import specs_from
 

@@ -7,10 +7,10 @@ reporting ``started`` then ``completed`` on ``workload.events``), may submit wor
 says it goes away (health ``unhealthy``) when it stops. What it does goes to stdout as JSON lines.
 ``docs/producers.md`` quotes this file, and ``tests/integration/test_outside_producer.py`` runs it.
 
-``workload.events`` is the one topic whose partitioner matters: the worker writes events of a workload too
-(``routed``, ``queued``, ``rescore``...) with the Java client's murmur2, and readers of the topic need all of a
-workload's events on one partition, in order. So the node's workload events go through a second producer with
-``partitioner=murmur2_random`` (``--workload-events-partitioner default`` drops it, to show what changes).
+Every topic takes the client's default partitioner: ``workload.events`` has one partition (the placement log),
+so a workload's events lie on it in order whichever client wrote them. ``--workload-events-partitioner`` sets
+another librdkafka partitioner for ``workload.events`` (the test runs it with murmur2 too, to show nothing
+changes).
 
     python tests/interop/outside_node.py --bootstrap 127.0.0.1:9092 --schemas schemas --node-id my-h100 --zone FR"""
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="submit a workload with this id on workload.events once the node is up")  # fmt: skip
     parser.add_argument("--producer-config", metavar="KEY=VALUE", action="append", default=[],
                         help="extra settings of the node topics' producer (none by default)")  # fmt: skip
-    parser.add_argument("--workload-events-partitioner", default="murmur2_random",
+    parser.add_argument("--workload-events-partitioner", default="default",
                         help="librdkafka partitioner for workload.events ('default': the client's own)")  # fmt: skip
     args = parser.parse_args(argv)
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = dict(item.split("=", 1) for item in args.producer_config)
     # node.registry and node.telemetry: the client's default settings (any partitioner will do)
     producer = Producer({"bootstrap.servers": args.bootstrap, **extra})
-    # workload.events: the Java client's murmur2, with which the worker partitions its own events of a workload
+    # workload.events: the client's default too, unless told otherwise (one partition: any partitioner lands there)
     partitioner = args.workload_events_partitioner
     workload_producer = Producer(
         {"bootstrap.servers": args.bootstrap, **({} if partitioner == "default" else {"partitioner": partitioner})}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 from tests.interop.avro_json import from_avro_json, to_avro_json
 from tests.interop.java_tool import AvroJava, lines_of
 from toogreen import SCHEMA_DIR

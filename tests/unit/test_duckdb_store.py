@@ -9,7 +9,7 @@ import pytest
 from connectors.fleet_sim import SimulatedFleet
 from sinks.duckdb_store import Store
 from sinks.kafka_sink import rows_from_messages
-from tests.builders import Msg, grid_reading, messages  # noqa: F401  (Msg, messages: test_api imports them here)
+from tests.builders import grid_reading, messages
 from toogreen.domain.windows import Surplus, WindowSpec, empty_window
 from toogreen.submission import submission_event
 

@@ -8,7 +8,8 @@ import pytest
 
 from sinks.duckdb_store import Store
 from sinks.kafka_sink import rows_from_messages
-from tests.unit.test_duckdb_store import T0, Msg, messages
+from tests.builders import NOW_MS as T0
+from tests.builders import Msg, messages
 from toogreen.codec import DEAD_LETTER_RAW_MAX_BYTES, dead_letter, decode, encode
 from toogreen.domain.router import workload_event
 from toogreen.submission import submission_event

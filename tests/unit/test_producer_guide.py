@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 from toogreen import PROJECT_ROOT
 from toogreen.codec import DecodeError, codec_for, decode, encode
 from toogreen.domain.lifecycle import IllegalTransition, WorkloadState, next_state

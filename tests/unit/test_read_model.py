@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sinks import queries
 from sinks.duckdb_store import Store
 from sinks.rows import grid_row, window_row
-from tests.conftest import grid_reading
+from tests.builders import grid_reading
 from toogreen.domain.windows import Surplus, WindowSpec, empty_window
 
 SPEC = WindowSpec("tumbling", 300_000, 300_000)

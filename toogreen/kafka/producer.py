@@ -27,11 +27,9 @@ class RecordProducer:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
-                # The Java client's and aiokafka's partitioner, for workload.events: the Faust worker writes events
-                # of a workload too (routed, queued, rescore, retry), and the DuckDB sink's lifecycle and the API's
-                # event order need all of them on one partition. Grid and node topics need no particular one
-                # (tests/integration/test_outside_producer.py); docs/producers.md says what outside producers use.
-                "partitioner": "murmur2_random",
+                # librdkafka's default partitioner, as any outside producer's: workload.events has one partition
+                # (the placement log, docs/ownership.md), and the grid and node topics need only that all records of
+                # a key come from one partitioner (tests/integration/test_outside_producer.py, docs/producers.md)
                 "linger.ms": 5,
                 # every write acknowledged by all in-sync replicas (min.insync.replicas 2 on a 3-broker cluster),
                 # and a retried batch is never written twice (the broker drops it by producer id and sequence)
