@@ -1,9 +1,9 @@
 """The node agent's loop: register, publish telemetry, read this node's commands, report its workloads.
 
-Commands: ``node.commands`` is keyed by node id, and every producer of it (the Faust worker's aiokafka, our
-confluent-kafka producer set to ``murmur2_random``) puts a key on the partition the Java client's murmur2 hash
-gives. So the agent reads only that partition (no consumer-group join, no rebalance when agents come and go) and
-skips the other nodes' commands that share it. Its position is committed under its own group id
+Commands: ``node.commands`` is keyed by node id and written by the Faust worker alone, whose aiokafka producer
+puts a key on the partition the Java client's murmur2 hash gives. So the agent reads only that partition (no
+consumer-group join, no rebalance when agents come and go) and skips the other nodes' commands that share it.
+Its position is committed under its own group id
 (``toogreen-node-agent-<node id>``) after each command is obeyed and its events are delivered: an agent that
 restarts picks up where it left off, so a ``stop`` sent while it was away still reaches it. A first start begins
 at the partition's end, fixed before the node registers, so no command for it can be missed.

@@ -220,8 +220,14 @@ def test_the_router_moves_a_running_workload_twice_and_its_result_is_unchanged(a
         assert move["transfer_s"] == res["transfer_s"] and move["restore_s"] == res["restore_s"]
 
 
+def worker_like_producer(stack: Stack) -> RecordProducer:
+    """``node.commands`` as the worker writes them: aiokafka's partitioner, the Java client's murmur2 (a node agent
+    reads the partition its node id hashes to)."""
+    return RecordProducer(stack.settings.bootstrap, partitioner="murmur2_random")
+
+
 def send_command(stack: Stack, node: str, action: str, wid: str, command: str, uri: str | None = None) -> None:
-    producer = RecordProducer(stack.settings.bootstrap)
+    producer = worker_like_producer(stack)
     producer.send(NODE_COMMANDS.name, node, {
         "command_id": f"it:{wid}:{action}:{node}", "node_id": node, "ts_ms": int(time.time() * 1000),
         "action": action, "workload_id": wid, "checkpoint_uri": uri, "vram_mb": 1000, "expected_hours": 0.01,
@@ -240,10 +246,10 @@ def test_kill_9_of_an_agent_mid_run_then_the_workload_resumes_elsewhere_from_its
     before = events.wait(wid, lambda ev: sum(1 for e in ev if e["type"] == "progress" and e["checkpoint_uri"]) >= 2)
     last_checkpoint = [e for e in before if e["checkpoint_uri"]][-1]
 
-    victim = next(proc for name, proc in agents.children if name == "agent-fr")
-    agents.children.remove(("agent-fr", victim))
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait(10)
+    victim = next(child for child in agents.managed if child.name == "agent-fr")
+    agents.managed.remove(victim)  # no longer the stack's to watch: its death is the test
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait(10)
     progress = agents.run_dir / "nodes" / "agent-fr" / wid / "progress.json"
     time.sleep(0.5)
     frozen = progress.read_text()
@@ -268,7 +274,7 @@ def test_kill_9_of_an_agent_mid_run_then_the_workload_resumes_elsewhere_from_its
 
 
 def test_a_command_the_agent_cannot_read_is_dead_lettered_and_the_agent_goes_on(agents, events, tmp_path):
-    producer = RecordProducer(agents.settings.bootstrap)
+    producer = worker_like_producer(agents)
     producer.send_raw(NODE_COMMANDS.name, b"agent-de", b"not a command")
     producer.flush()
     # the sink dead-letters it too, under the same key (the message's coordinates): read the topic, not the table

@@ -4,7 +4,7 @@ the same checkpoint → stop → resume as a reroute, without the gain, dwell or
 from __future__ import annotations
 
 from tests.builders import node_view, submission, workload_event, zone_view
-from toogreen.domain.records import NodeAction, NodeCommand, Workload
+from toogreen.domain.records import NodeAction, NodeCommand, RoutingDecision, Workload
 from toogreen.domain.router import handle_workload_event
 from toogreen.settings import Settings
 
@@ -24,7 +24,7 @@ def running() -> Workload:
 def test_an_operator_moves_a_workload_to_the_node_it_names_even_a_dirtier_one():
     result = handle_workload_event(workload_event("move_requested", node_id="dc-de-2", reason="maintenance"),
                                    running(), NODES, ZONES, S)  # fmt: skip
-    decision = next(e.record for e in result.emits if isinstance(e.record, dict))
+    decision = next(e.record.to_wire() for e in result.emits if isinstance(e.record, RoutingDecision))
     command = next(e.record for e in result.emits if isinstance(e.record, NodeCommand))
     assert decision["type"] == "reroute" and decision["chosen_node_id"] == "dc-de-2"
     assert "operator move of w1 from dc-fr to dc-de-2" in decision["reason"] and "maintenance" in decision["reason"]
@@ -45,13 +45,16 @@ def test_without_a_node_the_best_other_is_chosen_and_moves_beyond_the_limit_are_
 
 def test_a_move_to_an_unknown_or_unfit_node_is_refused_with_the_reason():
     unknown = handle_workload_event(workload_event("move_requested", node_id="nope"), running(), NODES, ZONES, S)
-    decision = unknown.emits[0].record
-    assert isinstance(decision, dict) and decision["type"] == "no_move"
+    record = unknown.emits[0].record
+    assert isinstance(record, RoutingDecision)
+    decision = record.to_wire()
+    assert decision["type"] == "no_move"
     assert "no routable node 'nope'" in decision["reason"] and unknown.state is not None
     assert unknown.state.pending_move is None
     small = [*NODES[:2], node_view("dc-de-2", "DE", vram_free_mb=1000)]
     unfit = handle_workload_event(workload_event("move_requested", node_id="dc-de-2"), running(), small, ZONES, S)
-    assert unfit.emits[0].record["type"] == "no_move" and "refused" in unfit.emits[0].record["reason"]
+    refusal = unfit.emits[0].record
+    assert isinstance(refusal, RoutingDecision) and refusal.type == "no_move" and "refused" in (refusal.reason or "")
 
 
 def test_a_workload_that_is_not_running_is_not_moved():
