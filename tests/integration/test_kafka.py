@@ -45,11 +45,18 @@ def test_workloads_are_routed_run_and_settled_on_kafka(on_kafka: tuple[KafkaClus
     api = stack.api_url()
     ids = [_submit(api, f"kafka-{cluster.brokers}-{i}", 16_000) for i in range(8)]
 
+    seen: dict[str, object] = {}
+
     def all_completed() -> list[dict] | None:
         found = [httpx.get(f"{api}/api/v1/workloads/{wid}", headers=HEADERS).json() for wid in ids]
+        # what each one last looked like, so that a timeout says where they stood and why
+        seen.update({w.get("workload_id", "?"): (w.get("status"), w.get("decisions"), w.get("reason")) for w in found})
         return found if all(w.get("status") == "completed" for w in found) else None
 
-    done = eventually(all_completed, timeout_s=90, what="8 workloads completed")
+    try:
+        done = eventually(all_completed, timeout_s=120, what="8 workloads completed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; where they stood: {seen}") from None
     # each was placed once, on a node (a submission that came before the fleet reached the owner queued first)
     placed = [[d for d in w["decisions"] if d["type"] != "queued"] for w in done]
     assert all(p[0]["type"] == "initial" and p[0]["chosen_node_id"] for p in placed)
