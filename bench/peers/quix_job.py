@@ -11,17 +11,7 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.models.serializers import Deserializer
 
-from bench.peers.job import (
-    GRID,
-    HOP_STEP_MS,
-    HOPPING_MS,
-    TELEMETRY,
-    TUMBLING_MS,
-    Progress,
-    empty,
-    fold,
-    node_step,
-)
+from bench.peers import job
 from toogreen.codec import decode
 
 GRACE_MS = 600_000
@@ -37,7 +27,7 @@ class AvroSingleObject(Deserializer):
 
 
 def main(bootstrap: str, events: int, out_topic: str, state_dir: str) -> None:
-    progress = Progress(events)
+    progress = job.Progress(events)
     app: Application
 
     def processed(_topic: str, _partition: int, _offset: int) -> None:
@@ -52,8 +42,8 @@ def main(bootstrap: str, events: int, out_topic: str, state_dir: str) -> None:
     def event_time(value: Any, _headers: Any, _ts: float, _kind: Any) -> int:
         return int(value["ts_ms"])
 
-    grid_topic = app.topic(GRID, value_deserializer=AvroSingleObject(GRID), timestamp_extractor=event_time)
-    telemetry_topic = app.topic(TELEMETRY, value_deserializer=AvroSingleObject(TELEMETRY))
+    grid_topic = app.topic(job.GRID, value_deserializer=AvroSingleObject(job.GRID), timestamp_extractor=event_time)
+    telemetry_topic = app.topic(job.TELEMETRY, value_deserializer=AvroSingleObject(job.TELEMETRY))
     out = app.topic(out_topic, value_serializer="json")
 
     def written(kind: str) -> Any:
@@ -69,16 +59,16 @@ def main(bootstrap: str, events: int, out_topic: str, state_dir: str) -> None:
         return record
 
     grid = app.dataframe(grid_topic)
-    grid.tumbling_window(duration_ms=TUMBLING_MS, grace_ms=GRACE_MS).reduce(
-        reducer=fold, initializer=lambda reading: fold(empty(), reading)
+    grid.tumbling_window(duration_ms=job.TUMBLING_MS, grace_ms=GRACE_MS).reduce(
+        reducer=job.fold, initializer=lambda reading: job.fold(job.empty(), reading)
     ).current().apply(written("tumbling"), metadata=True).to_topic(out)
-    grid.hopping_window(duration_ms=HOPPING_MS, step_ms=HOP_STEP_MS, grace_ms=GRACE_MS).reduce(
-        reducer=fold, initializer=lambda reading: fold(empty(), reading)
+    grid.hopping_window(duration_ms=job.HOPPING_MS, step_ms=job.HOP_STEP_MS, grace_ms=GRACE_MS).reduce(
+        reducer=job.fold, initializer=lambda reading: job.fold(job.empty(), reading)
     ).current().apply(written("hopping"), metadata=True).to_topic(out)
 
     def node_state(sample: dict[str, Any], state: Any) -> dict[str, Any]:
         progress.nodes.add(sample["node_id"])
-        after = node_step(state.get("node"), sample)
+        after = job.node_step(state.get("node"), sample)
         state.set("node", after)
         return after
 
