@@ -71,7 +71,8 @@ def main() -> int:
     written = f"Written by `make bench` on {stamp}"
     if only and args.out.exists():
         earlier = next((line for line in args.out.read_text().splitlines() if line.startswith("Written by")), "")
-        written = f"{earlier.split('. Machine')[0] or 'Written by `make bench`'}; some sections measured again since"
+        first = earlier.split(". Machine")[0].split("; some sections")[0] or "Written by `make bench`"
+        written = f"{first}; some sections measured again since"
     lines = [
         "# Benchmarks",
         "",
