@@ -338,6 +338,18 @@ class ForecastSettings(BaseModel):
     deferral: DeferralSettings = DeferralSettings()
 
 
+class ReadModelSettings(BaseModel):
+    """The API's read models of the dashboard's reads (``api/read_models.py``): encoded once per committed write,
+    served as bytes."""
+
+    enabled: bool = True  # false: the dashboard's reads are computed per request (the old path, for the bench)
+    # answers that also depend on the clock (a zone's staleness, a node's telemetry age) are rebuilt in the
+    # background once this old, and served meanwhile: they drift by at most this (plus one rebuild)
+    max_age_s: float = 1.0
+    idle_s: float = 60.0  # an answer no one read for this long is dropped instead of rebuilt on each write
+    max_entries: int = 2000
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -361,6 +373,7 @@ class Settings(BaseSettings):
     node_agent: NodeAgentSettings = NodeAgentSettings()
 
     forecast: ForecastSettings = ForecastSettings()
+    read_models: ReadModelSettings = ReadModelSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property
