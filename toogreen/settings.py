@@ -150,6 +150,10 @@ class ApiSettings(BaseModel):
     surplus_event_step_s: float = 30.0
     # a GET is answered from the last answer until a write commits or this much time passes (0 = off)
     answer_cache_max_age_s: float = 1.0
+    # uvicorn's event loop and HTTP parser: "auto" is uvloop and httptools (installed); "asyncio" and "h11" are
+    # what the API ran on before them (the bench measures both)
+    uvicorn_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    uvicorn_http: Literal["auto", "h11", "httptools"] = "auto"
 
 
 def _ipcc_2014_lifecycle() -> dict[str, float]:
