@@ -158,11 +158,20 @@ class ReadModels:
             existing = self._answers.get(key)
             if existing is not None and existing.version > answer.version:
                 return  # built from older data than what is kept (a rebuild raced a write)
-            if existing is None and len(self._answers) >= self.settings.max_entries:
-                oldest = min(self._answers, key=lambda k: self._answers[k].last_read)
-                del self._answers[oldest]
+            if existing is None:
+                self._make_room(key[2])
             self._answers[key] = answer
             self.paths.add(key[0])
+
+    def _make_room(self, caller: Principal) -> None:
+        """Before a new answer is kept: at most ``max_per_caller`` per caller and ``max_entries`` in all, the least
+        recently read going first (each kept answer is rebuilt on every write: a caller varying its query string
+        must not multiply the writer's work)."""
+        own = [k for k in self._answers if k[2] == caller]
+        if len(own) >= self.settings.max_per_caller:
+            del self._answers[min(own, key=lambda k: self._answers[k].last_read)]
+        if len(self._answers) >= self.settings.max_entries:
+            del self._answers[min(self._answers, key=lambda k: self._answers[k].last_read)]
 
     def _drop(self, key: Key, answer: Answer) -> None:
         with self._lock:

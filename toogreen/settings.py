@@ -351,7 +351,9 @@ class ReadModelSettings(BaseModel):
     # background once this old, and served meanwhile: they drift by at most this (plus one rebuild)
     max_age_s: float = 1.0
     idle_s: float = 60.0  # an answer no one read for this long is dropped instead of rebuilt on each write
-    max_entries: int = 2000
+    # every kept answer is rebuilt on each write: these bound that work (the least recently read goes first)
+    max_per_caller: int = 16
+    max_entries: int = 512
 
 
 class Settings(BaseSettings):

@@ -140,3 +140,14 @@ def test_every_dashboard_read_is_kept(client, path):
     assert first.status_code == 200 and first.headers["content-type"] == "application/json"
     assert client.get(path).content == first.content
     assert models.built == 1 and models.served == 1
+
+
+def test_a_caller_varying_its_query_keeps_a_bounded_number_of_answers(store):
+    with TestClient(_app(store, max_per_caller=3), headers=ADMIN) as c:
+        models = c.app.state.read_models
+        for limit in range(1, 11):
+            assert c.get(f"/api/v1/workloads?limit={limit}").status_code == 200
+        store.write({"grid_readings": [grid_row(grid_reading("PT", int(time.time() * 1000), 99.0))]}, [])
+        assert models.rebuilt == 3  # the three read last, not the ten
+        assert c.get("/api/v1/workloads?limit=10").status_code == 200 and models.served == 1
+        assert c.get("/api/v1/workloads?limit=1").status_code == 200 and models.built == 11
