@@ -129,6 +129,7 @@ def move_figures(events: list[dict[str, Any]], decision_id: str) -> dict[str, An
 
 
 @router.get("/{workload_id}", response_model=WorkloadDetail)
+@read_model(WorkloadDetail)
 def get_workload(store: StoreDep, caller: PersonCaller, workload_id: str) -> dict:
     row = queries.workload(store, caller.scope, workload_id)
     if row is None and (submitted := queries.published_submission(store, caller.scope, workload_id)):

@@ -42,6 +42,7 @@ def zones(store: StoreDep, _caller: PersonCaller) -> list[dict]:
 
 
 @router.get("/{zone}/history", response_model=ZoneHistory)
+@read_model(ZoneHistory)
 def zone_history(
     store: StoreDep,
     _caller: PersonCaller,

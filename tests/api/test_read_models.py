@@ -16,8 +16,15 @@ from tests.builders import grid_reading
 from toogreen.settings import ReadModelSettings, Settings
 from toogreen.submission import submission_event
 
-READS = ("/api/v1/dashboard", "/api/v1/zones", "/api/v1/nodes", "/api/v1/workloads?limit=100",
-         "/api/v1/billing?limit=1000", "/api/v1/sustainability")  # fmt: skip
+READS = (
+    "/api/v1/dashboard",
+    "/api/v1/zones",
+    "/api/v1/nodes",
+    "/api/v1/workloads?limit=100",
+    "/api/v1/billing?limit=1000",
+    "/api/v1/sustainability",
+    "/api/v1/zones/FR/history?kind=tumbling&limit=288",
+)
 WORKLOAD = {"name": "x", "workload_type": "training", "image": "i", "vram_mb": 1000, "expected_hours": 1.0}
 
 
@@ -151,3 +158,18 @@ def test_a_caller_varying_its_query_keeps_a_bounded_number_of_answers(store):
         assert models.rebuilt == 3  # the three read last, not the ten
         assert c.get("/api/v1/workloads?limit=10").status_code == 200 and models.served == 1
         assert c.get("/api/v1/workloads?limit=1").status_code == 200 and models.built == 11
+
+
+def test_a_workload_page_follows_its_events_and_stays_its_submitters(client, anon):
+    ada, grace = _token(client, "developer", "ada"), _token(client, "developer", "grace")
+    _submitted(client.store, "ada", "wl-ada")
+    for _ in range(2):
+        assert anon.get("/api/v1/workloads/wl-ada", headers=ada).json()["status"] == "submitted"
+        assert anon.get("/api/v1/workloads/wl-ada", headers=grace).status_code == 404
+    routed = {"event_id": "wl-ada:routed", "workload_id": "wl-ada", "type": "routed", "node_id": "dc-fr-h100-1",
+              "ts_ms": 2_000, "log_offset": 1}  # fmt: skip
+    client.store.write({}, [routed])
+    page = anon.get("/api/v1/workloads/wl-ada", headers=ada).json()
+    assert page["status"] == "routed" and [e["type"] for e in page["events"]] == ["submitted", "routed"]
+    assert anon.get("/api/v1/workloads/wl-ada", headers=grace).status_code == 404
+    assert anon.get("/api/v1/workloads/nope", headers=ada).status_code == 404
