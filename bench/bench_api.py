@@ -92,9 +92,11 @@ def _load(url: str, headers: dict[str, str], clients: int, seconds: float) -> di
     return results
 
 
-def _load_average() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.1f} (1 min), {five:.1f} (5 min)"
+def _loaded(url: str, headers: dict[str, str], clients: int, seconds: float) -> tuple[dict[str, list[float]], str]:
+    """:func:`_load`, and the machine's 1-minute load average before and after it (the machine is shared)."""
+    before = os.getloadavg()[0]
+    results = _load(url, headers, clients, seconds)
+    return results, f"{before:.1f} before, {os.getloadavg()[0]:.1f} after"
 
 
 def _measure(env: dict[str, str], clients: int, seconds: float) -> tuple[dict[str, list[float]], str]:
@@ -108,8 +110,7 @@ def _measure(env: dict[str, str], clients: int, seconds: float) -> tuple[dict[st
             ):
                 stack.spawn(name, *args)
             time.sleep(15)
-            results = _load(stack.api_url(), stack.api_headers(), clients, seconds)
-            return results, _load_average()
+            return _loaded(stack.api_url(), stack.api_headers(), clients, seconds)
         finally:
             stack.stop()
 
@@ -129,8 +130,7 @@ def _measure_alone(env: dict[str, str], clients: int, seconds: float) -> tuple[d
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            results = _load(url, {"Authorization": "Bearer demo-admin-token"}, clients, seconds)
-            return results, _load_average()
+            return _loaded(url, {"Authorization": "Bearer demo-admin-token"}, clients, seconds)
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -147,7 +147,7 @@ def _table(table: Table, runs: dict[str, tuple[dict[str, list[float]], str]], se
             table.rows.append([path, setup, f"{len(values):,}", f"{percentile(values, 50):,.1f}", f"{p99:,.1f}"])
     for setup, (results, load) in runs.items():
         rates[setup] = sum(len(v) for v in results.values()) / seconds
-        table.notes.append(f"{setup}: {rates[setup]:,.0f} requests/s in all; load average after it: {load}.")
+        table.notes.append(f"{setup}: {rates[setup]:,.0f} requests/s in all; 1-min load average {load}.")
     before, after = worst["answer cache (before)"], worst["read models"]
     table.notes.append(
         f"Worst p99: {worst['per request']:,.1f} ms per request, {before:,.1f} ms with the answer cache (before), "
