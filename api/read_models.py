@@ -4,9 +4,10 @@ bytes once per committed write and served as those bytes, instead of being recom
 A route opts in with :func:`read_model` under its ``@router.get``; its handler stays the one definition of the
 answer (role check, scoping, validation of the query are FastAPI's as before). The first read of an answer runs
 the handler off the event loop and keeps the recipe (the handler with its resolved arguments); from then on every
-committed write (a sink batch, an API write) rebuilds the answers read in the last ``idle_s`` *before* the store's
-version moves (``ReadModel.before_version_moves``, called in the writer's thread), so a write is visible to the
-next read once it returns, and no read waits for a rebuild. Answers that also depend on the clock (a zone's
+committed batch (the sink's) rebuilds the answers read in the last ``idle_s`` *before* the store's version moves
+(``ReadModel.before_version_moves``, called in the writer's thread), so a batch is visible to the next read once
+it returns, and no read waits for a rebuild; single statements (the settler's payout rows, tokens, submissions)
+are caught up with in the background, once per burst. Answers that also depend on the clock (a zone's
 staleness) are rebuilt in the background once ``max_age_s`` old and served meanwhile.
 
 :class:`ReadModelFastPath` answers a known caller's kept answer straight from its bytes in front of FastAPI (a
@@ -75,15 +76,18 @@ class ReadModels:
         self._answers: dict[Key, Answer] = {}
         self._lock = threading.Lock()  # orders replacements: the writer, background refreshes, first builds
         self._building: dict[Key, asyncio.Future[bytes]] = {}
+        self._required = 0  # an answer built before the last batch's version is not served
+        self._behind = False  # single statements committed since the last catch-up started
+        self._catching_up = False
         self.served = 0  # reads answered from kept bytes
         self.built = 0  # answers built on a read (first reads, or an answer that missed a write)
         self.rebuilt = 0  # answers rebuilt on a write or in the background
-        version.before_version_moves.append(self._rebuild_for)
+        version.before_version_moves.append(self._on_write)
 
     def current(self, key: Key) -> bytes | None:
         """The kept bytes of ``key`` if no write has landed since they were built, else None (build them)."""
         answer = self._answers.get(key)
-        if answer is None or answer.version < self._version.version:
+        if answer is None or answer.version < self._required:
             return None
         now = time.monotonic()
         answer.last_read = now
@@ -134,9 +138,34 @@ class ReadModels:
         finally:
             answer.refreshing = False
 
-    def _rebuild_for(self, next_version: int) -> None:
-        """A write has committed and the store's version is about to become ``next_version``: rebuild every
-        answer read in the last ``idle_s`` (drop the others), so none is stale when readers see the version."""
+    def _on_write(self, next_version: int, batch: bool) -> None:
+        """A write has committed and the store's version is about to become ``next_version``. A batch (the sink's,
+        a node registration): every answer is rebuilt here, in the writer's thread, before the version moves, and
+        older answers are no longer served. A single statement (the settler's payout rows, a token, a submission;
+        they come in bursts): the answers are rebuilt in a background thread, once per burst, and served
+        meanwhile (they lag such a statement by one rebuild)."""
+        if batch:
+            self._rebuild(next_version)
+            self._required = next_version
+            return
+        with self._lock:
+            self._behind = True
+            if self._catching_up:
+                return
+            self._catching_up = True
+        threading.Thread(target=self._catch_up, name="read-models-catch-up", daemon=True).start()
+
+    def _catch_up(self) -> None:
+        while True:
+            with self._lock:
+                if not self._behind:
+                    self._catching_up = False
+                    return
+                self._behind = False
+            self._rebuild(self._version.version)
+
+    def _rebuild(self, version: int) -> None:
+        """Rebuild every answer read in the last ``idle_s`` for ``version`` (drop the others)."""
         now = time.monotonic()
         with self._lock:
             kept = list(self._answers.items())
@@ -150,7 +179,7 @@ class ReadModels:
                 log.exception("read model %s: rebuild after a write failed; dropped", key[0])
                 self._drop(key, answer)
                 continue
-            self._keep(key, Answer(body, next_version, time.monotonic(), answer.recipe, answer.last_read))
+            self._keep(key, Answer(body, version, time.monotonic(), answer.recipe, answer.last_read))
             self.rebuilt += 1
 
     def _keep(self, key: Key, answer: Answer) -> None:

@@ -173,3 +173,17 @@ def test_a_workload_page_follows_its_events_and_stays_its_submitters(client, ano
     assert page["status"] == "routed" and [e["type"] for e in page["events"]] == ["submitted", "routed"]
     assert anon.get("/api/v1/workloads/wl-ada", headers=grace).status_code == 404
     assert anon.get("/api/v1/workloads/nope", headers=ada).status_code == 404
+
+
+def test_a_single_statement_is_caught_up_with_in_the_background(client, settled):
+    models = client.app.state.read_models
+    assert [r["stripe_status"] for r in client.get("/api/v1/billing?limit=1000").json()["records"]] == [None]
+    client.store.execute_write("UPDATE billing_records SET stripe_status = 'reported'")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = client.get("/api/v1/billing?limit=1000").json()["records"]
+        if records[0]["stripe_status"] == "reported":
+            break
+        time.sleep(0.02)
+    assert records[0]["stripe_status"] == "reported"
+    assert models.built == 1  # rebuilt in the background, never on a read
