@@ -8,8 +8,10 @@ side by side in one run on fresh stacks, each signed in as admin (the dashboard'
 
 The load generator is light on purpose, since it shares the machine with what it measures: one process, one
 asyncio (uvloop) event loop, one keep-alive HTTP/1.1 connection per client, requests written as prepared bytes and
-answers read by their Content-Length (no HTTP client library), each client asking for the next read as soon as it
-has its answer (closed loop, no think time: the hardest case for 50 clients)."""
+answers read by their Content-Length (no HTTP client library). Two load patterns on each stack, one after the
+other: closed loop (each client asks again as soon as it has its answer, no think time: the hardest case for 50
+clients, and one that saturates the two cores by itself) and polling (each client asks for the six reads every
+2 s, as an open dashboard does)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ SETUPS: dict[str, dict[str, str]] = {
     "read models": {},
 }
 TARGET_P99_MS = 50.0
+POLL_S = 2.0  # the dashboard's poll (api/dashboard/static/js/app.js: POLL_MS)
+PATTERNS: dict[str, float | None] = {"closed loop": None, f"polling every {POLL_S:.0f} s": POLL_S}
 
 
 class _Connection:
@@ -59,9 +63,13 @@ class _Connection:
         return status
 
 
-def _load(url: str, headers: dict[str, str], clients: int, seconds: float) -> dict[str, list[float]]:
+def _load(
+    url: str, headers: dict[str, str], clients: int, seconds: float, period_s: float | None
+) -> dict[str, list[float]]:
     """``clients`` concurrent clients, each asking for the dashboard's reads in turn for ``seconds``, after
-    ``WARMUP_S`` of the same load not counted (connections opened, first answers built)."""
+    ``WARMUP_S`` of the same load not counted (connections opened, first answers built). ``period_s`` None: each
+    client asks again as soon as it has its answer (closed loop); else each asks for the six reads one after
+    another every ``period_s`` (the dashboard's poll), the clients spread evenly over the period."""
     host, port = url.removeprefix("http://").split(":")
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     requests = {e: f"GET {e} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode() for e in ENDPOINTS}
@@ -72,8 +80,13 @@ def _load(url: str, headers: dict[str, str], clients: int, seconds: float) -> di
         try:
             counted_from = time.monotonic() + WARMUP_S
             end = counted_from + seconds
+            next_round = time.monotonic() + (period_s or 0) * k / clients
             j = k
             while (now := time.monotonic()) < end:
+                if period_s is not None and j % len(ENDPOINTS) == k % len(ENDPOINTS):
+                    await asyncio.sleep(max(0.0, next_round - now))
+                    next_round += period_s
+                    now = time.monotonic()
                 path = ENDPOINTS[j % len(ENDPOINTS)]
                 t0 = time.perf_counter()
                 status = await connection.get(requests[path])
@@ -92,14 +105,21 @@ def _load(url: str, headers: dict[str, str], clients: int, seconds: float) -> di
     return results
 
 
-def _loaded(url: str, headers: dict[str, str], clients: int, seconds: float) -> tuple[dict[str, list[float]], str]:
-    """:func:`_load`, and the machine's 1-minute load average before and after it (the machine is shared)."""
-    before = os.getloadavg()[0]
-    results = _load(url, headers, clients, seconds)
-    return results, f"{before:.1f} before, {os.getloadavg()[0]:.1f} after"
+Run = tuple[dict[str, list[float]], str]  # latencies (ms) by endpoint, the machine's load average around them
 
 
-def _measure(env: dict[str, str], clients: int, seconds: float) -> tuple[dict[str, list[float]], str]:
+def _loaded(url: str, headers: dict[str, str], clients: int, seconds: float) -> dict[str, Run]:
+    """Both load patterns, one after the other, each with the machine's 1-minute load average before and after
+    it (the machine is shared)."""
+    runs = {}
+    for pattern, period_s in PATTERNS.items():
+        before = os.getloadavg()[0]
+        results = _load(url, headers, clients, seconds, period_s)
+        runs[pattern] = (results, f"{before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    return runs
+
+
+def _measure(env: dict[str, str], clients: int, seconds: float) -> dict[str, Run]:
     with tempfile.TemporaryDirectory() as tmp_name:
         stack = _start({"TOOGREEN_DEMO__WORKLOAD_INTERVAL_S": "1", **env}, Path(tmp_name))
         try:
@@ -115,7 +135,7 @@ def _measure(env: dict[str, str], clients: int, seconds: float) -> tuple[dict[st
             stack.stop()
 
 
-def _measure_alone(env: dict[str, str], clients: int, seconds: float) -> tuple[dict[str, list[float]], str]:
+def _measure_alone(env: dict[str, str], clients: int, seconds: float) -> dict[str, Run]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
@@ -136,36 +156,49 @@ def _measure_alone(env: dict[str, str], clients: int, seconds: float) -> tuple[d
             server.wait(timeout=10)
 
 
-def _table(table: Table, runs: dict[str, tuple[dict[str, list[float]], str]], seconds: float) -> Table:
-    worst: dict[str, float] = {}
-    rates: dict[str, float] = {}
-    for path in ENDPOINTS:
-        for setup, (results, _) in runs.items():
-            values = results[path]
-            p99 = percentile(values, 99)
-            worst[setup] = max(worst.get(setup, 0.0), p99)
-            table.rows.append([path, setup, f"{len(values):,}", f"{percentile(values, 50):,.1f}", f"{p99:,.1f}"])
-    for setup, (results, load) in runs.items():
-        rates[setup] = sum(len(v) for v in results.values()) / seconds
-        table.notes.append(f"{setup}: {rates[setup]:,.0f} requests/s in all; 1-min load average {load}.")
-    before, after = worst["answer cache (before)"], worst["read models"]
-    table.notes.append(
-        f"Worst p99: {worst['per request']:,.1f} ms per request, {before:,.1f} ms with the answer cache (before), "
-        f"{after:,.1f} ms with the read models ({before / max(after, 1e-9):.1f}x lower than before). "
-        f"Target p99 ≤ {TARGET_P99_MS:.0f} ms: " + ("met." if after <= TARGET_P99_MS else "not met in this run.")
-    )
+def _table(table: Table, runs: dict[str, dict[str, Run]], seconds: float) -> Table:
+    worst: dict[tuple[str, str], float] = {}
+    for pattern in PATTERNS:
+        for path in ENDPOINTS:
+            for setup, by_pattern in runs.items():
+                values = by_pattern[pattern][0][path]
+                p99 = percentile(values, 99)
+                worst[setup, pattern] = max(worst.get((setup, pattern), 0.0), p99)
+                table.rows.append(
+                    [path, pattern, setup, f"{len(values):,}", f"{percentile(values, 50):,.1f}", f"{p99:,.1f}"]
+                )
+    for pattern in PATTERNS:
+        for setup, by_pattern in runs.items():
+            results, load = by_pattern[pattern]
+            rate = sum(len(v) for v in results.values()) / seconds
+            table.notes.append(f"{setup}, {pattern}: {rate:,.0f} requests/s in all; 1-min load average {load}.")
+    for pattern in PATTERNS:
+        before, after = worst["answer cache (before)", pattern], worst["read models", pattern]
+        table.notes.append(
+            f"{pattern.capitalize()}, worst p99: {worst['per request', pattern]:,.1f} ms per request, {before:,.1f} "
+            f"ms with the answer cache (before), {after:,.1f} ms with the read models ({before / max(after, 1e-9):.1f}x"
+            f" lower than before). Target p99 ≤ {TARGET_P99_MS:.0f} ms: "
+            + ("met." if after <= TARGET_P99_MS else "not met in this run.")
+        )
     return table
+
+
+HEADERS = ["endpoint", "clients", "setup", "requests", "p50 ms", "p99 ms"]
+CLIENTS = (
+    "{clients} concurrent clients (bench/bench_api.py's raw keep-alive client, one process), two patterns one "
+    "after the other: closed loop (each asks again as soon as it has its answer) and polling (each asks for the "
+    "six reads every 2 s, as the dashboard polls), each for {seconds:.0f} s after {warmup:.0f} s not counted"
+)
 
 
 def api_alone(clients: int = 50, seconds: float = 10.0) -> Table:
     """The API's own part: the API process alone, a batch committed every 0.5 s, the clients in this process."""
     table = Table(
         "API latency under 50 concurrent clients, the API alone with a batch landing every 0.5 s",
-        f"{clients} concurrent clients (closed loop, bench/bench_api.py's raw keep-alive client, one process) for "
-        f"{seconds:.0f} s after {WARMUP_S:.0f} s not counted, against the API process alone "
+        CLIENTS.format(clients=clients, seconds=seconds, warmup=WARMUP_S) + ", against the API process alone "
         "(bench/api_alone_server.py: 2 zones, the 20-node simulated fleet, a writer thread committing a grid "
         "reading every 0.5 s as the sink's batches would); the setups are bench/bench_api.py's SETUPS",
-        ["endpoint", "setup", "requests", "p50 ms", "p99 ms"],
+        HEADERS,
     )
     runs = {setup: _measure_alone(env, clients, seconds) for setup, env in SETUPS.items()}
     return _table(table, runs, seconds)
@@ -174,11 +207,10 @@ def api_alone(clients: int = 50, seconds: float = 10.0) -> Table:
 def api_latency(clients: int = 50, seconds: float = 10.0) -> Table:
     table = Table(
         "API latency under 50 concurrent clients while the pipeline writes",
-        f"{clients} concurrent clients (closed loop, bench/bench_api.py's raw keep-alive client, one process) for "
-        f"{seconds:.0f} s after {WARMUP_S:.0f} s not counted, against a running stack (broker, worker, API with "
-        "its DuckDB sink; grid, fleet and a workload a second flowing), each setup on a fresh stack; the setups "
-        "are bench/bench_api.py's SETUPS",
-        ["endpoint", "setup", "requests", "p50 ms", "p99 ms"],
+        CLIENTS.format(clients=clients, seconds=seconds, warmup=WARMUP_S) + ", against a running stack (broker, "
+        "worker, API with its DuckDB sink; grid, fleet and a workload a second flowing), each setup on a fresh "
+        "stack; the setups are bench/bench_api.py's SETUPS",
+        HEADERS,
     )
     runs = {setup: _measure(env, clients, seconds) for setup, env in SETUPS.items()}
     return _table(table, runs, seconds)
