@@ -85,7 +85,7 @@ class ReadModels:
         version.before_version_moves.append(self._on_write)
 
     def current(self, key: Key) -> bytes | None:
-        """The kept bytes of ``key`` if no write has landed since they were built, else None (build them)."""
+        """The kept bytes of ``key`` if they were built after the last batch landed, else None (build them)."""
         answer = self._answers.get(key)
         if answer is None or answer.version < self._required:
             return None
