@@ -187,3 +187,11 @@ def test_a_single_statement_is_caught_up_with_in_the_background(client, settled)
         time.sleep(0.02)
     assert records[0]["stripe_status"] == "reported"
     assert models.built == 1  # rebuilt in the background, never on a read
+
+
+def test_the_openapi_docs_still_declare_the_response_models(anon):
+    paths = anon.get("/openapi.json").json()["paths"]
+    ok = paths["/api/v1/workloads/{workload_id}"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"] == {"$ref": "#/components/schemas/WorkloadDetail"}
+    listed = paths["/api/v1/workloads"]["get"]
+    assert [p["name"] for p in listed["parameters"]] == ["status", "limit", "offset"]  # no trace of the wrapper
