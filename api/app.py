@@ -1,6 +1,7 @@
 """The query API (FastAPI): one router per resource under ``api/routes/``, dependencies in ``api/deps.py``,
 response models in ``api/responses.py``, the read queries in ``sinks/queries.py``. Handlers stay thin: read
-DuckDB or publish an event, and call the pure domain logic for anything computed."""
+DuckDB or publish an event, and call the pure domain logic for anything computed. The dashboard's reads are
+served from read models kept current as writes commit (``api/read_models.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from api import errors
 from api.cache import AnswerCache
 from api.dashboard import mount_dashboard
 from api.middleware import BodySizeLimit
+from api.read_models import ReadModelFastPath, ReadModels
 from api.routes import (
     admin,
     billing,
@@ -44,9 +46,13 @@ def create_app(settings: Settings, store: Store, producer: RecordProducer | None
     app.state.signing_key = None
     app.state.principals = {}  # token hash -> Principal, filled as tokens are first used
     app.state.pending = set()  # surplus events still publishing (asyncio tasks)
+    # the dashboard's reads, encoded once per committed write (None: computed per request, the old path)
+    app.state.read_models = ReadModels(store.read_model, settings.read_models) if settings.read_models.enabled else None
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     if settings.api.answer_cache_max_age_s > 0:
         app.add_middleware(AnswerCache, read_model=store.read_model, max_age_s=settings.api.answer_cache_max_age_s)
+    if app.state.read_models is not None:  # outermost: a kept answer skips the rest of the stack
+        app.add_middleware(ReadModelFastPath, state=app.state, models=app.state.read_models)
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)

@@ -1,4 +1,5 @@
-"""The answer cache of the dashboard's reads: a GET answered once is answered again from bytes until a write
+"""The answer cache of the GETs that are not read models (``api/read_models.py`` keeps the dashboard's reads, in
+front of this cache): a GET answered once is answered again from bytes until a write
 commits (the store's read-model version moves) or ``max_age_s`` passes (answers that depend on the clock, such
 as a zone's staleness, drift by at most that). Keyed by path, query and the caller's Authorization header, so a
 caller only ever gets an answer computed for its own token; only 200s are kept. Concurrent misses of one key

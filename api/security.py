@@ -15,12 +15,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import SettingsDep, StoreDep
+from api.deps import StoreDep
 from sinks import queries
 from sinks.duckdb_store import Store
 from sinks.queries import EVERYTHING, Scope
@@ -58,6 +58,9 @@ class Principal:
         return Scope(provider=self.subject)
 
 
+ADMIN = Principal(Role.admin, "admin")  # the settings' admin token
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -75,7 +78,6 @@ _bearer = HTTPBearer(auto_error=False, description="A token issued by an admin (
 def current_principal(
     request: Request,
     store: StoreDep,
-    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from its bearer token: 401 when there is none or it is unknown."""
@@ -83,17 +85,24 @@ def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "send Authorization: Bearer <token>", headers=challenge)
     token = credentials.credentials
-    if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), settings.api.admin_token.encode()):
-        return Principal(Role.admin, "admin")
-    digest = hash_token(token)
-    known: dict[str, Principal] = request.app.state.principals  # tokens are never revoked: safe to remember
-    principal = known.get(digest)
+    principal = known_principal(request.app.state, token)
     if principal is None:
+        digest = hash_token(token)
         row = queries.token_by_hash(store, digest)
         if row is None:
             raise HTTPException(401, "unknown token", headers=challenge)
-        principal = known[digest] = Principal(Role(row["role"]), row["subject"])
+        principal = request.app.state.principals[digest] = Principal(Role(row["role"]), row["subject"])
     return principal
+
+
+def known_principal(state: Any, token: str) -> Principal | None:
+    """The caller of ``token`` without reading DuckDB: the settings' admin token, or a token already seen by
+    this process (tokens are never revoked, there is no endpoint for it: a verified token is safe to remember).
+    None: not known yet (look it up)."""
+    if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), state.settings.api.admin_token.encode()):
+        return ADMIN
+    known: dict[str, Principal] = state.principals
+    return known.get(hash_token(token))
 
 
 def allow(*roles: Role) -> object:

@@ -30,7 +30,11 @@ def main() -> None:
             time.sleep(BATCH_INTERVAL_S)
 
     threading.Thread(target=batches, daemon=True).start()
-    uvicorn.run(create_app(Settings(), store, RecordingProducer()), host="127.0.0.1", port=port, log_level="warning")
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings, store, RecordingProducer()), host="127.0.0.1", port=port, log_level="warning",
+        loop=settings.api.uvicorn_loop, http=settings.api.uvicorn_http,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ with every committed write (the API's answer cache is keyed on it)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
@@ -22,6 +22,9 @@ class ReadModel:
         self._lock = threading.Lock()
         self._readings: dict[str, Row] = {}
         self._windows: dict[str, dict[str, Row]] = {kind: {} for kind in WINDOW_KINDS}
+        # Called with the version a committed write is about to get, before readers see it move, and whether the
+        # write was a batch (apply) or a single statement (touched): the API rebuilds its read models there.
+        self.before_version_moves: list[Callable[[int, bool], None]] = []
 
     def load(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Start from what the file holds (one scan, when it opens)."""
@@ -49,10 +52,16 @@ class ReadModel:
                 )
                 if newer or grown:
                     by_zone[row["zone"]] = {k: v for k, v in row.items() if k != "window_start"}
-            self.version += 1
+        self._move_version(batch=True)
 
     def touched(self) -> None:
-        """A write the model does not fold in (workloads, nodes, tokens...): answers built on it are stale."""
+        """A single statement the model does not fold in (tokens, submissions, payouts): answers built on it are
+        stale."""
+        self._move_version(batch=False)
+
+    def _move_version(self, batch: bool) -> None:
+        for listener in self.before_version_moves:
+            listener(self.version + 1, batch)
         with self._lock:
             self.version += 1
 

@@ -150,6 +150,10 @@ class ApiSettings(BaseModel):
     surplus_event_step_s: float = 30.0
     # a GET is answered from the last answer until a write commits or this much time passes (0 = off)
     answer_cache_max_age_s: float = 1.0
+    # uvicorn's event loop and HTTP parser: "auto" is uvloop and httptools (installed); "asyncio" and "h11" are
+    # what the API ran on before them (the bench measures both)
+    uvicorn_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    uvicorn_http: Literal["auto", "h11", "httptools"] = "auto"
 
 
 def _ipcc_2014_lifecycle() -> dict[str, float]:
@@ -338,6 +342,20 @@ class ForecastSettings(BaseModel):
     deferral: DeferralSettings = DeferralSettings()
 
 
+class ReadModelSettings(BaseModel):
+    """The API's read models of the dashboard's reads (``api/read_models.py``): encoded once per committed write,
+    served as bytes."""
+
+    enabled: bool = True  # false: the dashboard's reads are computed per request (the old path, for the bench)
+    # answers that also depend on the clock (a zone's staleness, a node's telemetry age) are rebuilt in the
+    # background once this old, and served meanwhile: they drift by at most this (plus one rebuild)
+    max_age_s: float = 1.0
+    idle_s: float = 60.0  # an answer no one read for this long is dropped instead of rebuilt on each write
+    # every kept answer is rebuilt on each write: these bound that work (the least recently read goes first)
+    max_per_caller: int = 16
+    max_entries: int = 512
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -361,6 +379,7 @@ class Settings(BaseSettings):
     node_agent: NodeAgentSettings = NodeAgentSettings()
 
     forecast: ForecastSettings = ForecastSettings()
+    read_models: ReadModelSettings = ReadModelSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

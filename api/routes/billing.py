@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from api.deps import SettingsDep, StoreDep
+from api.read_models import read_model
 from api.responses import Billing, documented
 from api.security import PersonCaller
 from sinks import queries
@@ -13,6 +14,7 @@ router = APIRouter(prefix="/api/v1", tags=["billing"], responses=documented(401,
 
 
 @router.get("/billing", response_model=Billing)
+@read_model(Billing)
 def billing(
     store: StoreDep,
     settings: SettingsDep,

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import StoreDep
 from api.fleet import zone_views
+from api.read_models import read_model
 from api.responses import Dashboard, documented
 from api.security import PersonCaller
 from sinks import queries
@@ -14,6 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=documented(40
 
 
 @router.get("/dashboard", response_model=Dashboard)
+@read_model(Dashboard)
 def dashboard(store: StoreDep, caller: PersonCaller) -> dict:
     zones = zone_views(store)
     return {

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 from api.deps import ProducerDep, SettingsDep, StoreDep
 from api.fleet import now_ms, scored_nodes
 from api.models import NodeRegistration
+from api.read_models import read_model
 from api.responses import Node, NodeDetail, RegisteredNode, documented
 from api.security import NodeReader, Principal, ProviderCaller, Role, issue_token
 from sinks import queries
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"], responses=documented(
 
 
 @router.get("", response_model=list[Node])
+@read_model(list[Node])
 def nodes(store: StoreDep, settings: SettingsDep, caller: ProviderCaller) -> list[dict]:
     scope = caller.scope
     visible = None if scope.everything else {r["node_id"] for r in queries.nodes(store, scope)}

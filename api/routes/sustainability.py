@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SettingsDep, StoreDep
+from api.read_models import read_model
 from api.responses import Sustainability, documented
 from api.security import PersonCaller
 from sinks import queries
@@ -13,6 +14,7 @@ router = APIRouter(prefix="/api/v1", tags=["sustainability"], responses=document
 
 
 @router.get("/sustainability", response_model=Sustainability)
+@read_model(Sustainability)
 def sustainability(store: StoreDep, settings: SettingsDep, caller: PersonCaller) -> dict:
     baseline = float(settings.settlement.baseline_gco2_per_kwh)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from api.deps import ProducerDep, StoreDep
 from api.fleet import now_ms
 from api.models import WorkloadSubmission
+from api.read_models import read_model
 from api.responses import Submitted, WorkloadDetail, WorkloadRow, documented
 from api.security import DeveloperCaller, PersonCaller
 from sinks import queries
@@ -102,6 +103,7 @@ def _not_yet_stored(submission: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("", response_model=list[WorkloadRow])  # type: ignore[valid-type]
+@read_model(list[WorkloadRow])  # type: ignore[valid-type]
 def list_workloads(
     store: StoreDep,
     caller: PersonCaller,
@@ -127,6 +129,7 @@ def move_figures(events: list[dict[str, Any]], decision_id: str) -> dict[str, An
 
 
 @router.get("/{workload_id}", response_model=WorkloadDetail)
+@read_model(WorkloadDetail)
 def get_workload(store: StoreDep, caller: PersonCaller, workload_id: str) -> dict:
     row = queries.workload(store, caller.scope, workload_id)
     if row is None and (submitted := queries.published_submission(store, caller.scope, workload_id)):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import StoreDep
 from api.fleet import now_ms
+from api.read_models import read_model
 from api.responses import Zone, ZoneHistory, documented
 from api.security import PersonCaller
 from sinks import queries
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/api/v1/zones", tags=["zones"], responses=documented(
 
 
 @router.get("", response_model=list[Zone])
+@read_model(list[Zone])
 def zones(store: StoreDep, _caller: PersonCaller) -> list[dict]:
     now = now_ms()
     latest = queries.latest_readings(store)
@@ -40,6 +42,7 @@ def zones(store: StoreDep, _caller: PersonCaller) -> list[dict]:
 
 
 @router.get("/{zone}/history", response_model=ZoneHistory)
+@read_model(ZoneHistory)
 def zone_history(
     store: StoreDep,
     _caller: PersonCaller,

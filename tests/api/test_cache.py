@@ -1,12 +1,31 @@
-"""The answer cache: the same bytes until a write commits, never another caller's answer."""
+"""The answer cache: the same bytes until a write commits, never another caller's answer. Tested on an app
+with the read models off (with them on, they answer the dashboard's reads in front of the cache:
+tests/api/test_read_models.py)."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
 from sinks.rows import grid_row
-from tests.api.conftest import ADMIN, bearer
+from tests.api.conftest import ADMIN, RecordingProducer, bearer
 from tests.builders import grid_reading
+from toogreen.settings import ReadModelSettings, Settings
+
+
+@pytest.fixture
+def app(store):
+    return create_app(Settings(read_models=ReadModelSettings(enabled=False)), store, RecordingProducer())
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app, headers=ADMIN) as c:
+        c.store = app.state.store
+        yield c
 
 
 def _cache(app):

@@ -48,3 +48,19 @@ def test_a_reopened_file_starts_from_what_it_holds(tmp_path):
     again = Store(tmp_path / "x.duckdb")
     assert again.read_model.latest_readings()["FR"]["carbon_intensity_gco2_per_kwh"] == 42.0
     again.close()
+
+
+def test_listeners_see_a_committed_write_before_the_version_moves(tmp_path):
+    store = Store(tmp_path / "hook.duckdb")
+    seen: list[tuple[int, bool, int, set[str]]] = []
+    model = store.read_model
+    model.before_version_moves.append(
+        lambda nxt, batch: seen.append((nxt, batch, model.version, set(model.latest_readings())))
+    )
+    start = model.version
+    store.write({"grid_readings": [grid_row(grid_reading("PT", 1_000, 99.0))]}, [])
+    store.execute_write("INSERT INTO api_tokens (token_sha256, role, subject, created_ms, created_by) "
+                        "VALUES ('h', 'gamer', 'camille', 0, 'admin')")  # fmt: skip
+    assert seen == [(start + 1, True, start, {"PT"}), (start + 2, False, start + 1, {"PT"})]
+    assert model.version == start + 2
+    store.close()

@@ -256,7 +256,7 @@ def api(with_sink: bool = typer.Option(True, help="Run the DuckDB sink in this p
     try:
         uvicorn.run(
             application, host=settings.api.host, port=settings.api.port, log_level="warning",
-            timeout_graceful_shutdown=1,
+            timeout_graceful_shutdown=1, loop=settings.api.uvicorn_loop, http=settings.api.uvicorn_http,
         )  # fmt: skip
     finally:
         from toogreen.lifespan import exit_after
