@@ -1,10 +1,12 @@
 """Shifting in time on the real 2020 France + Great Britain data: every policy in three seasons (the winter scenario
 of the evaluation benchmark, one in spring, one in summer), ``toogreen`` with and without waiting for a forecast
-window, against the issue's targets; and the time a 28-day, ~1,800-workload, 18-node evaluation takes.
+window, and with a low-carbon zone counted as green for the tiers (``scoring.green_max_carbon_gco2_per_kwh``, off by
+default), against the issue's targets; and the time a 28-day, ~1,800-workload, 18-node evaluation takes.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +30,9 @@ from toogreen.settings import Settings
 
 SEASONS = (("winter", "2020-01-06"), ("spring", "2020-04-06"), ("summer", "2020-07-06"))
 DAYS, PER_DAY, SEED = 14, 40, 7
-POLICIES = ("toogreen", "toogreen_no_defer", "carbon_agnostic", "oracle")
+POLICIES = ("toogreen", "toogreen_no_defer", "carbon_agnostic", "oracle", "toogreen_low_carbon_green",
+            "oracle_low_carbon_green")  # fmt: skip
+LOW_CARBON_GREEN_GCO2_PER_KWH = 100.0
 
 
 def fr_gb_grid(out_dir: Path, settings: Settings) -> dict[str, GridSeries]:
@@ -48,6 +52,12 @@ def with_deferral(settings: Settings, enabled: bool) -> Settings:
     """``settings`` with waiting for a forecast window switched on or off."""
     rules = settings.forecast.deferral.model_copy(update={"enabled": enabled})
     return settings.model_copy(update={"forecast": settings.forecast.model_copy(update={"deferral": rules})})
+
+
+def with_low_carbon_green(settings: Settings, gco2_per_kwh: float) -> Settings:
+    """``settings`` with a zone at or below ``gco2_per_kwh`` counted as green for the tiers and green-only work."""
+    scoring = settings.scoring.model_copy(update={"green_max_carbon_gco2_per_kwh": gco2_per_kwh})
+    return settings.model_copy(update={"scoring": scoring})
 
 
 def eighteen_nodes(seed: int) -> list[FleetNode]:
@@ -70,11 +80,15 @@ def season(grid: dict[str, GridSeries], start_day: str, settings: Settings, out_
     title = f"toogreen (deferral on) on FR + GB from {start_day}: intensity, forecast, where the work ran"
     plot(base, results["toogreen"], out_dir / f"deferral-{start_day}.png", title, forecast=True)
     off, _ = evaluate(replace(base, settings=with_deferral(settings, False)), ("toogreen",))
+    low_settings = with_low_carbon_green(with_deferral(settings, True), LOW_CARBON_GREEN_GCO2_PER_KWH)
+    low, _ = evaluate(replace(base, settings=low_settings), ("toogreen", "oracle"))
     out = dict(report["policies"])
     out["toogreen_no_defer"] = off["policies"]["toogreen"]
     for name, seconds in report["seconds_to_compute"].items():
         out[name]["seconds"] = seconds
     out["toogreen_no_defer"]["seconds"] = off["seconds_to_compute"]["toogreen"]
+    for name in ("toogreen", "oracle"):
+        out[f"{name}_low_carbon_green"] = {**low["policies"][name], "seconds": low["seconds_to_compute"][name]}
     return out
 
 
@@ -87,31 +101,46 @@ def run(out_dir: Path) -> Table:
         f"{DAYS} days from each start, 14 nodes (7 per zone), {PER_DAY} generated workloads a day (seed {SEED}, "
         "0.5-12 h, deadlines 1.5-4x the duration, 30 % green-only), 30-min slots; forecasts ETS issued every "
         f"{settings.forecast.issue_interval_h:g} h from the readings before; toogreen_no_defer = the same router "
-        "with deferral switched off",
-        ["season", "policy", "gCO2eq", "GPU-hours", "deadline misses", "vs carbon_agnostic", "vs oracle", "compute s"],
+        "with deferral switched off; *_low_carbon_green = with a zone at or below "
+        f"{LOW_CARBON_GREEN_GCO2_PER_KWH:g} gCO2eq/kWh counted as green for the tiers and green-only work (the "
+        "oracle's green-only rule too)",
+        [
+            "season",
+            "policy",
+            "gCO2eq",
+            "GPU-hours",
+            "deadline misses",
+            "vs carbon_agnostic",
+            "vs its oracle",
+            "compute s",
+        ],
     )
     verdicts = []
     for name, start_day in SEASONS:
         p = season(grid, start_day, settings, out_dir)
-        agnostic, oracle = p["carbon_agnostic"], p["oracle"]
+        agnostic = p["carbon_agnostic"]
         for policy in POLICIES:
             r = p[policy]
+            oracle = p["oracle_low_carbon_green"] if policy.endswith("_low_carbon_green") else p["oracle"]
             table.rows.append([
                 f"{name} ({start_day})", policy, f"{r['gco2']:,.0f}", f"{r['gpu_hours']:,.1f}",
                 str(r["deadline_misses"]),
                 f"{r['gco2'] / agnostic['gco2'] - 1:+.1%}", f"{r['gco2'] / oracle['gco2'] - 1:+.1%}",
                 f"{r['seconds']:.1f}",
             ])  # fmt: skip
-        ours = p["toogreen"]
-        below = 1 - ours["gco2"] / agnostic["gco2"]
-        above = ours["gco2"] / oracle["gco2"] - 1
-        verdicts.append(
-            f"{name}: toogreen {below:.1%} below carbon_agnostic "
-            f"(target >= 25 %: {'met' if below >= 0.25 else 'not met'}), "
-            f"{above:.1%} above the oracle (target <= 10 %: {'met' if above <= 0.10 else 'not met'}), "
-            f"{ours['deadline_misses']} deadline misses against carbon_agnostic's {agnostic['deadline_misses']} "
-            f"({'met' if ours['deadline_misses'] <= agnostic['deadline_misses'] else 'not met'})."
-        )
+        for ours_name, oracle_name in (("toogreen", "oracle"),
+                                       ("toogreen_low_carbon_green", "oracle_low_carbon_green")):  # fmt: skip
+            ours, bound = p[ours_name], p[oracle_name]
+            below = 1 - ours["gco2"] / agnostic["gco2"]
+            above = ours["gco2"] / bound["gco2"] - 1
+            verdicts.append(
+                f"{name}: {ours_name} {below:.1%} below carbon_agnostic "
+                f"(target >= 25 %: {'met' if below >= 0.25 else 'not met'}), "
+                f"{above:.1%} above {oracle_name} (target <= 10 %: {'met' if above <= 0.10 else 'not met'}), "
+                f"{ours['deadline_misses']} deadline misses against carbon_agnostic's {agnostic['deadline_misses']} "
+                f"({'met' if ours['deadline_misses'] <= agnostic['deadline_misses'] else 'not met'}); the oracle "
+                f"itself is {1 - bound['gco2'] / agnostic['gco2']:.1%} below carbon_agnostic."
+            )
     table.notes += verdicts
     table.notes += [f"![{name}](bench-results/deferral-{day}.png)" for name, day in SEASONS]
     big_start = day_start(SEASONS[0][1])
@@ -120,11 +149,13 @@ def run(out_dir: Path) -> Table:
     t0, cpu0 = time.perf_counter(), time.process_time()
     report, _ = evaluate(big)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    load = os.getloadavg()[0]
     per = ", ".join(f"{n} {s:.1f} s" for n, s in report["seconds_to_compute"].items())
+    verdict = "met" if seconds < 60 else f"not met on the wall clock, with a load average of {load:.0f} on " \
+        f"{os.cpu_count()} cores; its {cpu:.1f} s of CPU are {'under' if cpu < 60 else 'over'} a minute"  # fmt: skip
     table.notes.append(
         f"28 days from {SEASONS[0][1]}, {len(big.workloads):,} workloads, {len(big.fleet)} nodes, every policy: "
-        f"{seconds:.1f} s in all, {cpu:.1f} s of CPU ({per}); target under a minute: "
-        f"{'met' if seconds < 60 else 'not met'}."
+        f"{seconds:.1f} s in all, {cpu:.1f} s of CPU ({per}); target under a minute: {verdict}."
     )
     return table
 

@@ -66,7 +66,8 @@ def run(out_dir: Path) -> Table:
         "Every policy does the same work (what misses its deadline still runs, late, and counts as a miss); "
         "gCO2 per GPU-hour: " + ", ".join(f"{n} {v:,.0f}" for n, v in per_gpu_h.items()) + ".",
         "`toogreen` runs the agents' own router (`toogreen.domain.router.handle_workload_event`) event by event; the "
-        "oracle is an LP relaxation (free preemption and migration): a lower bound, not a schedule.",
+        "oracle is an LP relaxation (free preemption and migration) solved as a min-cost flow: a lower bound, not a "
+        "schedule.",
         "carbon_agnostic and price_only ignore green-only (they are blind to it); toogreen and the oracle honour it, "
         "which is where their deadline misses come from: only the 2 recyclers and green-zone nodes may take that work.",
         "![where the work ran](bench-results/evaluation.png)",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench import (
     bench_api,
+    bench_deferral,
     bench_duckdb,
     bench_evaluation,
     bench_forecast,
@@ -38,6 +39,7 @@ def main() -> int:
     q = args.quick
     steps = [
         ("evaluation", lambda: bench_evaluation.run(results_dir)),
+        ("shifting in time", lambda: bench_deferral.run(results_dir)),
         ("forecast error", lambda: bench_forecast.run(results_dir, every_h=72 if q else 12)),
         ("duckdb", lambda: bench_duckdb.run(runs=1 if q else 3, batch=20_000 if q else 100_000)),
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from toogreen.domain.forecast import ETS, HOUR_MS, Forecast, ForecastError, LatestForecasts, forecast_from_history
+from toogreen.domain.forecast import ETS, HOUR_MS, Forecast, ForecastError, LatestForecasts, fit_forecast
 from toogreen.kafka.producer import DeliveryStats
 from toogreen.settings import Settings
 
@@ -66,6 +66,7 @@ class ForecastIssuer:
         self.next_issue: dict[str, int] = {}
         self.latest = LatestForecasts()
         self.stats = IssuerStats()
+        self.fitted: dict[str, Any] = {}  # per zone: the last fit's parameters, where the next fit starts
 
     def add(self, reading: Mapping[str, Any]) -> list[Forecast]:
         zone, ts = str(reading["zone"]), int(reading["ts_ms"])
@@ -94,10 +95,13 @@ class ForecastIssuer:
                 if len(self.stats.vendor_failures) < 20:
                     self.stats.vendor_failures.append(f"{zone}: {exc}")
         try:
-            forecast = forecast_from_history(zone, history.readings(), at_ms, self.settings.forecast, self.model)
+            forecast, params = fit_forecast(zone, history.readings(), at_ms, self.settings.forecast, self.model,
+                                            start_params=self.fitted.get(zone))  # fmt: skip
         except ForecastError:
             self.stats.too_little_history += 1
             return None
+        if params is not None:
+            self.fitted[zone] = params
         self.stats.issued += 1
         return forecast
 

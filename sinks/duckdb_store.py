@@ -30,6 +30,7 @@ KEYS = {
     "workload_events": ("event_id",),
     "routing_decisions": ("decision_id",),
     "node_commands": ("command_id",),
+    "grid_forecasts": ("zone", "issued_ms"),
     "carbon_receipts": ("receipt_id",),
     "billing_records": ("billing_id",),
     "payouts": ("payout_id",),

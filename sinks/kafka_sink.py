@@ -24,13 +24,24 @@ from sinks.duckdb_store import Store
 from sinks.rows import SIMPLE_TABLES, SINK_TOPICS, Row
 from sinks.settlement import Settler
 from toogreen.codec import DecodeError, dead_letter, decode
+from toogreen.domain.forecast import Forecast, ForecastError
 from toogreen.domain.validation import validate_grid_reading, validate_registration, validate_telemetry
 from toogreen.settings import Settings
-from toogreen.topics import GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
+from toogreen.topics import GRID_FORECASTS, GRID_READINGS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
 
 log = logging.getLogger(__name__)
 
+
+def validate_forecast(record: Row) -> list[str]:
+    try:
+        Forecast.from_record(record)
+    except ForecastError as exc:
+        return [str(exc)]
+    return []
+
+
 VALIDATORS = {
+    GRID_FORECASTS.name: validate_forecast,
     GRID_READINGS.name: validate_grid_reading,
     NODE_TELEMETRY.name: validate_telemetry,
     NODE_REGISTRY.name: validate_registration,

@@ -7,6 +7,7 @@ bills or decisions takes one and filters in SQL, so what a caller may not see ne
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -384,3 +385,28 @@ def running_workloads_on(store: Store, node_id: str) -> list[str]:
         "SELECT workload_id FROM workloads WHERE node_id = ? AND status = 'running' ORDER BY workload_id", [node_id]
     )
     return [r["workload_id"] for r in rows]
+
+
+# -- forecasts -----------------------------------------------------------------------------------------------------
+def _forecast(row: dict[str, Any]) -> dict[str, Any]:
+    points = row["points"]
+    return {**row, "points": json.loads(points) if isinstance(points, str) else points}
+
+
+def zone_forecasts(store: Store, zone: str, since_ms: int) -> list[dict[str, Any]]:
+    """The zone's ``grid.forecasts`` issued from ``since_ms`` on, and the last one before it, oldest first."""
+    rows = store.query(
+        "SELECT * FROM grid_forecasts WHERE zone = ? AND issued_ms >= (SELECT coalesce(max(issued_ms), 0) FROM "
+        "grid_forecasts WHERE zone = ? AND issued_ms <= ?) ORDER BY issued_ms",
+        [zone, zone, since_ms],
+    )
+    return [_forecast(r) for r in rows]
+
+
+def hourly_intensity(store: Store, zone: str, since_ms: int, step_ms: int) -> list[dict[str, Any]]:
+    """The zone's readings from ``since_ms`` as the mean of each ``step_ms`` step (the forecasts' steps)."""
+    return store.query(
+        "SELECT ts_ms - ts_ms % ? AS ts_ms, avg(carbon_intensity_gco2_per_kwh) AS mean_gco2_per_kwh, "
+        "count(*) AS readings FROM grid_readings WHERE zone = ? AND ts_ms >= ? GROUP BY 1 ORDER BY 1",
+        [step_ms, zone, since_ms - since_ms % step_ms],
+    )

@@ -10,6 +10,7 @@ from toogreen.domain.receipts import receipt_hash
 from toogreen.topics import (
     BILLING_RECORDS,
     DEAD_LETTERS,
+    GRID_FORECASTS,
     GRID_READINGS,
     NODE_COMMANDS,
     NODE_REGISTRY,
@@ -78,6 +79,10 @@ def billing_row(r: Row) -> Row:
     return {**r, "metering_ids": json.dumps(r["metering_ids"])}
 
 
+def forecast_row(r: Row) -> Row:
+    return {**r, "points": json.dumps(r["points"])}
+
+
 def dead_letter_row(r: Row) -> Row:
     return dict(r)
 
@@ -93,5 +98,6 @@ SIMPLE_TABLES = {
     SETTLEMENT_RECEIPTS.name: ("carbon_receipts", receipt_row),
     BILLING_RECORDS.name: ("billing_records", billing_row),
     DEAD_LETTERS.name: ("dead_letters", dead_letter_row),
+    GRID_FORECASTS.name: ("grid_forecasts", forecast_row),
 }
 SINK_TOPICS = (*SIMPLE_TABLES, WORKLOAD_EVENTS.name)

@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS routing_decisions (
     alternatives JSON, grid_windows JSON, mig_profile VARCHAR, from_node_id VARCHAR, from_zone VARCHAR,
     score_gain DOUBLE, saved_gco2 DOUBLE, move_cost_s DOUBLE
 );
+CREATE TABLE IF NOT EXISTS grid_forecasts (
+    zone VARCHAR NOT NULL, issued_ms BIGINT NOT NULL, step_ms BIGINT, model VARCHAR, source VARCHAR,
+    band_coverage DOUBLE, points JSON,
+    PRIMARY KEY (zone, issued_ms)
+);
 CREATE TABLE IF NOT EXISTS node_commands (
     command_id VARCHAR PRIMARY KEY,
     node_id VARCHAR, ts_ms BIGINT, action VARCHAR, workload_id VARCHAR, checkpoint_uri VARCHAR, vram_mb BIGINT,

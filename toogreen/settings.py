@@ -78,6 +78,9 @@ class ScoringSettings(BaseModel):
     price_weight: float = 0.3
     utilisation_weight: float = 0.1
     green_renewable_pct: float = 50.0
+    # a zone at or below this intensity (gCO2eq/kWh) also counts as green for the tiers and green-only work, e.g. a
+    # nuclear grid; None: renewable share and surplus alone decide (SPEC §4). See docs/forecast.md for what it does
+    green_max_carbon_gco2_per_kwh: float | None = None
     node_stale_after_s: float = 60.0
     zone_stale_after_s: float = 1800.0
     # alternatives a decision record reports: this many best eligible nodes and this many excluded ones (every

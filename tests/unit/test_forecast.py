@@ -164,3 +164,23 @@ def test_on_real_gb_data_ets_beats_persistence_a_day_ahead(data_dir):
             errors = absolute_errors(forecast_from_history("GB", readings, issued, s, model), actual)
             totals[model] += sum(e for e in errors if e is not None)
     assert totals[ETS] < totals[PERSISTENCE]
+
+
+def test_a_fit_started_from_the_previous_one_gives_the_same_forecast(data_dir):
+    """The forecaster starts each fit from the zone's last one (about half the optimiser's work); it converges to
+    the forecast a fit from scratch gives."""
+    from toogreen.domain.forecast import fit_forecast
+    from toogreen.domain.intensity import read_intensity_csv
+
+    points = read_intensity_csv(data_dir / "grid" / "entsoe-2020" / "gb_ci.csv")
+    readings = [(p.ts_ms, p.carbon_gco2_per_kwh) for p in points]
+    s = ForecastSettings()
+    at = readings[24 * 60][0]
+    _first, params = fit_forecast("GB", readings, at, s)
+    assert params is not None
+    later = at + 6 * HOUR_MS
+    warm, _ = fit_forecast("GB", readings, later, s, start_params=params)
+    cold, _ = fit_forecast("GB", readings, later, s)
+    assert warm.issued_ms == cold.issued_ms == later
+    assert [p.mean_gco2_per_kwh for p in warm.points] == pytest.approx([p.mean_gco2_per_kwh for p in cold.points],
+                                                                        abs=1.0)  # fmt: skip

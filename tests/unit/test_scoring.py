@@ -235,3 +235,19 @@ def test_narrowing_to_a_gpu_model_and_leaving_a_node_out_is_routing_among_the_ot
                      exclude_node_id=here.node_id)  # fmt: skip
     others = [n for n in nodes if n.gpu_model == here.gpu_model and n.node_id != here.node_id]
     assert narrowed == route(work, others, zones, NOW, SCORING, PRICING, migration=MIGRATION)
+
+
+def test_a_low_carbon_zone_counts_as_green_only_where_the_setting_says_so():
+    nuclear = zone("FR", carbon=45.0, renewable=25.0)
+    windy = zone("GB", carbon=180.0, renewable=55.0)
+    spec, low = ScoringSettings(), ScoringSettings(green_max_carbon_gco2_per_kwh=100.0)
+    assert tier_of(node(zone_code="FR"), nuclear, spec) == 4 and tier_of(node(zone_code="GB"), windy, spec) == 2
+    assert tier_of(node(zone_code="FR"), nuclear, low) == 2 and tier_of(node(zone_code="GB"), windy, low) == 2
+    assert tier_of(node(node_type="gamer", zone_code="FR"), nuclear, low) == 3
+    assert tier_of(node(zone_code="FR"), replace(nuclear, carbon_gco2_per_kwh=150.0), low) == 4
+    work = WorkloadSpec("w", 1000, 1.0, green_only=True)
+    nodes = [node("fr", zone_code="FR"), node("gb", zone_code="GB")]
+    zones = {"FR": nuclear, "GB": windy}
+    pricing = PricingSettings()
+    assert route(work, nodes, zones, NOW, spec, pricing).chosen.node_id == "gb"
+    assert route(work, nodes, zones, NOW, low, pricing).chosen.node_id == "fr"  # same tier: the cleaner one

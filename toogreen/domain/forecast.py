@@ -208,19 +208,33 @@ def step_start(ts_ms: int, step_ms: int) -> int:
     return ts_ms - ts_ms % step_ms
 
 
-def regular_history(
-    readings: Sequence[tuple[int, float]], issued_ms: int, days: float, step_ms: int
-) -> np.ndarray | None:
+Readings = Sequence[tuple[int, float]] | tuple[np.ndarray, np.ndarray]
+
+
+def reading_arrays(readings: Readings) -> tuple[np.ndarray, np.ndarray]:
+    """``(ts_ms, gCO2eq/kWh)`` pairs as two arrays (times int64, values float); arrays are passed through, so a
+    caller forecasting often from one long series converts it once."""
+    if isinstance(readings, tuple) and len(readings) == 2 and isinstance(readings[0], np.ndarray):
+        return readings[0], readings[1]
+    pairs = list(readings)
+    ts = np.fromiter((t for t, _ in pairs), dtype=np.int64, count=len(pairs))
+    values = np.fromiter((v for _, v in pairs), dtype=float, count=len(pairs))
+    return ts, values
+
+
+def regular_history(readings: Readings, issued_ms: int, days: float, step_ms: int) -> np.ndarray | None:
     """The mean reading of each whole step in the ``days`` before the step ``issued_ms`` falls in (a step without a
     reading holds the previous step's value; leading empty steps take the first one). ``readings`` are
-    ``(ts_ms, gCO2eq/kWh)`` in time order. None when fewer than two days of steps have a reading."""
+    ``(ts_ms, gCO2eq/kWh)`` in time order (or the two arrays of :func:`reading_arrays`). None when fewer than two
+    days of steps have a reading."""
     end = step_start(issued_ms, step_ms)
     n = int(days * 24 * HOUR_MS // step_ms)
     begin = end - n * step_ms
     sums = np.zeros(n)
     counts = np.zeros(n)
-    ts = np.fromiter((t for t, _ in readings), dtype=np.int64, count=len(readings))
-    values = np.fromiter((v for _, v in readings), dtype=float, count=len(readings))
+    ts, values = reading_arrays(readings)
+    lo, hi = np.searchsorted(ts, [begin, end])  # in time order: only the window's readings are looked at
+    ts, values = ts[lo:hi], values[lo:hi]
     keep = (ts >= begin) & (ts < end) & np.isfinite(values)
     idx = (ts[keep] - begin) // step_ms
     np.add.at(sums, idx, values[keep])
@@ -250,7 +264,7 @@ def _points(
 
 def forecast_from_history(
     zone: str,
-    readings: Sequence[tuple[int, float]],
+    readings: Readings,
     issued_ms: int,
     settings: ForecastSettings,
     model: str = ETS,
@@ -258,6 +272,20 @@ def forecast_from_history(
     """A ``horizon_h`` forecast issued at ``issued_ms`` from the zone's readings before it, by ``model``.
 
     An ETS fit that fails (a flat or broken history) falls back to seasonal naive and says so in ``model``."""
+    return fit_forecast(zone, readings, issued_ms, settings, model)[0]
+
+
+def fit_forecast(
+    zone: str,
+    readings: Readings,
+    issued_ms: int,
+    settings: ForecastSettings,
+    model: str = ETS,
+    start_params: np.ndarray | None = None,
+) -> tuple[Forecast, np.ndarray | None]:
+    """:func:`forecast_from_history`, and the fitted ETS parameters (None for a baseline). ``start_params``: where
+    the optimiser starts, e.g. the zone's previous fit: a forecaster issuing every few hours from a window that
+    moved by a few hours starts next to the optimum, and converges to the same fit in about half the iterations."""
     if model not in MODELS:
         raise ForecastError(f"unknown forecast model {model!r}: one of {', '.join(MODELS)}")
     step_ms = settings.step_minutes * 60_000
@@ -269,21 +297,26 @@ def forecast_from_history(
     start = step_start(issued_ms, step_ms)
     if model == PERSISTENCE:
         mean = np.full(steps, history[-1])
-        return Forecast(zone, issued_ms, step_ms, _points(start, step_ms, mean, mean, mean), model, "baseline", 0.0)
+        points = _points(start, step_ms, mean, mean, mean)
+        return Forecast(zone, issued_ms, step_ms, points, model, "baseline", 0.0), None
     if model == SEASONAL_NAIVE:
         mean = np.resize(history[-period:], steps)
-        return Forecast(zone, issued_ms, step_ms, _points(start, step_ms, mean, mean, mean), model, "baseline", 0.0)
+        points = _points(start, step_ms, mean, mean, mean)
+        return Forecast(zone, issued_ms, step_ms, points, model, "baseline", 0.0), None
     try:
-        mean, low, high = _ets(history, period, steps, settings.band_coverage)
+        mean, low, high, params = _ets(history, period, steps, settings.band_coverage, start_params)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
         mean = np.resize(history[-period:], steps)
         name = f"{SEASONAL_NAIVE} (ets failed: {type(exc).__name__})"
-        return Forecast(zone, issued_ms, step_ms, _points(start, step_ms, mean, mean, mean), name, "baseline", 0.0)
+        points = _points(start, step_ms, mean, mean, mean)
+        return Forecast(zone, issued_ms, step_ms, points, name, "baseline", 0.0), None
     points = _points(start, step_ms, mean, low, high)
-    return Forecast(zone, issued_ms, step_ms, points, ETS, "statsmodels", settings.band_coverage)
+    return Forecast(zone, issued_ms, step_ms, points, ETS, "statsmodels", settings.band_coverage), params
 
 
-def _ets(history: np.ndarray, period: int, steps: int, coverage: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ets(
+    history: np.ndarray, period: int, steps: int, coverage: float, start_params: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     import pandas as pd
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
@@ -294,14 +327,14 @@ def _ets(history: np.ndarray, period: int, steps: int, coverage: float) -> tuple
         # a pandas series: statsmodels' prediction summary needs an index
         model = ETSModel(pd.Series(history), error="add", trend=None, seasonal="add", seasonal_periods=period,
                          initialization_method="heuristic")  # fmt: skip
-        fit = model.fit(disp=False)
+        fit = model.fit(disp=False, start_params=start_params)
         frame = fit.get_prediction(start=len(history), end=len(history) + steps - 1).summary_frame(alpha=1 - coverage)
     mean = frame["mean"].to_numpy(dtype=float)
     low = frame["pi_lower"].to_numpy(dtype=float)
     high = frame["pi_upper"].to_numpy(dtype=float)
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise ValueError("the fit gave non-finite forecasts")
-    return mean, low, high
+    return mean, low, high, np.asarray(fit.params, dtype=float)
 
 
 def absolute_errors(forecast: Forecast, actual: Mapping[int, float]) -> list[float | None]:

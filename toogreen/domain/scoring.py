@@ -25,7 +25,11 @@ NON_COMPLIANT_TIER = 4
 
 
 def is_green_zone(zone: ZoneView, settings: ScoringSettings) -> bool:
-    return zone.renewable_pct is not None and zone.renewable_pct >= settings.green_renewable_pct
+    """At least ``green_renewable_pct`` renewable, or (where set) no dirtier than ``green_max_carbon_gco2_per_kwh``."""
+    if zone.renewable_pct is not None and zone.renewable_pct >= settings.green_renewable_pct:
+        return True
+    low = settings.green_max_carbon_gco2_per_kwh
+    return low is not None and zone.carbon_gco2_per_kwh <= low
 
 
 def tier_of(node: NodeView, zone: ZoneView, settings: ScoringSettings) -> int:

@@ -3,7 +3,7 @@
 ``toogreen`` and ``toogreen_no_reroute`` drive the router's own event handler (``toogreen.domain.router``: the
 code the Faust agent runs) with the events a fleet would send back, and the forecasts the forecaster would have
 issued (when deferral is on); ``carbon_agnostic`` and ``price_only`` are the baselines; ``oracle`` is the
-hindsight lower bound, an LP over time slots (free preemption and migration).
+hindsight lower bound, a min-cost flow over time slots (free preemption and migration).
 Time advances in slots of the grid's resolution; a node runs one workload at a time.
 
 Every policy does the same work: what misses its deadline still runs (the router's rejected workloads are
@@ -21,13 +21,16 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from toogreen.domain.fleet import Fleet
+from toogreen.domain.forecast import Forecast
+from toogreen.domain.kinds import NodeKind
 from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.migration import checkpoint_gb, move_cost
 from toogreen.domain.placement import Placement
 from toogreen.domain.pricing import base_price
 from toogreen.domain.records import EventKind, NodeAction, NodeCommand, NodeHealth, WorkloadEvent
 from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
-from toogreen.domain.scoring import tier_of
+from toogreen.domain.scoring import NON_COMPLIANT_TIER, tier_of
 from toogreen.domain.views import NodeView, ZoneView
 from toogreen.evaluation.forecasts import ScenarioForecasts
 from toogreen.evaluation.inputs import HOUR_MS, FleetNode, GridSeries, TraceWorkload
@@ -83,8 +86,9 @@ class Scenario:
     @cached_property
     def forecasts(self) -> ScenarioForecasts:
         """Each zone's forecasts from its own series, issued as the forecaster would (made once, shared)."""
-        return ScenarioForecasts(self.grid, self.settings.forecast, self.start_ms - 24 * HOUR_MS,
-                                 self.end_ms + 8 * 24 * HOUR_MS)  # fmt: skip
+        # from the first slot to the last deadline: a workload without a deadline (or past it) is never deferred
+        last = max([w.deadline_ms for w in self.workloads if w.deadline_ms is not None], default=self.end_ms)
+        return ScenarioForecasts(self.grid, self.settings.forecast, self.start_ms, max(last, self.end_ms) + 1)
 
     def energy_price_eur_per_hour(self, node: FleetNode, t: int) -> float:
         price = self.grid[node.zone].at(t).price
@@ -124,16 +128,18 @@ def _request(w: TraceWorkload) -> dict[str, Any]:
     }
 
 
-def run_router_policy(s: Scenario, reroute: bool) -> PolicyResult:
+def run_router_policy(s: Scenario, reroute: bool, skip_idle_retries: bool = True) -> PolicyResult:
     """Our router, event by event, as the agent runs it: the same event handler, and the same bookkeeping
-    (:class:`~toogreen.domain.placement.Placement`) over plain dicts instead of tables."""
-    return _RouterReplay(s).run(reroute)
+    (:class:`~toogreen.domain.placement.Placement`) over plain dicts instead of tables. ``skip_idle_retries``:
+    leave out the queue retries that cannot change anything (:meth:`_RouterReplay.retry_is_idle`; the results
+    are the same either way, a test checks it)."""
+    return _RouterReplay(s, skip_idle_retries).run(reroute)
 
 
 class _RouterReplay:
     """The router fed the events a fleet would send back, slot by slot; a node obeys each command at once."""
 
-    def __init__(self, s: Scenario) -> None:
+    def __init__(self, s: Scenario, skip_idle_retries: bool = True) -> None:
         self.s = s
         self.ledger = _Ledger(s)
         self.by_id = {n.node_id: n for n in s.fleet}
@@ -143,6 +149,14 @@ class _RouterReplay:
         self.seq = 0
         self.resubmitted: list[TraceWorkload] = []  # rejected work, submitted again to run late
         self.forecasts = s.forecasts if s.settings.forecast.deferral.enabled else None
+        self.forecasts_now: dict[str, Forecast] | None = None  # the latest per zone at the slot under way
+        # the fleet as routing sees it, kept up to date (every node once per slot, a node again when its holds
+        # change), instead of a new set of views for every event
+        self.fleet = Fleet.of(self.view(n, s.start_ms) for n in s.fleet)
+        # per VRAM request: the nodes big enough for it (the fleet is fixed)
+        self.big_enough: dict[int, list[str]] = {}
+        self.skip_idle_retries = skip_idle_retries
+        self.retries_skipped = 0
 
     def run(self, reroute: bool) -> PolicyResult:
         s, remaining, ledger = self.s, self.remaining, self.ledger
@@ -153,7 +167,14 @@ class _RouterReplay:
             arrivals or self.resubmitted or self.books.queue or any(r > 0 for r in remaining.values())
         ):
             zones = s.zone_views(t)
+            for n in s.fleet:
+                self.fleet.upsert(self.view(n, t))
+            if self.forecasts is not None:
+                self.forecasts_now = self.forecasts.latest_at(t)
             for wid in retry_order(self.books.queue):  # what waits goes before what arrives, the most urgent first
+                if self.skip_idle_retries and self.retry_is_idle(wid, t):
+                    self.retries_skipped += 1
+                    continue
                 self.handle(self.event(wid, EventKind.RETRY, t), t, zones)
             while arrivals and arrivals[0].submitted_ms <= t:
                 w = arrivals.popleft()
@@ -191,28 +212,41 @@ class _RouterReplay:
         states = self.books.workloads
         return sorted(w for w, r in self.remaining.items() if r > 0 and states[w].state is WorkloadState.RUNNING)
 
-    def views(self, t: int) -> list[NodeView]:
+    def view(self, n: FleetNode, t: int) -> NodeView:
+        """The node as its telemetry would show it at ``t``: one workload at a time, busy while it holds one."""
+        held = self.books.holds[n.node_id]
+        return NodeView(
+            n.node_id,
+            n.node_type,
+            n.gpu_model,
+            n.zone,
+            n.pue,
+            n.vram_mb,
+            n.vram_mb - sum(h.vram_mb for h in held.values()),
+            BUSY_UTIL_PCT if held else 0.0,
+            NodeHealth.HEALTHY,
+            t,
+            None,
+            False,
+            n.power_w,
+            len(held),
+            (),
+        )
+
+    def retry_is_idle(self, wid: str, t: int) -> bool:
+        """Whether a retry now can only leave the workload waiting, so the replay may skip it: every node big enough
+        for it holds a workload (these nodes report no MIG slices, so the router finds no whole GPU and no slice
+        either: BUSY or NO_VRAM on every node), and its deadline can still be met (else the router rejects it).
+        A skipped retry would change nothing but the workload's list of applied event ids."""
+        request = self.books.workloads[wid].need_request()
+        if request.deadline_ms is not None and t + request.expected_hours * HOUR_MS > request.deadline_ms:
+            return False
+        vram = int(request.vram_mb)
+        if vram not in self.big_enough:
+            self.big_enough[vram] = [n.node_id for n in self.s.fleet if n.vram_mb >= vram]
+        big = self.big_enough[vram]
         holds = self.books.holds
-        return [
-            NodeView(
-                n.node_id,
-                n.node_type,
-                n.gpu_model,
-                n.zone,
-                n.pue,
-                n.vram_mb,
-                n.vram_mb - sum(h.vram_mb for h in holds[n.node_id].values()),
-                BUSY_UTIL_PCT if holds[n.node_id] else 0.0,
-                NodeHealth.HEALTHY,
-                t,
-                None,
-                False,
-                n.power_w,
-                len(holds[n.node_id]),
-                (),
-            )
-            for n in self.s.fleet
-        ]
+        return bool(big) and all(holds[node_id] for node_id in big)
 
     def event(self, wid: str, kind: EventKind, t: int, **fields: Any) -> WorkloadEvent:
         self.seq += 1
@@ -221,11 +255,10 @@ class _RouterReplay:
     def handle(self, ev: WorkloadEvent, t: int, zones: dict[str, ZoneView]) -> None:
         wid = ev.workload_id
         state = self.books.workloads.get(wid)
-        routes = ev.type in NEEDS_VIEWS
-        nodes = self.views(t) if routes else []
-        forecasts = self.forecasts.latest_at(t) if self.forecasts is not None and routes else None
-        result = handle_workload_event(ev, state, nodes, zones, self.s.settings, forecasts)
-        self.books.apply(wid, ev.ts_ms, result, lambda: (self.views(t), zones), t)
+        forecasts = self.forecasts_now if ev.type in NEEDS_VIEWS else None
+        result = handle_workload_event(ev, state, self.fleet, zones, self.s.settings, forecasts)
+        for node_id in self.books.apply(wid, ev.ts_ms, result, lambda: (self.fleet, zones), t):
+            self.fleet.upsert(self.view(self.by_id[node_id], t))
         state = self.books.workloads.get(wid)
         if state is not None and state.state is WorkloadState.REJECTED and wid not in self.remaining:
             self.ledger.result.deadline_misses += 1
@@ -321,105 +354,142 @@ def run_fcfs_policy(s: Scenario, choose: str) -> PolicyResult:
     return ledger.result
 
 
-def run_oracle(s: Scenario) -> PolicyResult:
-    """Hindsight lower bound on the same work: an LP over (workload, node, slot) that minimises gCO2 under the same
-    node capacities (one workload per node per slot), windows (submission to deadline), VRAM and green-only rules,
-    with preemption and migration free. Each workload needs exactly its hours (a slot may be partly used), so the
-    oracle does the GPU-hours every other policy does.
+ORACLE_UNITS_PER_SLOT = 1000  # the flow's integer unit: a thousandth of a slot (a 2-decimal duration is whole units)
+ORACLE_COST_PER_G = 1_000_000  # the flow's integer costs: µg of CO2 per unit (a rounding far below any choice)
 
-    Work that cannot fit its window (a deadline miss) still runs, as it does under every other policy: a second LP
-    places what the first left unmet on the capacity left over, from submission until two days past its deadline
-    (until a week after the end where that is not enough), with the green-only rule lifted (a miss either way),
-    minimising gCO2."""
+
+def run_oracle(s: Scenario) -> PolicyResult:
+    """Hindsight lower bound on the same work: a min-cost flow (OR-Tools' network simplex) that places every
+    workload's hours over (node, slot) to minimise gCO2 under the same node capacities (one workload per node per
+    slot), windows (submission to deadline), VRAM and green-only rules, with preemption and migration free, and no
+    workload on two nodes in one slot: workload → (workload, slot) → (node, slot) → sink. It is the LP relaxation of
+    that schedule (its constraint matrix is a network's, so the flow's optimum is the LP's), each workload needing
+    exactly its hours (a slot may be partly used), so the oracle does the GPU-hours every other policy does.
+
+    Work that cannot fit its window (a deadline miss) still runs, as it does under every other policy: each
+    workload may send what cannot fit to the sink at a prohibitive cost (the fewest slots missed first), then a
+    second flow places that on the capacity left over, from submission until two days past its deadline (until a
+    week after the end where that is not enough), with the green-only rule lifted (a miss either way), minimising
+    gCO2."""
     import numpy as np
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix
+    from ortools.graph.python import min_cost_flow
 
     slot_ms, slot_h = s.slot_ms, s.slot_ms / HOUR_MS
     first = s.start_ms
     last = max([w.deadline_ms for w in s.workloads if w.deadline_ms is not None], default=s.end_ms)
     n_slots = math.ceil((max(last, s.end_ms + 7 * 24 * HOUR_MS) - first) / slot_ms)
+    units = ORACLE_UNITS_PER_SLOT
     zone_ci = {z: [g.at(first + k * slot_ms).carbon_gco2_per_kwh for k in range(n_slots)] for z, g in s.grid.items()}
     n_nodes, n_w = len(s.fleet), len(s.workloads)
-    demand = np.array([w.duration_h / slot_h for w in s.workloads])  # in slots, not rounded up
-    green_ok: dict[tuple[int, int], bool] = {}
-    zones_at: dict[int, dict[str, ZoneView]] = {}
-
-    def allowed(wi: int, ni: int, k: int) -> bool:
-        node = s.fleet[ni]
-        if not s.workloads[wi].green_only:
-            return True
-        if (ni, k) not in green_ok:
-            view = NodeView(node.node_id, node.node_type, node.gpu_model, node.zone, node.pue, node.vram_mb,
-                            node.vram_mb, 0.0, NodeHealth.HEALTHY, 0)  # fmt: skip
-            if k not in zones_at:
-                zones_at[k] = s.zone_views(first + k * slot_ms)
-            zone = zones_at[k][node.zone]
-            green_ok[(ni, k)] = tier_of(view, zone, s.settings.scoring) != 4
-        return green_ok[(ni, k)]
-
-    def solve(
-        columns: list[tuple[int, int, int]], need: np.ndarray, node_free: np.ndarray, with_miss: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """min gCO2 of ``columns`` (workload, node, slot) meeting ``need`` slots per workload (less a priced miss
-        when ``with_miss``) within ``node_free`` capacity per (node, slot) and one node per workload per slot."""
-        cw = np.array([c[0] for c in columns], dtype=np.int64)
-        cn = np.array([c[1] for c in columns], dtype=np.int64)
-        ck = np.array([c[2] for c in columns], dtype=np.int64)
-        cost = np.array([s.fleet[n].power_w * s.fleet[n].pue * slot_h / 1000 * zone_ci[s.fleet[n].zone][k]
-                         for _w, n, k in columns])  # fmt: skip
-        n_x = len(columns)
-        n_m = n_w if with_miss else 0
-        big = 10 * (cost.max() if n_x else 1.0) * max(float(need.max()), 1.0)
-        c = np.concatenate([cost, np.full(n_m, big)])
-        eq_rows = np.concatenate([cw, np.arange(n_m)])
-        eq_cols = np.concatenate([np.arange(n_x), n_x + np.arange(n_m)])
-        a_eq = coo_matrix((np.ones(n_x + n_m), (eq_rows, eq_cols)), shape=(n_w, n_x + n_m))
-        rows = np.concatenate([cn * n_slots + ck, n_nodes * n_slots + cw * n_slots + ck])
-        a_ub = coo_matrix((np.ones(2 * n_x), (rows, np.concatenate([np.arange(n_x)] * 2))),
-                          shape=((n_nodes + n_w) * n_slots, n_x + n_m))  # fmt: skip
-        b_ub = np.concatenate([node_free.ravel(), np.ones(n_w * n_slots)])
-        bounds = [(0, 1)] * n_x + [(0, None)] * n_m
-        res = linprog(c, A_ub=a_ub.tocsr(), b_ub=b_ub, A_eq=a_eq.tocsr(), b_eq=need, bounds=bounds, method="highs")
-        if not res.success:
-            raise RuntimeError(f"oracle LP failed: {res.message}")
-        return res.x[:n_x], res.x[n_x:]
+    kwh_per_slot = np.array([n.power_w * n.pue * slot_h / 1000 for n in s.fleet])
+    cost = kwh_per_slot[:, None] * np.array([zone_ci[n.zone] for n in s.fleet])  # gCO2 per (node, slot)
+    unit_cost = np.rint(cost * ORACLE_COST_PER_G / units).astype(np.int64)
+    demand = np.array([round(w.duration_h / slot_h * units) for w in s.workloads], dtype=np.int64)
+    vram = np.array([n.vram_mb for n in s.fleet])
+    # the green-only rule per (node, slot): the router's own tiers, once per (node type, zone) and slot
+    green_ok = np.ones((n_nodes, n_slots), dtype=bool)
+    if any(w.green_only for w in s.workloads):
+        kinds = {(n.node_type, n.zone): np.ones(n_slots, dtype=bool) for n in s.fleet}
+        for k in range(n_slots):
+            zones = s.zone_views(first + k * slot_ms)
+            for (kind, zone), row in kinds.items():
+                view = NodeView("oracle", NodeKind(kind), "", zone, 1.0, 0, 0, 0.0, NodeHealth.HEALTHY, 0)
+                row[k] = tier_of(view, zones[zone], s.settings.scoring) != NON_COMPLIANT_TIER
+        for ni, node in enumerate(s.fleet):
+            green_ok[ni] = kinds[(node.node_type, node.zone)]
 
     def window(w: TraceWorkload) -> tuple[int, int]:
         end = n_slots if w.deadline_ms is None else (w.deadline_ms - first) // slot_ms
         return max(0, math.ceil((w.submitted_ms - first) / slot_ms)), min(n_slots, end)
 
-    on_time = [
-        (wi, ni, k)
-        for wi, w in enumerate(s.workloads)
-        for ni, n in enumerate(s.fleet)
-        if n.vram_mb >= w.vram_mb
-        for k in range(*window(w))
-        if allowed(wi, ni, k)
-    ]
-    x, miss = solve(on_time, demand, np.ones((n_nodes, n_slots)), with_miss=True)
-    placed = [(on_time[i], float(x[i])) for i in np.nonzero(x > 1e-9)[0]]
-    missed = {wi: float(m) for wi, m in enumerate(miss) if m > 1e-6}
+    def columns(chosen: list[int], extra_slots: int, green_rule: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(workload, node, slot) of every place a workload may run: its window (``extra_slots`` past it), the
+        nodes with its VRAM, and (``green_rule``) only compliant ones for green-only work."""
+        parts_w, parts_n, parts_k = [], [], []
+        for wi in chosen:
+            w = s.workloads[wi]
+            lo, hi = window(w)
+            hi = min(n_slots, hi + extra_slots)
+            nodes = np.flatnonzero(vram >= w.vram_mb)
+            if hi <= lo or not len(nodes):
+                continue
+            ks = np.arange(lo, hi)
+            ok = np.ones((len(nodes), len(ks)), dtype=bool)
+            if green_rule and w.green_only:
+                ok = green_ok[np.ix_(nodes, ks)]
+            ni, ki = np.nonzero(ok)
+            parts_w.append(np.full(len(ni), wi, dtype=np.int64))
+            parts_n.append(nodes[ni])
+            parts_k.append(ks[ki])
+        if not parts_w:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return np.concatenate(parts_w), np.concatenate(parts_n), np.concatenate(parts_k)
+
+    def solve(
+        cols: tuple[np.ndarray, np.ndarray, np.ndarray], need: np.ndarray, node_free: np.ndarray, with_miss: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The min-cost flow of ``need`` units per workload over ``cols`` within ``node_free`` units per (node,
+        slot); with ``with_miss``, what cannot fit goes unmet at a prohibitive cost. Units per column, and unmet
+        units per workload."""
+        cw, cn, ck = cols
+        pair = cw * n_slots + ck  # one (workload, slot) node per pair used
+        pairs, pair_of = np.unique(pair, return_inverse=True)
+        n_pairs = len(pairs)
+        pair_node = n_w + np.arange(n_pairs)
+        slot_node = n_w + n_pairs + cn * n_slots + ck
+        sink = n_w + n_pairs + n_nodes * n_slots
+        used_slots = np.unique(cn * n_slots + ck)
+        flow = min_cost_flow.SimpleMinCostFlow()
+        # workload → (workload, slot) → (node, slot) → sink
+        tails = [pairs // n_slots, pair_node[pair_of], n_w + n_pairs + used_slots]
+        heads = [pair_node, slot_node, np.full(len(used_slots), sink)]
+        caps = [np.full(n_pairs, units), np.full(len(cw), units), node_free.ravel()[used_slots]]
+        costs = [np.zeros(n_pairs, dtype=np.int64), unit_cost[cn, ck], np.zeros(len(used_slots), dtype=np.int64)]
+        if with_miss:
+            # a unit unmet costs more than any schedule's carbon, so the fewest units are unmet; among workloads,
+            # the longest is the cheapest to leave unmet (by a step above any carbon a unit's place can change),
+            # so what cannot fit is concentrated on few workloads (each counts as one miss)
+            step = 10 * int(unit_cost.max()) + 1
+            rank = np.empty(n_w, dtype=np.int64)
+            rank[np.lexsort((np.arange(n_w), -need))] = np.arange(n_w)
+            tails.append(np.arange(n_w))
+            heads.append(np.full(n_w, sink))
+            caps.append(need)
+            costs.append((n_w + 1) * step + rank * step)
+        flow.add_arcs_with_capacity_and_unit_cost(
+            np.concatenate(tails), np.concatenate(heads), np.concatenate(caps).astype(np.int64), np.concatenate(costs)
+        )
+        flow.set_nodes_supplies(np.concatenate([np.arange(n_w), [sink]]), np.concatenate([need, [-int(need.sum())]]))
+        status = flow.solve()
+        if status != flow.OPTIMAL:
+            raise RuntimeError(f"oracle flow not solved: status {status}")
+        flows = flow.flows(np.arange(flow.num_arcs()))
+        x = flows[n_pairs : n_pairs + len(cw)]
+        miss = flows[-n_w:] if with_miss else np.zeros(n_w, dtype=np.int64)
+        return x, miss
+
+    on_time = columns(list(range(n_w)), 0, True)
+    x, miss = solve(on_time, demand, np.full((n_nodes, n_slots), units, dtype=np.int64), with_miss=True)
+    Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    def shares(cols: Columns, x: np.ndarray) -> list[tuple[tuple[int, int, int], float]]:
+        """The slot shares the flow gave each (workload, node, slot)."""
+        return [((int(cols[0][i]), int(cols[1][i]), int(cols[2][i])), float(x[i] / units)) for i in np.flatnonzero(x)]
+
+    placed = shares(on_time, x)
+    missed = {wi: int(m) for wi, m in enumerate(miss) if m > 0}
     if missed:
-        free = np.ones((n_nodes, n_slots))
-        for (_w, n, k), share in placed:
-            free[n, k] -= share
-        need = np.array([missed.get(wi, 0.0) for wi in range(n_w)])
-
-        def late_columns(extra_slots: int) -> list[tuple[int, int, int]]:
-            return [
-                (wi, ni, k)
-                for wi in sorted(missed)
-                for ni, n in enumerate(s.fleet)
-                if n.vram_mb >= s.workloads[wi].vram_mb
-                for k in range(window(s.workloads[wi])[0], min(n_slots, window(s.workloads[wi])[1] + extra_slots))
-            ]
-
-        try:  # up to two days past the deadline first (a small LP), the whole week when that is not enough
-            x2, _ = solve(late := late_columns(int(48 * HOUR_MS // slot_ms)), need, np.clip(free, 0, 1), False)
+        free = np.full((n_nodes, n_slots), units, dtype=np.int64)
+        np.subtract.at(free, (on_time[1], on_time[2]), x)
+        need = np.array([missed.get(wi, 0) for wi in range(n_w)], dtype=np.int64)
+        try:  # up to two days past the deadline first (a small flow), the whole week when that is not enough
+            late = columns(sorted(missed), int(48 * HOUR_MS // slot_ms), False)
+            x2, _ = solve(late, need, free, False)
         except RuntimeError:
-            x2, _ = solve(late := late_columns(n_slots), need, np.clip(free, 0, 1), False)
-        placed += [(late[i], float(x2[i])) for i in np.nonzero(x2 > 1e-9)[0]]
+            late = columns(sorted(missed), n_slots, False)
+            x2, _ = solve(late, need, free, False)
+        placed += shares(late, x2)
     out = PolicyResult()
     per_w: dict[int, dict[int, tuple[float, int]]] = {}
     for (wi, ni, k), share in placed:

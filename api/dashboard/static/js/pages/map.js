@@ -1,12 +1,15 @@
 // The zone map: each zone's real shape coloured by its windowed carbon intensity (the 5-minute tumbling
-// window's mean), with its price and whether it is in surplus; a table of every zone beside it.
+// window's mean), with its price and whether it is in surplus; a table of every zone beside it; and one zone's
+// day-ahead forecast beside its actuals (GET /api/v1/zones/{zone}).
 
 import { geoCentroid, geoConicConformal, geoPath } from "d3-geo";
+import uPlot from "uplot";
 import { getJson } from "../api.js";
-import { INTENSITY_LEGEND, ago, esc, html, intensityColour, num, raw } from "../format.js";
+import { INTENSITY_LEGEND, ago, dateTime, esc, html, intensityColour, num, raw } from "../format.js";
 import { LABEL_OFFSETS, loadAtlases, mainPolygon, zoneFeature, ZONE_SHAPES } from "../geometry.js";
 
 const WIDTH = 560;
+const FORECAST_EVERY_MS = 15000; // forecasts come every few hours and actuals are hourly: no need to redraw each poll
 const HEIGHT = 440;
 
 // the two panels: what each shows (a box of lon/lat corners the projection fits) and its projection
@@ -84,6 +87,69 @@ function legend() {
     <span class="surplus-key"><svg width="18" height="14"><rect width="18" height="14" class="surplus-swatch"></rect></svg> in surplus</span></div>`;
 }
 
+/** One zone's actuals, what the forecast issued before each hour said of it (dashed), and the latest forecast
+ * ahead with its uncertainty band (shaded), on one time axis (uPlot wants one x array: the union of the hours). */
+function forecastData(detail) {
+  const actuals = detail.actuals ?? [];
+  const points = detail.forecast?.points ?? [];
+  const xs = [...new Set([...actuals.map((a) => a.ts_ms), ...points.map((p) => p.ts_ms)])].sort((a, b) => a - b);
+  const actual = new Map(actuals.map((a) => [a.ts_ms, a]));
+  const ahead = new Map(points.map((p) => [p.ts_ms, p]));
+  return [
+    xs.map((x) => x / 1000),
+    xs.map((x) => actual.get(x)?.mean_gco2_per_kwh ?? null),
+    xs.map((x) => actual.get(x)?.forecast_gco2_per_kwh ?? null),
+    xs.map((x) => ahead.get(x)?.mean_gco2_per_kwh ?? null),
+    xs.map((x) => ahead.get(x)?.high_gco2_per_kwh ?? null),
+    xs.map((x) => ahead.get(x)?.low_gco2_per_kwh ?? null),
+  ];
+}
+
+function forecastChart(target, detail) {
+  const data = forecastData(detail);
+  target.innerHTML = "";
+  target.dataset.zone = detail.zone;
+  target.dataset.actuals = String((detail.actuals ?? []).length);
+  target.dataset.forecastPoints = String(detail.forecast?.points.length ?? 0);
+  target.dataset.forecastThen = String(data[2].filter((v) => v !== null).length);
+  if (!data[0].length) {
+    target.innerHTML = html`<p class="muted">No readings or forecast for ${detail.zone} yet.</p>`;
+    return null;
+  }
+  const blue = "#2563eb";
+  return new uPlot(
+    {
+      width: Math.max(320, target.clientWidth - 8),
+      height: 280,
+      scales: { x: { time: true } },
+      series: [
+        {},
+        { label: "actual (hourly mean)", stroke: "#111827", width: 2 },
+        { label: "forecast, issued before the hour", stroke: blue, width: 1.5, dash: [5, 4] },
+        { label: "latest forecast", stroke: blue, width: 2 },
+        { label: "band high", stroke: "rgba(37,99,235,0.35)", width: 1 },
+        { label: "band low", stroke: "rgba(37,99,235,0.35)", width: 1 },
+      ],
+      bands: [{ series: [4, 5], fill: "rgba(37,99,235,0.15)" }],
+      axes: [{}, { label: "gCO2eq/kWh", size: 60 }],
+      legend: { live: false },
+    },
+    data,
+    target,
+  );
+}
+
+function forecastCaption(detail) {
+  const f = detail.forecast;
+  const said = (detail.actuals ?? []).filter((a) => a.forecast_gco2_per_kwh !== null);
+  const mae = said.length ? said.reduce((s, a) => s + Math.abs(a.forecast_gco2_per_kwh - a.mean_gco2_per_kwh), 0) / said.length : null;
+  const what = f
+    ? html`Latest forecast: <strong>${f.model}</strong> (${f.source}), issued ${dateTime(f.issued_ms)}, ${f.points.length} hourly points${f.band_coverage ? `, ${Math.round(f.band_coverage * 100)} % band` : ", no band"}.`
+    : "No forecast for this zone yet (the forecaster needs two days of its readings).";
+  const error = mae === null ? "" : html` Over the last ${said.length} hours it was off by ${num(mae, 1)} gCO2eq/kWh on average.`;
+  return `${what}${error} <span class="muted">Black: actual hourly means; dashed: what the forecast issued before each hour said; blue: the latest forecast and its band.</span>`;
+}
+
 export default {
   id: "map",
   title: "Zones",
@@ -93,8 +159,28 @@ export default {
       <section class="card"><h2>Every zone</h2><table class="data" id="zone-table">
       <thead><tr><th>Zone</th><th>Name</th><th class="num">gCO2/kWh (5 min)</th><th class="num">gCO2/kWh (1 h)</th>
       <th class="num">Renewable %</th><th class="num">Price (5 min)</th><th>Surplus</th><th class="num">Readings</th><th>Latest</th></tr></thead>
-      <tbody></tbody></table></section>`;
+      <tbody></tbody></table></section>
+      <section class="card" id="forecast-card"><div class="card-head"><h2>Forecast beside the actuals</h2>
+      <label>Zone <select id="forecast-zone"></select></label></div>
+      <div class="chart" id="forecast-plot"><p class="muted">Loading…</p></div><p class="summary" id="forecast-caption"></p></section>`;
     const maps = el.querySelector("#maps");
+    const select = el.querySelector("#forecast-zone");
+    let plot = null;
+    let shownAt = 0;
+    async function showForecast() {
+      const zone = select.value;
+      if (!zone) return;
+      const detail = await getJson(`/api/v1/zones/${encodeURIComponent(zone)}?hours=48`);
+      if (select.value !== zone) return; // another zone was chosen meanwhile
+      plot?.destroy();
+      plot = forecastChart(el.querySelector("#forecast-plot"), detail);
+      el.querySelector("#forecast-caption").innerHTML = forecastCaption(detail);
+    }
+    select.addEventListener("change", () => {
+      showForecast().catch((error) => {
+        el.querySelector("#forecast-plot").innerHTML = html`<p class="error">${error.message}</p>`;
+      });
+    });
     let drawn = false;
     const ready = loadAtlases()
       .then((atlases) => {
@@ -140,6 +226,19 @@ export default {
               <td>${z.latest ? `${z.latest.source}, ${ago(z.latest.ts_ms)}` : "—"}</td></tr>`;
           })
           .join("");
+        const codes = zones.map((z) => z.zone);
+        if (select.options.length !== codes.length || [...select.options].some((o, i) => o.value !== codes[i])) {
+          const keep = select.value || (codes.includes("FR") ? "FR" : codes[0] ?? "");
+          select.innerHTML = codes.map((c) => html`<option value="${c}">${c}</option>`).join("");
+          select.value = keep;
+        }
+        if (Date.now() - shownAt > FORECAST_EVERY_MS || plot === null) {
+          shownAt = Date.now();
+          await showForecast();
+        }
+      },
+      unmount() {
+        plot?.destroy();
       },
     };
   },
