@@ -25,6 +25,7 @@ def test_the_zone_page_draws_the_latest_forecast_beside_the_actuals(page: Page, 
     producer = RecordProducer(live.stack.settings.bootstrap)
     producer.send("grid.forecasts", "FR", forecast.to_record(), timestamp_ms=issued)
     producer.flush(require_delivered=True)
+    del producer  # closed now, not after the broker has gone
     deadline = time.monotonic() + 60
     while (live.get("admin", "/api/v1/zones/FR").json().get("forecast") or {}).get("issued_ms") != issued:
         assert time.monotonic() < deadline, "the forecast never reached GET /api/v1/zones/FR"
