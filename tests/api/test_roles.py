@@ -96,6 +96,7 @@ MATRIX = [
     ("GET", "/api/v1/me", None, SIGNED_IN),
     ("GET", "/api/v1/dashboard", None, PEOPLE),
     ("GET", "/api/v1/zones", None, PEOPLE),
+    ("GET", "/api/v1/zones/FR", None, PEOPLE),
     ("GET", "/api/v1/zones/FR/history", None, PEOPLE),
     ("GET", "/api/v1/nodes", None, PROVIDERS),
     ("GET", "/api/v1/nodes/dc-fr-h100-1", None, NODE_OBJECT),
