@@ -115,6 +115,7 @@ class NodeRegistration(Record, frozen=True, kw_only=True):
     mig_capable: bool = False
     declared_carbon_gco2_per_kwh: float | None = None
     max_power_w: float = 0.0
+    drained: bool | None = None  # an operator's drain (True) or undrain (False); None keeps the node's drain
 
 
 class TelemetrySample(Record, frozen=True, kw_only=True):
@@ -334,6 +335,7 @@ class NodeState(Record, frozen=True, kw_only=True):
 
     registration: NodeRegistration | None = None
     telemetry: NodeTelemetry | None = None
+    drained: bool = False  # an operator drained it: no new work is placed there until undrained
 
 
 class Hold(Record, frozen=True, kw_only=True):
