@@ -338,6 +338,12 @@ class ForecastSettings(BaseModel):
     deferral: DeferralSettings = DeferralSettings()
 
 
+class LostNodeSettings(BaseModel):
+    """When the placement owner presumes a silent node lost and re-queues what ran there."""
+
+    node_lost_after_s: float = 30.0  # no telemetry for this long: the node is presumed lost
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -361,6 +367,7 @@ class Settings(BaseSettings):
     node_agent: NodeAgentSettings = NodeAgentSettings()
 
     forecast: ForecastSettings = ForecastSettings()
+    lost_nodes: LostNodeSettings = LostNodeSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

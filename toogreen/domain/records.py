@@ -308,6 +308,9 @@ class Workload(Record, frozen=True, kw_only=True):
     last_no_move_reason: str | None = None
     deferred_since_ms: int | None = None  # waiting for a cleaner window a forecast showed, since then …
     deferred_until_ms: int | None = None  # … until then (``toogreen.domain.deferral``)
+    last_checkpoint_uri: str | None = None  # the newest checkpoint a node reported (periodic or for a move)
+    resume_from: str | None = None  # re-queued off a lost node: placed by a resume from this checkpoint
+    lost_node: str | None = None  # the node it was re-queued off: told to stop it should it come back
 
     def need_request(self) -> WorkloadRequest:
         """Its request (every workload past its submission has one)."""

@@ -280,6 +280,10 @@ def _follow(event: WorkloadEvent, new: Workload, target: WorkloadState) -> Route
     result = RouterResult(state=None)
     if event.progress_pct is not None:
         new = replace(new, progress_pct=event.progress_pct)
+    if event.checkpoint_uri is not None:
+        new = replace(new, last_checkpoint_uri=event.checkpoint_uri)
+    if event.type in (EventKind.STARTED, EventKind.RESUMED):
+        new = replace(new, resume_from=None)
     if event.type is EventKind.STARTED:
         new = replace(new, node_id=event.node_id or new.node_id)
         result.running_on = (new.node_id or "", new.compute_fraction)
@@ -319,8 +323,9 @@ def _place(
     workload_id, now = event.workload_id, event.ts_ms
     request = state.need_request()
     spec = workload_spec(workload_id, request)
+    # never back onto the node it was re-queued off while that node is presumed lost
     decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
-                     keep=settings.scoring.decision_alternatives)  # fmt: skip
+                     keep=settings.scoring.decision_alternatives, exclude_node_id=state.lost_node)  # fmt: skip
     result = RouterResult(state=state)
     if decision.chosen is None:
         never_fits = len(fleet) > 0 and fleet.max_vram_mb() < spec.vram_mb
@@ -356,8 +361,10 @@ def _place(
         state, state=WorkloadState.ROUTED, node_id=chosen.node_id, mig_profile=chosen.mig_profile,
         compute_fraction=chosen.compute_fraction, price_eur_per_gpu_hour=chosen.price_eur_per_gpu_hour,
     )  # fmt: skip
+    # a workload re-queued off a lost node resumes from its last checkpoint
+    action = NodeAction.START if state.resume_from is None else NodeAction.RESUME
     result.emits.append(Emit(NODE_COMMANDS.name, chosen.node_id, _command(
-        chosen.node_id, NodeAction.START, workload_id, now, decision_id, state,
+        chosen.node_id, action, workload_id, now, decision_id, state, checkpoint_uri=state.resume_from,
         mig_profile=chosen.mig_profile)))  # fmt: skip
     result.state = _remember(state, event_id)
     result.reserve.append((chosen.node_id, Hold(vram_mb=int(request.vram_mb), mig_profile=chosen.mig_profile)))
