@@ -6,6 +6,7 @@
 - ``zone_forecasts``: the latest intensity forecast per zone (``grid.forecasts``), which the router reads.
 - ``workloads``: the workload state machine and the router (``routing.decisions``, ``node.commands``).
 - ``node_views`` / ``zone_views`` / ``accruals_closed``: the placement owner's side of the ingest agents' changes.
+- timers on the placement owner: ``retry_queue`` (the queue, late settlements), ``lost_node_check`` (silent nodes).
 
 Ownership (issue 11, see ``streams/app.py``): the ingest agents (the first three) run on every worker, each on its
 partitions; the placement agents (the last four) consume single-partition topics, so they run on one worker, the
@@ -59,6 +60,7 @@ from toogreen.domain.accounting import accrue_energy
 from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.forecast import Forecast, ForecastError, newer
+from toogreen.domain.lost_nodes import PresumedLost, check_lost_nodes
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
 from toogreen.domain.records import (
@@ -90,6 +92,7 @@ from toogreen.topics import (
     BILLING_RECORDS,
     GRID_FORECASTS,
     GRID_READINGS,
+    NODE_COMMANDS,
     NODE_REGISTRY,
     NODE_TELEMETRY,
     SETTLEMENT_RECEIPTS,
@@ -469,6 +472,26 @@ async def retry_queue() -> None:
         await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 
+_presumed_lost: dict[str, PresumedLost] = {}  # nodes this owner presumed lost (a new owner starts afresh)
+
+
+@app.timer(interval=settings.lost_nodes.check_interval_s)
+async def lost_node_check() -> None:
+    """On the placement owner only: a node silent past ``node_lost_after_s`` has what runs there re-queued (a
+    ``rescore`` naming it, which the router applies); a node presumed lost that reports again is told to stop
+    what was re-queued off it (``toogreen.domain.lost_nodes``)."""
+    if not owns_placement():
+        return
+    check = check_lost_nodes(routing_node_table, running_workload_table, workload_state_table, _presumed_lost,
+                             clock.now_ms(), settings.lost_nodes)  # fmt: skip
+    for event in check.rescores:
+        await emitter.emit(WORKLOAD_EVENTS.name, event.workload_id, event)
+    for command in check.stops:
+        await emitter.emit(NODE_COMMANDS.name, command.node_id, command)
+    _presumed_lost.clear()
+    _presumed_lost.update(check.presumed)
+
+
 @lru_cache(maxsize=1)
 def signing_key() -> Ed25519PrivateKey:
     return load_or_create_key(settings.settlement.signing_key_path)
@@ -487,6 +510,7 @@ async def settle_workload(run: Checkpoint, state: Workload, now_ms: int) -> None
 
 __all__ = [
     "accruals_closed",
+    "lost_node_check",
     "node_registrations",
     "node_telemetry",
     "node_views",

@@ -342,6 +342,7 @@ class LostNodeSettings(BaseModel):
     """When the placement owner presumes a silent node lost and re-queues what ran there."""
 
     node_lost_after_s: float = 30.0  # no telemetry for this long: the node is presumed lost
+    check_interval_s: float = 2.0  # how often the placement owner looks for silent nodes
 
 
 class Settings(BaseSettings):

@@ -5,6 +5,8 @@
 - a workload with slack may instead wait for a cleaner window the forecasts show (``deferred``: it waits in the
   queue, and every ``retry`` revisits the plan with the latest forecasts and fleet, ``toogreen.domain.deferral``);
 - a queued workload is tried again on ``retry``;
+- a running workload on a node the placement owner presumed lost (a ``rescore`` naming the node) is re-queued, to
+  resume elsewhere from its last checkpoint; what that node reports for it afterwards is answered by a ``stop``;
 - a running workload is re-scored on ``rescore`` and moved when worth it: checkpoint → checkpointed → stop the
   old node, resume on the new one from the checkpoint → resumed; a failed resume rolls back to the origin;
 - every decision (initial, queued, deferred, rejected, reroute, no_move) is a ``routing.decisions`` record.
@@ -56,6 +58,9 @@ from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
 APPLIED_IDS_KEPT = 16
 TYPICAL_LOAD = 0.8  # share of a GPU's power limit a running workload draws, for remaining-energy estimates
 NEEDS_VIEWS = frozenset({EventKind.SUBMITTED, EventKind.RETRY, EventKind.RESCORE, EventKind.MOVE_REQUESTED})
+# what a node agent reports about a workload it runs
+NODE_REPORTED = frozenset({EventKind.STARTED, EventKind.PROGRESS, EventKind.CHECKPOINTED, EventKind.RESUMED,
+                           EventKind.COMPLETED, EventKind.FAILED})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,9 @@ def handle_workload_event(
         return RouterResult(state=None)  # a redelivery, or an event this router emitted and already applied
     current = state.state if state is not None else None
     kind = event.type
+    if state is not None and state.lost_node is not None and event.node_id == state.lost_node \
+            and kind in NODE_REPORTED and state.node_id != event.node_id:  # fmt: skip
+        return _told_to_stop(event, state, state.lost_node)
     if kind in (EventKind.RESCORE, EventKind.MOVE_REQUESTED) and (
         current is not WorkloadState.RUNNING or state is None or state.pending_move is not None
     ):
@@ -266,6 +274,8 @@ def handle_workload_event(
         return _place(event, new, Fleet.of(nodes), zones, settings, first=True, forecasts=forecasts)
     if kind is EventKind.RETRY:
         return _place(event, new, Fleet.of(nodes), zones, settings, first=False, forecasts=forecasts)
+    if kind is EventKind.RESCORE and event.node_id is not None:
+        return _requeue_off_lost_node(event, new)  # the placement owner presumed the node it names lost
     if kind is EventKind.RESCORE:
         return _rescore(event, new, Fleet.of(nodes), zones, settings)
     if kind is EventKind.MOVE_REQUESTED:
@@ -309,6 +319,46 @@ def _follow(event: WorkloadEvent, new: Workload, target: WorkloadState) -> Route
         result.queued = False
     result.state = new
     return result
+
+
+def _requeue_off_lost_node(event: WorkloadEvent, state: Workload) -> RouterResult:
+    """A ``rescore`` naming a node: the placement owner presumed that node lost (``toogreen.domain.lost_nodes``;
+    the event's reason says why). A workload running there (not moving) cannot stay: back to the queue, its hold
+    released, to be placed again by the router's normal placement elsewhere, by a resume from its last checkpoint
+    (from scratch when it reported none, which the decision's reason says). Elsewhere by now: nothing changes."""
+    node_id, now = event.node_id or "", event.ts_ms
+    if state.node_id != node_id:
+        return RouterResult(state=state)  # moved or re-placed since the owner looked
+    uri = state.last_checkpoint_uri
+    whence = f"to resume from its last checkpoint {uri}" if uri else "from scratch: it reported no checkpoint"
+    why = f"{event.reason or f'node {node_id} is presumed lost'}: re-queued {whence}"
+    workload_id = state.workload_id
+    state, decision_id = _next_decision_id(state, DecisionKind.QUEUED)
+    record = decision_record(Decision(None, (), why), decision_id, workload_id, DecisionKind.QUEUED, now,
+                             reason=why, from_node_id=node_id)  # fmt: skip
+    event_id = f"{decision_id}:lost"
+    queued = workload_event(workload_id, now, EventKind.QUEUED, event_id, node_id=node_id, checkpoint_uri=uri,
+                            decision_id=decision_id, reason=why)  # fmt: skip
+    new = replace(
+        _remember(state, event_id), state=WorkloadState.QUEUED, node_id=None, mig_profile=None, compute_fraction=1.0,
+        price_eur_per_gpu_hour=None, resume_from=uri, lost_node=node_id,
+        progress_pct=state.progress_pct if uri else 0.0,
+    )  # fmt: skip
+    return RouterResult(
+        state=new,
+        emits=[Emit(ROUTING_DECISIONS.name, workload_id, record), Emit(WORKLOAD_EVENTS.name, workload_id, queued)],
+        release=[node_id],
+        stopped_on=node_id,
+        queued=True,
+    )
+
+
+def _told_to_stop(event: WorkloadEvent, state: Workload, node_id: str) -> RouterResult:
+    """The node the workload was re-queued off reports it again (it was not dead after all): it is told to stop it,
+    so the workload never runs in two places, and what it reported is not applied."""
+    command = NodeCommand(command_id=f"lost:{state.workload_id}:{node_id}:{state.decisions}:stop", node_id=node_id,
+                          ts_ms=event.ts_ms, action=NodeAction.STOP, workload_id=state.workload_id)  # fmt: skip
+    return RouterResult(state=_remember(state, event.event_id), emits=[Emit(NODE_COMMANDS.name, node_id, command)])
 
 
 def _place(
