@@ -64,12 +64,15 @@ from toogreen.domain.lost_nodes import PresumedLost, check_lost_nodes
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
 from toogreen.domain.records import (
+    Accruals,
     AccrualsClosed,
     EventKind,
     GridReading,
     NodeRegistration,
     NodeState,
     Record,
+    RunningShare,
+    RunningShares,
     TelemetrySample,
     Workload,
     WorkloadEvent,
@@ -77,7 +80,7 @@ from toogreen.domain.records import (
 )
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
 from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
-from toogreen.domain.settlement import settle
+from toogreen.domain.settlement import interim_billing, metering_boundaries, settle
 from toogreen.domain.validation import (
     validate_grid_reading,
     validate_registration,
@@ -235,12 +238,14 @@ async def node_telemetry(stream: StreamT) -> None:
         after = dict(drawn)
         if running and before is not None and before.registration is not None:
             zone = zone_view_table.get(before.registration.zone)
-            after.update(accrue_energy(running, before, sample, zone, drawn))
-        for workload_id in [w for w in after if w not in running]:  # stopped here: hand its energy to the owner
+            after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms()))
+        # stopped here: hand its energy (up to the stop) to the owner
+        for workload_id in [w for w in after if stopped_here(running.get(w), sample.ts_ms)]:
             closed = AccrualsClosed(workload_id=workload_id, node_id=node_id, intervals=tuple(after.pop(workload_id)),
                                     closed_ms=sample.ts_ms)  # fmt: skip
             run.emit_latest(("closed", workload_id, node_id), ACCRUALS_CLOSED_TOPIC.get_topic_name(), workload_id,
                             partial(_same, closed), internal=True)  # fmt: skip
+        await bill_interim(node_id, before, sample, running, after)
         if after != drawn:
             if after:
                 run.set(node_accrual_table, node_id, after)
@@ -249,6 +254,32 @@ async def node_telemetry(stream: StreamT) -> None:
         state = apply_telemetry(before, sample)
         run.set(node_state_table, node_id, state)
         node_view_changed(run, node_id, state)
+
+
+def metering_ms() -> int:
+    return int(settings.settlement.metering_interval_s * 1000)
+
+
+def stopped_here(share: RunningShare | None, sample_ms: int) -> bool:
+    """Whether what a workload drew on the node is complete at this sample: it no longer runs there, or it stopped
+    at or before the sample (then the sample's energy up to the stop was its own)."""
+    return share is None or (share.until_ms is not None and sample_ms >= share.until_ms)
+
+
+async def bill_interim(
+    node_id: str, before: NodeState | None, sample: TelemetrySample, running: RunningShares, after: dict[str, Accruals]
+) -> None:
+    """Each metering interval this sample closed: a billing record per workload running here for what it drew in
+    it (ids deterministic: a replayed sample bills nothing twice); its intervals are marked billed in ``after``."""
+    prev_ms = before.telemetry.last_seen_ms if before is not None and before.telemetry is not None else sample.ts_ms
+    for boundary_ms in metering_boundaries(prev_ms, sample.ts_ms, metering_ms()):
+        for workload_id, intervals in list(after.items()):
+            share = running.get(workload_id)
+            price = share.price_eur_per_gpu_hour if share is not None else None
+            billing, after[workload_id] = interim_billing(workload_id, node_id, intervals, boundary_ms, price,
+                                                          settings)  # fmt: skip
+            if billing is not None:
+                await emitter.emit(BILLING_RECORDS.name, workload_id, billing)
 
 
 def _validate_workload_event(event: dict[str, Any]) -> list[str]:
@@ -425,6 +456,7 @@ async def accruals_closed(stream: StreamT) -> None:
         wid = closed.workload_id
         kept = [i for i in workload_accrual_table.get(wid) or [] if i.node_id != closed.node_id]
         run.set(workload_accrual_table, wid, sorted([*kept, *closed.intervals], key=lambda i: i.start_ms))
+        placement(run).handed_over(wid, closed.node_id)  # its energy there is complete: its share can go
         pending = pending_settlement_table.get(wid)
         if pending is not None and (pending.node_id is None or pending.node_id == closed.node_id):
             await settle_workload(run, pending, closed.closed_ms)

@@ -205,6 +205,9 @@ class SettlementSettings(BaseModel):
     signing_key_path: Path = PROJECT_ROOT / "var" / "keys" / "receipt-signing-ed25519.pem"
     baseline_gco2_per_kwh: float = 300.0
     baseline_name: str = "fixed reference intensity"
+    # while a workload runs, a billing record (a Stripe meter event) per metering interval of this length (0: none,
+    # only the final one at its end)
+    metering_interval_s: float = Field(default=3600.0, ge=0)
     stripe_api_key: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_meter_event_name: str = "gpu_seconds"

@@ -350,10 +350,13 @@ class Hold(Record, frozen=True, kw_only=True):
 
 class RunningShare(Record, frozen=True, kw_only=True):
     """A workload drawing energy on a node (table ``node-running``: {workload id: share}): its compute fraction
-    (0: an equal split among the node's whole-GPU tenants) since when."""
+    (0: an equal split among the node's whole-GPU tenants) since when, and until when once it stopped (kept until
+    the node's partition handed over what it drew there)."""
 
     fraction: float
     since_ms: int
+    until_ms: int | None = None  # stopped here then: energy is its own up to that moment, then handed over
+    price_eur_per_gpu_hour: float | None = None  # what it pays here, for the interim billing records
 
 
 class RunningEntry(Record, frozen=True, kw_only=True):
@@ -387,6 +390,7 @@ class AccrualInterval(Record, frozen=True, kw_only=True):
     gpu_ms: float
     market_gco2: float | None = None
     methods: tuple[str, ...] = ()
+    billing_id: str | None = None  # the interim billing record that billed it already (None: the final one will)
 
 
 class ZoneMeta(Record, frozen=True, kw_only=True):
