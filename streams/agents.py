@@ -425,6 +425,7 @@ async def zone_views(stream: StreamT) -> None:
     """The owner's view of each zone; a change re-scores the running workloads it affects."""
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
     changed: dict[str, ZoneView] = {}
+    run.on_run_end = partial(rescore_after_grid_change, run, changed)
     async for event in run.events():
         try:
             view = _zone_view.decode(event.message.value or b"")
@@ -433,13 +434,19 @@ async def zone_views(stream: StreamT) -> None:
             continue
         run.set(zone_view_table, view.zone, view)
         changed[view.zone] = view
-        if run.ends_here():
-            now = clock.now_ms()
-            for zone_view in changed.values():
-                # the scan returns a list before any rescore request touches the table
-                for workload_id in workloads_to_rescore(zone_view, running_workload_table, now, settings.migration):
-                    await request_rescore(run, workload_id, now, f"zone {zone_view.zone} window changed")
-            changed.clear()
+
+
+async def rescore_after_grid_change(run: Checkpoint, changed: dict[str, ZoneView]) -> None:
+    """At the end of every run of zone views, however it ended (its last event, or the checkpoint's timer): re-score
+    the running workloads the run's zone changes affect. Once per run and zone, and each workload at most once per
+    ``rescore_min_interval_s`` (a re-score per arriving view flooded the router)."""
+    views = list(changed.values())
+    changed.clear()
+    now = clock.now_ms()
+    for zone_view in views:
+        # the scan returns a list before any rescore request touches the table
+        for workload_id in workloads_to_rescore(zone_view, running_workload_table, now, settings.migration):
+            await request_rescore(run, workload_id, now, f"zone {zone_view.zone} window changed")
 
 
 @app.agent(ACCRUALS_CLOSED_TOPIC)
