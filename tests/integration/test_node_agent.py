@@ -333,11 +333,13 @@ def test_kill_9_of_the_agent_a_routed_workload_runs_on_then_the_router_resumes_i
     assert len(of(done, "started")) == 1  # resumed, not started again from scratch
 
     decisions = read_topic(agents, ROUTING_DECISIONS.name, lambda rs: any(
-        r["workload_id"] == wid and r["type"] == "initial" and r["chosen_node_id"] == other for r in rs))  # fmt: skip
-    lost = [d for d in decisions if d["workload_id"] == wid and d["type"] == "queued" and d["from_node_id"]]
+        r["workload_id"] == wid and r["type"] == "reroute" for r in rs))  # fmt: skip
+    mine = [d for d in decisions if d["workload_id"] == wid]
+    lost = [d for d in mine if d["type"] == "queued" and d["from_node_id"]]
     assert len(lost) == 1 and lost[0]["from_node_id"] == victim and lost[0]["reason"] == why
-    assert [d["chosen_node_id"] for d in decisions if d["workload_id"] == wid and d["type"] == "initial"] == [
-        victim, other]  # fmt: skip
+    assert [d["chosen_node_id"] for d in mine if d["type"] == "initial"] == [victim]  # placed once from scratch
+    moved = [(d["from_node_id"], d["chosen_node_id"]) for d in mine if d["type"] == "reroute"]
+    assert moved == [(victim, other)]  # then resumed off the lost node: a move
 
     spawn_agent(agents, victim)  # the killed agent comes back: told to stop what was re-queued off it
     stops = read_topic(agents, NODE_COMMANDS.name, lambda rs: any(
@@ -348,6 +350,8 @@ def test_kill_9_of_the_agent_a_routed_workload_runs_on_then_the_router_resumes_i
     assert len(of(final, "completed")) == 1 and len(of(final, "started")) == 1
     view = eventually(lambda: (w := workload_view(agents, wid))["status"] == "completed" and w, "completed in the API")
     assert view["result_sha256"] == expected and view["node_id"] == other
+    assert [(m["from_node_id"], m["to_node_id"]) for m in view["moves"]] == [(victim, other)]
+    assert view["moves"][0]["checkpoint_sha256"] == last_checkpoint["checkpoint_sha256"]
 
 
 def test_a_command_the_agent_cannot_read_is_dead_lettered_and_the_agent_goes_on(agents, events, tmp_path):

@@ -76,6 +76,9 @@ def test_a_lost_nodes_workload_resumes_from_its_last_periodic_checkpoint_elsewhe
     placed = handle_workload_event(workload_event("retry"), lost.state, NODES, ZONES, S)
     assert (command(placed).action, command(placed).node_id, command(placed).checkpoint_uri) == (
         NodeAction.RESUME, "dc-de", uri)  # fmt: skip
+    moved = decision(placed)  # a move off the lost node (the API lists it with the moves), not a second start
+    assert (moved.type, moved.from_node_id, moved.chosen_node_id) == (DecisionKind.REROUTE, "dc-fr", "dc-de")
+    assert moved.reason.startswith("resumed off dc-fr, presumed lost, from its last checkpoint")
     assert placed.state is not None
     resumed = handle_workload_event(workload_event("resumed", node_id="dc-de"), placed.state, [], {}, S)
     assert resumed.state is not None and resumed.state.state is WorkloadState.RUNNING
@@ -89,6 +92,7 @@ def test_without_a_checkpoint_it_starts_from_scratch_and_says_so():
     placed = handle_workload_event(workload_event("retry"), lost.state, [node_view("dc-de", "DE")], ZONES, S)
     assert (command(placed).action, command(placed).node_id, command(placed).checkpoint_uri) == (
         NodeAction.START, "dc-de", None)  # fmt: skip
+    assert decision(placed).type == DecisionKind.INITIAL  # a new start: from scratch
 
 
 def test_a_workload_elsewhere_by_now_or_moving_or_ended_is_left_as_it_is():

@@ -401,8 +401,16 @@ def _place(
             return _defer(result, state, decision, wait, now)
     if state.deferred_until_ms is not None:
         state = replace(state, deferred_since_ms=None, deferred_until_ms=None)
-    state, decision_id = _next_decision_id(state, DecisionKind.INITIAL)
-    result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now, deferral=wait))
+    if state.resume_from is not None:  # re-placed off a lost node, from its last checkpoint: a move, not a new start
+        state, decision_id = _next_decision_id(state, DecisionKind.REROUTE)
+        why = f"resumed off {state.lost_node}, presumed lost, from its last checkpoint: {decision.reason}"
+        result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.REROUTE, now, reason=why,
+                                           from_node_id=state.lost_node))  # fmt: skip
+    else:
+        state, decision_id = _next_decision_id(state, DecisionKind.INITIAL)
+        result.emits.append(
+            _decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now, deferral=wait)
+        )
     event_id = f"{decision_id}:routed"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
         workload_id, now, EventKind.ROUTED, event_id, node_id=chosen.node_id, decision_id=decision_id,
