@@ -43,13 +43,25 @@ def command(result: RouterResult) -> NodeCommand:
 
 
 def test_a_node_is_silent_once_its_telemetry_is_older_than_the_setting_and_something_runs_there():
-    nodes = {"old": apply_telemetry(None, telemetry("old", NOW_MS - 31_000)),
-             "new": apply_telemetry(None, telemetry("new", NOW_MS - 29_000))}  # fmt: skip
+    nodes = {"old": apply_telemetry(None, telemetry("old", NOW_MS - 32_000)),
+             "new": apply_telemetry(None, telemetry("new", NOW_MS - 1_000))}  # fmt: skip
     running = {"w1": running_entry("old"), "w2": running_entry("new"), "w3": running_entry("never")}
     assert silent_nodes(nodes, running, NOW_MS, LOST) == ["never", "old"]
     assert silent_nodes(nodes, running, NOW_MS, LOST, presumed_lost={"old"}) == ["never"]
     assert silent_nodes(nodes, {"w2": running_entry("new")}, NOW_MS, LOST) == []
     assert silent_nodes({"old": nodes["old"]}, {}, NOW_MS, LOST) == []  # nothing runs there: nothing to re-queue
+
+
+def test_a_stalled_pipeline_presumes_no_node_lost():
+    """Every node 40 s behind the clock, but each within the setting of the newest: the pipeline stalled (a broker
+    down, the worker catching up), the nodes did not."""
+    nodes = {"a": apply_telemetry(None, telemetry("a", NOW_MS - 40_000)),
+             "b": apply_telemetry(None, telemetry("b", NOW_MS - 45_000))}  # fmt: skip
+    running = {"w1": running_entry("a"), "w2": running_entry("b")}
+    assert silent_nodes(nodes, running, NOW_MS, LOST) == []
+    assert silent_nodes(nodes, running, NOW_MS + 40_000, LOST) == []
+    behind = {**nodes, "b": apply_telemetry(None, telemetry("b", NOW_MS - 71_000))}  # b 31 s behind a: b is silent
+    assert silent_nodes(behind, running, NOW_MS, LOST) == ["b"]
 
 
 def test_a_lost_nodes_workload_resumes_from_its_last_periodic_checkpoint_elsewhere():
@@ -126,7 +138,7 @@ def test_what_the_lost_node_reports_afterwards_is_answered_by_a_stop_and_not_app
 
 
 def test_the_owners_check_re_queues_once_and_stops_what_a_returning_node_still_runs():
-    silent_since = NOW_MS - 31_000
+    silent_since = NOW_MS - 32_000
     nodes = {"dc-fr": apply_telemetry(None, telemetry("dc-fr", silent_since)),
              "dc-de": apply_telemetry(None, telemetry("dc-de", NOW_MS - 1_000))}  # fmt: skip
     running = {"w1": running_entry("dc-fr"), "w2": running_entry("dc-fr"), "w3": running_entry("dc-de")}

@@ -49,9 +49,12 @@ def silent_nodes(
     settings: LostNodeSettings,
     presumed_lost: Container[str] = (),
 ) -> list[str]:
-    """Nodes something runs on whose newest telemetry is older than ``node_lost_after_s`` (those already presumed
-    lost left out), by id."""
-    floor_ms = now_ms - settings.node_lost_after_s * 1000
+    """Nodes something runs on whose newest telemetry is more than ``node_lost_after_s`` older than the newest any
+    node sent (and than now), those already presumed lost left out, by id. Measured against the fleet, not only the
+    clock: when the pipeline itself stalls (a broker down, the worker catching up) every node looks silent, and
+    none is presumed lost for it."""
+    heard = [seen for state in nodes.values() if (seen := last_seen_ms(state)) is not None]
+    floor_ms = min(now_ms, max(heard, default=now_ms)) - settings.node_lost_after_s * 1000
     out = set()
     for entry in running.values():
         node_id = entry.node_id
