@@ -18,7 +18,8 @@ Every table write goes through the agent's :class:`~streams.checkpoint.Checkpoin
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
@@ -54,7 +55,7 @@ from streams.app import (
     zone_window_table,
 )
 from streams.checkpoint import Checkpoint
-from streams.emit import Emitter, KafkaEmitter
+from streams.emit import Delivery, Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import accrue_energy
 from toogreen.domain.clock import SYSTEM_CLOCK, Clock
@@ -79,7 +80,7 @@ from toogreen.domain.records import (
     ZoneMeta,
 )
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
-from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
+from toogreen.domain.router import NEEDS_VIEWS, Emit, handle_workload_event, retry_order, workload_event
 from toogreen.domain.settlement import interim_billing, metering_boundaries, settle
 from toogreen.domain.validation import (
     validate_grid_reading,
@@ -103,6 +104,7 @@ from toogreen.topics import (
     ZONE_WINDOWS,
 )
 
+log = logging.getLogger(__name__)
 emitter: Emitter = KafkaEmitter(app)
 clock: Clock = SYSTEM_CLOCK
 
@@ -382,8 +384,7 @@ async def workloads(stream: StreamT) -> None:
 
         for node_id in books.apply(workload_id, record.ts_ms, result, views, clock.now_ms()):
             routing.node_changed(node_id)
-        for out in result.emits:
-            await emitter.emit(out.topic, out.key, out.record)
+        await emit_in_log_order(result.emits)
         if result.settle and result.state is not None:
             # settled once its last node handed over what it drew there (accruals_closed), or after a wait
             run.set(pending_settlement_table, workload_id, result.state)
@@ -391,6 +392,27 @@ async def workloads(stream: StreamT) -> None:
             now = clock.now_ms()
             for other in workloads_to_rescore_on_capacity(freed, running_workload_table, now, settings.migration):
                 await request_rescore(run, other, now, f"capacity freed on {freed}")
+
+
+async def emit_in_log_order(emits: Sequence[Emit]) -> None:
+    """Sends a routing result's records in the order they are listed, with one guarantee across topics: a node
+    command goes out only once the workload events listed before it are in the log. A node reports on
+    ``workload.events`` as soon as it obeys, and its report must come after the decision that caused it there, or
+    every reader of the log (the sink, a new owner) sees a start before the workload was routed."""
+    own_log: list[Delivery] = []
+    for out in emits:
+        if out.topic == NODE_COMMANDS.name and own_log:
+            for delivery in own_log:
+                try:
+                    await delivery  # no wait at all for one already delivered
+                except Exception as exc:
+                    # the producer gave up (its delivery timeout): the command still goes, as it did before there was
+                    # an order to keep, rather than a crashed router and a workload that nobody starts
+                    log.warning("a workload event was not delivered before its node command: %r", exc)
+            own_log.clear()
+        delivery = await emitter.emit(out.topic, out.key, out.record)
+        if out.topic == WORKLOAD_EVENTS.name:
+            own_log.append(delivery)
 
 
 _node_state = msgspec.json.Decoder(NodeState)

@@ -6,7 +6,8 @@ Agents call :data:`emitter`; tests swap it for a :class:`RecordingEmitter` so an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -36,8 +37,13 @@ def dead_letter_record(event: EventT, stage: str, reason: str) -> dict[str, Any]
     return dead_letter(message.topic, message.partition, message.offset, key, raw, stage, reason)
 
 
+Delivery = Awaitable[Any]  # resolves once the broker has the record (acks=all), raises if it never will
+
+
 class Emitter(Protocol):
-    async def emit(self, topic: str, key: str, record: Payload) -> None: ...
+    async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
+        """Hands the record to the producer; await the returned delivery only where order across topics matters."""
+        ...
 
     async def emit_internal(self, topic: str, key: str, record: Any) -> None:
         """To one of the worker's own topics (no Avro schema: the record's JSON wire form)."""
@@ -52,11 +58,11 @@ class KafkaEmitter:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def emit(self, topic: str, key: str, record: Payload) -> None:
+    async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
         # Handed straight to the producer's batch, not awaited until delivered: Faust flushes the producer before it
         # commits offsets, so what an event caused is sent before the event counts as processed (at-least-once).
         # (Faust's ``send_soon`` buffer costs more per record than the send itself.)
-        await self.app.producer.send(topic, key.encode(), encode(topic, wire(record)), None, None, None)
+        return await self.app.producer.send(topic, key.encode(), encode(topic, wire(record)), None, None, None)
 
     async def emit_internal(self, topic: str, key: str, record: Any) -> None:
         await self.app.producer.send(topic, key.encode(), _json.encode(record), None, None, None)
@@ -74,10 +80,13 @@ class RecordingEmitter:
         self.dead: list[dict[str, Any]] = []
         self.internal: list[tuple[str, str, bytes]] = []  # to the worker's own topics, as sent
 
-    async def emit(self, topic: str, key: str, record: Payload) -> None:
+    async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
         as_sent = wire(record)
         encode(topic, as_sent)  # what the real emitter would reject, this one rejects too
         self.sent.append((topic, key, as_sent))
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
     async def emit_internal(self, topic: str, key: str, record: Any) -> None:
         self.internal.append((topic, key, _json.encode(record)))
