@@ -268,7 +268,7 @@ def billing_records(store: Store, scope: Scope, workload_id: str | None, limit: 
     return store.query(
         "SELECT b.* EXCLUDE (metering_ids), p.status AS payout_status, p.rail AS payout_rail, "
         "p.lamports AS payout_lamports, p.reference AS payout_reference, p.reason AS payout_reason "
-        "FROM billing_records b LEFT JOIN payouts p ON p.workload_id = b.workload_id "
+        "FROM billing_records b LEFT JOIN payouts p ON p.payout_id = b.billing_id || ':solana' "
         f"WHERE {where} ORDER BY b.ts_ms DESC LIMIT ?",
         [*params, limit],
     )

@@ -37,7 +37,7 @@ def window_row(r: Row) -> Row:
 
 
 def registration_row(r: Row) -> Row:
-    row = {k: v for k, v in r.items() if k != "ts_ms"}
+    row = {k: v for k, v in r.items() if k not in ("ts_ms", "drained")}  # a drain is the router's, not a column
     row["registered_ms"] = r["ts_ms"]
     return row
 

@@ -6,6 +6,7 @@
 - ``zone_forecasts``: the latest intensity forecast per zone (``grid.forecasts``), which the router reads.
 - ``workloads``: the workload state machine and the router (``routing.decisions``, ``node.commands``).
 - ``node_views`` / ``zone_views`` / ``accruals_closed``: the placement owner's side of the ingest agents' changes.
+- timers on the placement owner: ``retry_queue`` (the queue, late settlements), ``lost_node_check`` (silent nodes).
 
 Ownership (issue 11, see ``streams/app.py``): the ingest agents (the first three) run on every worker, each on its
 partitions; the placement agents (the last four) consume single-partition topics, so they run on one worker, the
@@ -60,15 +61,19 @@ from toogreen.domain.accounting import accrue_energy
 from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.forecast import Forecast, ForecastError, newer
+from toogreen.domain.lost_nodes import PresumedLost, check_lost_nodes
 from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
 from toogreen.domain.placement import Placement
 from toogreen.domain.records import (
+    Accruals,
     AccrualsClosed,
     EventKind,
     GridReading,
     NodeRegistration,
     NodeState,
     Record,
+    RunningShare,
+    RunningShares,
     TelemetrySample,
     Workload,
     WorkloadEvent,
@@ -76,7 +81,7 @@ from toogreen.domain.records import (
 )
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
 from toogreen.domain.router import NEEDS_VIEWS, Emit, handle_workload_event, retry_order, workload_event
-from toogreen.domain.settlement import settle
+from toogreen.domain.settlement import interim_billing, metering_boundaries, settle
 from toogreen.domain.validation import (
     validate_grid_reading,
     validate_registration,
@@ -235,12 +240,14 @@ async def node_telemetry(stream: StreamT) -> None:
         after = dict(drawn)
         if running and before is not None and before.registration is not None:
             zone = zone_view_table.get(before.registration.zone)
-            after.update(accrue_energy(running, before, sample, zone, drawn))
-        for workload_id in [w for w in after if w not in running]:  # stopped here: hand its energy to the owner
+            after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms()))
+        # stopped here: hand its energy (up to the stop) to the owner
+        for workload_id in [w for w in after if stopped_here(running.get(w), sample.ts_ms)]:
             closed = AccrualsClosed(workload_id=workload_id, node_id=node_id, intervals=tuple(after.pop(workload_id)),
                                     closed_ms=sample.ts_ms)  # fmt: skip
             run.emit_latest(("closed", workload_id, node_id), ACCRUALS_CLOSED_TOPIC.get_topic_name(), workload_id,
                             partial(_same, closed), internal=True)  # fmt: skip
+        await bill_interim(node_id, before, sample, running, after)
         if after != drawn:
             if after:
                 run.set(node_accrual_table, node_id, after)
@@ -249,6 +256,32 @@ async def node_telemetry(stream: StreamT) -> None:
         state = apply_telemetry(before, sample)
         run.set(node_state_table, node_id, state)
         node_view_changed(run, node_id, state)
+
+
+def metering_ms() -> int:
+    return int(settings.settlement.metering_interval_s * 1000)
+
+
+def stopped_here(share: RunningShare | None, sample_ms: int) -> bool:
+    """Whether what a workload drew on the node is complete at this sample: it no longer runs there, or it stopped
+    at or before the sample (then the sample's energy up to the stop was its own)."""
+    return share is None or (share.until_ms is not None and sample_ms >= share.until_ms)
+
+
+async def bill_interim(
+    node_id: str, before: NodeState | None, sample: TelemetrySample, running: RunningShares, after: dict[str, Accruals]
+) -> None:
+    """Each metering interval this sample closed: a billing record per workload running here for what it drew in
+    it (ids deterministic: a replayed sample bills nothing twice); its intervals are marked billed in ``after``."""
+    prev_ms = before.telemetry.last_seen_ms if before is not None and before.telemetry is not None else sample.ts_ms
+    for boundary_ms in metering_boundaries(prev_ms, sample.ts_ms, metering_ms()):
+        for workload_id, intervals in list(after.items()):
+            share = running.get(workload_id)
+            price = share.price_eur_per_gpu_hour if share is not None else None
+            billing, after[workload_id] = interim_billing(workload_id, node_id, intervals, boundary_ms, price,
+                                                          settings)  # fmt: skip
+            if billing is not None:
+                await emitter.emit(BILLING_RECORDS.name, workload_id, billing)
 
 
 def _validate_workload_event(event: dict[str, Any]) -> list[str]:
@@ -414,6 +447,7 @@ async def zone_views(stream: StreamT) -> None:
     """The owner's view of each zone; a change re-scores the running workloads it affects."""
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
     changed: dict[str, ZoneView] = {}
+    run.on_run_end = partial(rescore_after_grid_change, run, changed)
     async for event in run.events():
         try:
             view = _zone_view.decode(event.message.value or b"")
@@ -422,13 +456,19 @@ async def zone_views(stream: StreamT) -> None:
             continue
         run.set(zone_view_table, view.zone, view)
         changed[view.zone] = view
-        if run.ends_here():
-            now = clock.now_ms()
-            for zone_view in changed.values():
-                # the scan returns a list before any rescore request touches the table
-                for workload_id in workloads_to_rescore(zone_view, running_workload_table, now, settings.migration):
-                    await request_rescore(run, workload_id, now, f"zone {zone_view.zone} window changed")
-            changed.clear()
+
+
+async def rescore_after_grid_change(run: Checkpoint, changed: dict[str, ZoneView]) -> None:
+    """At the end of every run of zone views, however it ended (its last event, or the checkpoint's timer): re-score
+    the running workloads the run's zone changes affect. Once per run and zone, and each workload at most once per
+    ``rescore_min_interval_s`` (a re-score per arriving view flooded the router)."""
+    views = list(changed.values())
+    changed.clear()
+    now = clock.now_ms()
+    for zone_view in views:
+        # the scan returns a list before any rescore request touches the table
+        for workload_id in workloads_to_rescore(zone_view, running_workload_table, now, settings.migration):
+            await request_rescore(run, workload_id, now, f"zone {zone_view.zone} window changed")
 
 
 @app.agent(ACCRUALS_CLOSED_TOPIC)
@@ -445,6 +485,7 @@ async def accruals_closed(stream: StreamT) -> None:
         wid = closed.workload_id
         kept = [i for i in workload_accrual_table.get(wid) or [] if i.node_id != closed.node_id]
         run.set(workload_accrual_table, wid, sorted([*kept, *closed.intervals], key=lambda i: i.start_ms))
+        placement(run).handed_over(wid, closed.node_id)  # its energy there is complete: its share can go
         pending = pending_settlement_table.get(wid)
         if pending is not None and (pending.node_id is None or pending.node_id == closed.node_id):
             await settle_workload(run, pending, closed.closed_ms)
@@ -492,6 +533,26 @@ async def retry_queue() -> None:
         await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
 
 
+_presumed_lost: dict[str, PresumedLost] = {}  # nodes this owner presumed lost (a new owner starts afresh)
+
+
+@app.timer(interval=settings.lost_nodes.check_interval_s)
+async def lost_node_check() -> None:
+    """On the placement owner only: a node silent past ``node_lost_after_s`` has what runs there re-queued (a
+    ``rescore`` naming it, which the router applies); a node presumed lost that reports again is told to stop
+    what was re-queued off it (``toogreen.domain.lost_nodes``)."""
+    if not owns_placement():
+        return
+    check = check_lost_nodes(routing_node_table, running_workload_table, workload_state_table, _presumed_lost,
+                             clock.now_ms(), settings.lost_nodes)  # fmt: skip
+    for event in check.rescores:
+        await emitter.emit(WORKLOAD_EVENTS.name, event.workload_id, event)
+    for command in check.stops:
+        await emitter.emit(NODE_COMMANDS.name, command.node_id, command)
+    _presumed_lost.clear()
+    _presumed_lost.update(check.presumed)
+
+
 @lru_cache(maxsize=1)
 def signing_key() -> Ed25519PrivateKey:
     return load_or_create_key(settings.settlement.signing_key_path)
@@ -510,6 +571,7 @@ async def settle_workload(run: Checkpoint, state: Workload, now_ms: int) -> None
 
 __all__ = [
     "accruals_closed",
+    "lost_node_check",
     "node_registrations",
     "node_telemetry",
     "node_views",

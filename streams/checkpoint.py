@@ -18,7 +18,7 @@ wrote the key, as Faust's own table writes do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from faust.types import EventT, StreamT, TableT
@@ -52,6 +52,8 @@ class Checkpoint:
         self._timed_flush: asyncio.Future[None] | None = None
         self._changes: dict[tuple[str, Any], tuple[TableT, int]] = {}  # (table, key) -> (table, partition)
         self._emits: dict[Any, tuple[str, str, Callable[[], Payload], bool]] = {}
+        # the agent's own end of a run, however the run ended (its last event or the timer), before it is sent
+        self.on_run_end: Callable[[], Awaitable[None]] | None = None
 
     async def events(self) -> AsyncIterator[EventT]:
         async for event in self.stream.events():
@@ -110,6 +112,8 @@ class Checkpoint:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.on_run_end is not None and self.events_held:
+            await self.on_run_end()  # what it writes and emits belongs to this run
         changes, emits, held = self._changes, self._emits, self.events_held
         self._changes, self._emits, self.events_held = {}, {}, []
         for (_name, key), (table, partition) in changes.items():

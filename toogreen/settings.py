@@ -212,6 +212,9 @@ class SettlementSettings(BaseModel):
     signing_key_path: Path = PROJECT_ROOT / "var" / "keys" / "receipt-signing-ed25519.pem"
     baseline_gco2_per_kwh: float = 300.0
     baseline_name: str = "fixed reference intensity"
+    # while a workload runs, a billing record (a Stripe meter event) per metering interval of this length (0: none,
+    # only the final one at its end)
+    metering_interval_s: float = Field(default=3600.0, ge=0)
     stripe_api_key: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_meter_event_name: str = "gpu_seconds"
@@ -359,6 +362,13 @@ class ReadModelSettings(BaseModel):
     max_entries: int = 512
 
 
+class LostNodeSettings(BaseModel):
+    """When the placement owner presumes a silent node lost and re-queues what ran there."""
+
+    node_lost_after_s: float = 30.0  # no telemetry for this long: the node is presumed lost
+    check_interval_s: float = 2.0  # how often the placement owner looks for silent nodes
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -383,6 +393,7 @@ class Settings(BaseSettings):
 
     forecast: ForecastSettings = ForecastSettings()
     read_models: ReadModelSettings = ReadModelSettings()
+    lost_nodes: LostNodeSettings = LostNodeSettings()
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
 
     @property

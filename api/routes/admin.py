@@ -1,5 +1,6 @@
 """What only an admin does: declare a surplus event (readings published over its span), move a running workload
-or drain a node (``move_requested`` events the router turns into checkpoint → stop → resume), issue tokens."""
+or drain a node (``move_requested`` events the router turns into checkpoint → stop → resume, and the node held
+unroutable until undrained), issue tokens."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from api.models import MoveRequest, SurplusEvent, TokenRequest
 from api.responses import DrainRequested, IssuedToken, MoveRequested, SurplusScheduled, documented
 from api.security import AdminCaller, Role, issue_token
 from sinks import queries
+from sinks.duckdb_store import Store
 from toogreen.domain.admin import surplus_event_readings
 from toogreen.domain.records import EventKind
 from toogreen.domain.router import workload_event
 from toogreen.domain.zones import ZONES
 from toogreen.kafka.producer import RecordProducer
-from toogreen.topics import GRID_READINGS, WORKLOAD_EVENTS
+from toogreen.topics import GRID_READINGS, NODE_REGISTRY, WORKLOAD_EVENTS
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=documented(400, 401, 403, 413, 422, 503))
 
@@ -93,11 +95,29 @@ def move_workload(
     return moved
 
 
-@router.post("/nodes/{node_id}/drain", status_code=202, response_model=DrainRequested, responses=documented(404))
-def drain_node(node_id: str, store: StoreDep, producer: ProducerDep, caller: AdminCaller) -> dict:
-    """Move every workload running on the node to the best other node (each as an operator move)."""
-    if not store.query("SELECT 1 FROM nodes WHERE node_id = ?", [node_id]):
+_REGISTRATION_COLUMNS = ("provider", "node_type", "gpu_model", "vram_mb", "zone", "lat", "lng", "pue", "mig_capable",
+                         "wallet", "billing_account", "declared_energy_source", "declared_carbon_gco2_per_kwh",
+                         "max_power_w")  # fmt: skip
+
+
+def _set_drained(store: Store, producer: RecordProducer, node_id: str, drained: bool) -> None:
+    """Republish the node's registration as an operator's drain (or undrain): the router keeps the flag until the
+    opposite one comes; the node's own re-registrations leave it as it is."""
+    rows = store.query(f"SELECT {', '.join(_REGISTRATION_COLUMNS)} FROM nodes WHERE node_id = ?", [node_id])
+    if not rows:
         raise HTTPException(404, f"unknown node {node_id!r}")
+    registration = rows[0]
+    if registration["provider"] is None:
+        raise HTTPException(409, f"node {node_id} has not registered yet")
+    producer.send(NODE_REGISTRY.name, node_id, {**registration, "node_id": node_id, "ts_ms": now_ms(),
+                                                 "drained": drained})  # fmt: skip
+
+
+@router.post("/nodes/{node_id}/drain", status_code=202, response_model=DrainRequested, responses=documented(404, 409))
+def drain_node(node_id: str, store: StoreDep, producer: ProducerDep, caller: AdminCaller) -> dict:
+    """Hold the node unroutable (no new work is placed there until it is undrained) and move every workload running
+    on it to the best other node (each as an operator move)."""
+    _set_drained(store, producer, node_id, True)
     moves = []
     for wid in queries.running_workloads_on(store, node_id):
         workload = queries.workload(store, caller.scope, wid)
@@ -105,6 +125,15 @@ def drain_node(node_id: str, store: StoreDep, producer: ProducerDep, caller: Adm
             moves.append(_request_move(producer, workload, None, f"drain of {node_id} by {caller.subject}"))
     _publish(producer)
     return {"node_id": node_id, "moves": moves}
+
+
+@router.post("/nodes/{node_id}/undrain", status_code=202, response_model=DrainRequested,
+             responses=documented(404, 409))  # fmt: skip
+def undrain_node(node_id: str, store: StoreDep, producer: ProducerDep, _caller: AdminCaller) -> dict:
+    """Let the router place work on a drained node again (nothing moves back by itself: re-scoring may)."""
+    _set_drained(store, producer, node_id, False)
+    _publish(producer)
+    return {"node_id": node_id, "moves": []}
 
 
 @router.post("/tokens", status_code=201, response_model=IssuedToken)

@@ -30,6 +30,8 @@ from toogreen.settings import Settings
 from toogreen.topics import DEAD_LETTERS, NODE_COMMANDS, NODE_REGISTRY, NODE_TELEMETRY, WORKLOAD_EVENTS
 
 log = logging.getLogger(__name__)
+# a workload's process is gone: the node's energy up to then is measured by a sample at once
+EXITS = frozenset({"completed", "failed", "checkpointed"})
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,12 @@ class NodeAgent:
                 msg, mine = self.commands.poll(max(0.0, min(cfg.command_poll_s, next_sample - time.monotonic())))
                 if mine and msg is not None:
                     self._obey(msg)
-                self._send_events(self.supervisor.poll())
+                events = self.supervisor.poll()
                 now = time.monotonic()
+                if any(e["type"] in EXITS for e in events):
+                    self._sample()  # the final sample at exit: what it drew up to then is measured, and its own
+                    next_sample = now + cfg.telemetry_interval_s
+                self._send_events(events)
                 if now >= next_sample:
                     self._sample()
                     next_sample = now + cfg.telemetry_interval_s

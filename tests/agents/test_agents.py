@@ -195,8 +195,9 @@ async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receip
     assert {i["node_id"] for i in receipt["intervals"]} == {node_id}
     assert receipt["gco2_market_based"] == pytest.approx(receipt["kwh"] * declared, rel=1e-4)
     assert verify_receipt(receipt, agents.signing_key().public_key()).valid
-    billing = recorder.on("billing.records")[0]
-    assert billing["kwh"] == pytest.approx(receipt["kwh"], rel=1e-6) and billing["fee"] == pytest.approx(
-        0.15 * billing["charge"], abs=0.01
-    )
+    billings = recorder.on("billing.records")  # an interim record per metering interval closed, then the final one
+    billing = billings[-1]
+    assert billing["billing_id"] == "bill-w1-final" and billing["metering_ids"][-1] == "bill-w1-final"
+    assert sum(b["kwh"] for b in billings) == pytest.approx(receipt["kwh"], abs=1e-6 * len(billings))  # rounded each
+    assert billing["fee"] == pytest.approx(0.15 * billing["charge"], abs=0.01)
     assert "w1" not in workload_accrual_table and node_running_table[node_id] == {}

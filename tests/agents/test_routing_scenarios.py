@@ -209,3 +209,28 @@ async def test_a_freed_cleaner_node_draws_a_running_workload(loop):
     move = loop.decisions("second", "reroute")[0]
     assert move["from_node_id"] == "dc-de" and move["chosen_node_id"] == "dc-fr"
     assert loop.where("second") == "dc-fr"
+
+
+async def _register(loop: Loop, node_id: str, **fields: object) -> None:
+    from toogreen.codec import encode
+
+    reg = next(r for r in loop.fleet.registrations(now_ms()) if r["node_id"] == node_id)
+    async with agents.node_registrations.test_context() as agent:
+        await agent.put(encode("node.registry", {**reg, **fields}), key=node_id.encode())
+    await loop.drain()
+
+
+async def test_a_drained_node_gets_no_new_work_through_its_own_re_registrations_until_undrained(loop):
+    await loop.setup(CALM)
+    await _register(loop, "dc-de", drained=True)  # the admin API's drain
+    await loop.submit("w1")
+    assert loop.where("w1") != "dc-de"
+    excluded = {a["node_id"]: a["excluded_reason"] for a in loop.decisions("w1", "initial")[0]["alternatives"]}
+    assert excluded["dc-de"] == "drained"
+    await _register(loop, "dc-de")  # the node re-registers by itself: still drained
+    await loop.telemetry()
+    await loop.submit("w2")
+    assert loop.where("w2") not in (None, "dc-de")
+    await _register(loop, "dc-de", drained=False)  # the admin API's undrain
+    await loop.submit("w3")
+    assert loop.where("w3") == "dc-de"

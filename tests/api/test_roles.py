@@ -115,6 +115,7 @@ MATRIX = [
     ("POST", "/api/v1/admin/tokens", {"role": "developer", "subject": "eve"}, {**ADMIN_ONLY, "admin": 201}),
     ("POST", "/api/v1/admin/workloads/wl-ada/move", {}, {**ADMIN_ONLY, "admin": 409}),  # routed, not running
     ("POST", "/api/v1/admin/nodes/dc-fr-h100-1/drain", None, {**ADMIN_ONLY, "admin": 202}),
+    ("POST", "/api/v1/admin/nodes/dc-fr-h100-1/undrain", None, {**ADMIN_ONLY, "admin": 202}),
 ]  # fmt: skip
 
 

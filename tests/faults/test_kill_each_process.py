@@ -40,8 +40,11 @@ COUNTS_SQL = {
 }
 DUPLICATES_SQL = {
     "receipts": "SELECT count(*) FROM (SELECT workload_id FROM carbon_receipts GROUP BY 1 HAVING count(*) > 1)",
-    "bills": "SELECT count(*) FROM (SELECT workload_id FROM billing_records GROUP BY 1 HAVING count(*) > 1)",
-    "payouts": "SELECT count(*) FROM (SELECT workload_id, rail FROM payouts GROUP BY ALL HAVING count(*) > 1)",
+    # one final bill (and its payout) per workload; interim ones, per metering interval and node, have their own ids
+    "bills": "SELECT count(*) FROM (SELECT workload_id FROM billing_records WHERE billing_id LIKE '%-final' "
+    "GROUP BY 1 HAVING count(*) > 1)",
+    "payouts": "SELECT count(*) FROM (SELECT workload_id, rail FROM payouts WHERE payout_id LIKE '%-final:%' "
+    "GROUP BY ALL HAVING count(*) > 1)",
     # a workload placed twice from scratch: two initial decisions
     "decisions": "SELECT count(*) FROM (SELECT workload_id FROM routing_decisions WHERE type = 'initial' "
     "GROUP BY 1 HAVING count(*) > 1)",

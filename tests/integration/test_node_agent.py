@@ -26,7 +26,7 @@ from tests.integration.conftest import running_core
 from toogreen.app.demo import Stack
 from toogreen.codec import decode
 from toogreen.kafka.producer import RecordProducer
-from toogreen.topics import DEAD_LETTERS, GRID_READINGS, NODE_COMMANDS, WORKLOAD_EVENTS
+from toogreen.topics import DEAD_LETTERS, GRID_READINGS, NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +36,10 @@ AGENT_ENV = {
     "TOOGREEN_NODE_AGENT__CHECKPOINT_INTERVAL_S": "1.5",
     "TOOGREEN_MIGRATION__RESCORE_MIN_INTERVAL_S": "0",
     "TOOGREEN_MIGRATION__MIN_DWELL_S": "0",
+    # a node silent this long is presumed lost (telemetry comes every second: eight missed samples, even when loaded)
+    "TOOGREEN_LOST_NODES__NODE_LOST_AFTER_S": "8",
+    "TOOGREEN_LOST_NODES__CHECK_INTERVAL_S": "1",
+    "TOOGREEN_MIGRATION__QUEUE_RETRY_S": "1",
 }
 ZONE_OF = {"agent-fr": "FR", "agent-de": "DE"}
 
@@ -81,6 +85,11 @@ def count(kind: str, n: int = 1, node: str | None = None) -> Callable[[list[dict
     return lambda events: sum(1 for e in events if e["type"] == kind and node in (None, e["node_id"])) >= n
 
 
+def steps(events: list[dict[str, Any]]) -> list[tuple[str, str | None, str | None]]:
+    """What happened, less the progress reports: for a failure's message."""
+    return [(e["type"], e["node_id"], e["reason"]) for e in events if e["type"] != "progress"]
+
+
 def of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] == kind]
 
@@ -101,13 +110,9 @@ def publish_grid(stack: Stack, carbon: dict[str, float], readings: int) -> None:
 
 
 def shift_grid(stack: Stack, events: EventLog, carbon: dict[str, float], readings: int) -> None:
-    """Change the grid, then make sure the router re-scores what runs. It does so when a grid reading ends the
-    worker's coalesced run of grid events, which a burst that ends by the run's timer never does
-    (streams/coalesce.py: the timer flushes without the agent's re-scoring); and whenever capacity is freed. So a
-    short workload is run to completion after the change: its release re-scores every running workload."""
+    """Change the grid: the placement owner re-scores what runs at the end of its run of zone views (however the
+    run ends, streams/agents.py ``rescore_after_grid_change``)."""
     publish_grid(stack, carbon, readings)
-    nudge = submit(stack, "python -c pass")
-    events.wait(nudge, count("completed"))
 
 
 def spawn_agent(stack: Stack, name: str) -> subprocess.Popen[bytes]:
@@ -183,12 +188,6 @@ def test_a_submitted_workload_runs_under_a_real_agent_and_completes_with_its_res
     assert view["node_id"] == "agent-fr"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: the worker re-scores running workloads after a grid change only when an event ends a run "
-    "of grid events, not when the checkpoint's timer does, so whether the router moves it in time is load-dependent "
-    "(README, known limits); operator moves, which do not depend on it, are tested below",
-)
 def test_the_router_moves_a_running_workload_twice_and_its_result_is_unchanged(agents, events, tmp_path):
     expected = unmoved_sha256(tmp_path, 1600)
     publish_grid(agents, {"FR": 80.0, "DE": 500.0}, 20)
@@ -205,7 +204,7 @@ def test_the_router_moves_a_running_workload_twice_and_its_result_is_unchanged(a
     done = events.wait(wid, count("completed"), timeout_s=120)
 
     checkpointed, resumed = of(done, "checkpointed"), of(done, "resumed")
-    assert [e["node_id"] for e in checkpointed] == ["agent-fr", "agent-de"]
+    assert [e["node_id"] for e in checkpointed] == ["agent-fr", "agent-de"], steps(done)
     assert [e["node_id"] for e in resumed] == ["agent-de", "agent-fr"]
     for ckpt, res in zip(checkpointed, resumed, strict=True):
         assert res["checkpoint_uri"] == ckpt["checkpoint_uri"] and res["checkpoint_sha256"] == ckpt["checkpoint_sha256"]
@@ -277,6 +276,82 @@ def test_kill_9_of_an_agent_mid_run_then_the_workload_resumes_elsewhere_from_its
     final = events.wait(wid, lambda _ev: True)
     assert len(of(final, "started")) == 1 and len(of(final, "completed")) == 1
     assert not any(e["node_id"] == "agent-fr" and e["ts_ms"] > last_checkpoint["ts_ms"] + 5000 for e in final)
+
+
+def read_topic(stack: Stack, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 30) -> list:
+    """Every record of ``topic`` from the beginning, read until ``until`` holds of the ones read (or the time is up)."""
+    consumer = Consumer({"bootstrap.servers": stack.settings.bootstrap, "group.id": f"it-{uuid.uuid4().hex[:8]}"})
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until(records) and time.monotonic() < deadline:
+            records += [decode(topic, m.value()) for m in consumer.consume(500, timeout=0.5) if not m.error()]
+    finally:
+        consumer.close()
+    return records
+
+
+def kill_9(stack: Stack, name: str) -> None:
+    victim = next(child for child in stack.managed if child.name == name)
+    stack.managed.remove(victim)  # no longer the stack's to watch: its death is the test
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait(10)
+
+
+def test_kill_9_of_the_agent_a_routed_workload_runs_on_then_the_router_resumes_it_elsewhere_exactly_once(
+    agents, events, tmp_path
+):
+    """The router's side of a lost node: nobody tells it the agent died. Its telemetry stops; past
+    ``node_lost_after_s`` the placement owner re-queues the workload, which the router's normal placement resumes on
+    the other agent from the last periodic checkpoint the dead one reported; it completes once, with the result of
+    an unmoved run; the agent, once back, is told to stop it."""
+    expected = unmoved_sha256(tmp_path, 700)
+    wid = submit(agents, reference(700, 20))
+    events.wait(wid, lambda ev: sum(1 for e in ev if e["type"] == "progress" and e["checkpoint_uri"]) >= 2)
+    victim = of(events.wait(wid, count("started")), "started")[0]["node_id"]
+    other = next(n for n in ZONE_OF if n != victim)
+    kill_9(agents, victim)
+
+    done = events.wait(wid, count("completed"), timeout_s=120)
+    requeued = [e for e in of(done, "queued") if e["node_id"] == victim]
+    assert len(requeued) == 1, steps(done)
+    why = requeued[0]["reason"]
+    assert f"node {victim} sent no telemetry for" in why and "presumed lost" in why, why
+    before_loss = done[: done.index(requeued[0])]
+    last_checkpoint = [e for e in before_loss if e["type"] == "progress" and e["checkpoint_uri"]][-1]
+    assert last_checkpoint["node_id"] == victim
+    assert f"resume from its last checkpoint {last_checkpoint['checkpoint_uri']}" in why
+    assert requeued[0]["checkpoint_uri"] == last_checkpoint["checkpoint_uri"]
+    resumed = of(done, "resumed")
+    assert [e["node_id"] for e in resumed] == [other]
+    assert resumed[0]["checkpoint_uri"] == last_checkpoint["checkpoint_uri"]
+    assert resumed[0]["checkpoint_sha256"] == last_checkpoint["checkpoint_sha256"]
+    completed = of(done, "completed")
+    assert [e["node_id"] for e in completed] == [other] and completed[0]["result_sha256"] == expected
+    assert len(of(done, "started")) == 1  # resumed, not started again from scratch
+
+    decisions = read_topic(agents, ROUTING_DECISIONS.name, lambda rs: any(
+        r["workload_id"] == wid and r["type"] == "reroute" for r in rs))  # fmt: skip
+    mine = [d for d in decisions if d["workload_id"] == wid]
+    lost = [d for d in mine if d["type"] == "queued" and d["from_node_id"]]
+    assert len(lost) == 1 and lost[0]["from_node_id"] == victim and lost[0]["reason"] == why
+    assert [d["chosen_node_id"] for d in mine if d["type"] == "initial"] == [victim]  # placed once from scratch
+    moved = [(d["from_node_id"], d["chosen_node_id"]) for d in mine if d["type"] == "reroute"]
+    assert moved == [(victim, other)]  # then resumed off the lost node: a move
+
+    spawn_agent(agents, victim)  # the killed agent comes back: told to stop what was re-queued off it
+    stops = read_topic(agents, NODE_COMMANDS.name, lambda rs: any(
+        r["workload_id"] == wid and r["node_id"] == victim and r["action"] == "stop" for r in rs), 60)  # fmt: skip
+    assert any(r["workload_id"] == wid and r["node_id"] == victim and r["action"] == "stop" for r in stops)
+    agents.wait_for(f"{victim} routable again", lambda: victim in routable(agents), 60)
+    final = events.wait(wid, lambda _ev: True)
+    assert len(of(final, "completed")) == 1 and len(of(final, "started")) == 1
+    view = eventually(lambda: (w := workload_view(agents, wid))["status"] == "completed" and w, "completed in the API")
+    assert view["result_sha256"] == expected and view["node_id"] == other
+    assert [(m["from_node_id"], m["to_node_id"]) for m in view["moves"]] == [(victim, other)]
+    assert view["moves"][0]["checkpoint_sha256"] == last_checkpoint["checkpoint_sha256"]
 
 
 def test_a_command_the_agent_cannot_read_is_dead_lettered_and_the_agent_goes_on(agents, events, tmp_path):

@@ -155,7 +155,8 @@ def test_accrued_energy_is_shared_and_pro_rated_from_when_each_workload_started(
     running = {"a": RunningShare(fraction=0.0, since_ms=0), "b": RunningShare(fraction=0.0, since_ms=1_800_000)}
     out = accrue_energy(running, BEFORE, _sample(3_600_000, 3.6e6), zone, {})
     a, b = out["a"][0], out["b"][0]
-    assert a.kwh == pytest.approx(1.0 * 0.5 * 1.2) and b.kwh == pytest.approx(0.5 * 0.5 * 1.2)  # b: half the span
+    # a alone for the first half, the two equally for the second: all the node drew is someone's
+    assert a.kwh == pytest.approx((0.5 + 0.5 * 0.5) * 1.2) and b.kwh == pytest.approx(0.5 * 0.5 * 1.2)
     assert (a.start_ms, b.start_ms) == (0, 1_800_000) and a.methods == ("nvml_energy_counter",)
     assert a.market_gco2 == pytest.approx(a.kwh * 10.0)  # a recycler's declared source, beside the grid's
     assert accrue_energy(running, BEFORE, _sample(0, 0.0), zone, {}) == {}  # not newer than what was seen

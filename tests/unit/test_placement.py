@@ -31,11 +31,18 @@ def test_a_placement_reserves_a_start_records_where_and_completion_releases_it_a
     assert apply(submission()) == {"dc-1"}
     assert books.holds == {"dc-1": {"w1": Hold(vram_mb=16_000)}} and books.queue == {}
     assert apply(workload_event("started", node_id="dc-1", ts_ms=NOW_MS + 5)) == set()
-    assert books.shares == {"dc-1": {"w1": RunningShare(fraction=0.0, since_ms=NOW_MS + 5)}}  # the whole GPU
+    price = books.workloads["w1"].price_eur_per_gpu_hour
+    assert price is not None  # what it pays there, for its interim billing records
+    assert books.shares == {"dc-1": {"w1": RunningShare(fraction=0.0, since_ms=NOW_MS + 5,
+                                                        price_eur_per_gpu_hour=price)}}  # the whole GPU  # fmt: skip
     entry = books.running["w1"]
     assert entry.node_id == "dc-1" and entry.carbon_gco2_per_kwh == node_carbon(NODES[0], ZONES["FR"])
-    assert apply(workload_event("completed", node_id="dc-1")) == {"dc-1"}
-    assert books.holds == {"dc-1": {}} and books.shares == {"dc-1": {}} and books.running == {}
+    assert apply(workload_event("completed", node_id="dc-1", ts_ms=NOW_MS + 60_000)) == {"dc-1"}
+    assert books.holds == {"dc-1": {}} and books.running == {}
+    # its energy up to the stop is its own: the share stays, stopped, until the node's partition hands it over
+    assert books.shares["dc-1"]["w1"].until_ms == NOW_MS + 60_000
+    books.handed_over("w1", "dc-1")
+    assert books.shares == {"dc-1": {}}
     assert books.workloads["w1"].state == "completed"
 
 
@@ -56,5 +63,10 @@ def test_releasing_what_is_not_held_changes_nothing_and_an_unknown_node_gets_no_
     assert books.release("dc-1", "w1") is False and books.holds == {}
     books.start("w1", "dc-9", RunningShare(fraction=0.5, since_ms=1), books._entry("dc-9", lambda: (NODES, ZONES), 0))
     assert books.shares == {"dc-9": {"w1": RunningShare(fraction=0.5, since_ms=1)}} and books.running == {}
-    books.stop("w1", "dc-9")
-    assert books.shares == {"dc-9": {}}
+    books.stop("w1", "dc-9", 7)
+    assert books.shares == {"dc-9": {"w1": RunningShare(fraction=0.5, since_ms=1, until_ms=7)}}
+    books.stop("w1", "dc-9", 9)  # stopped once: the first stop counts
+    assert books.shares["dc-9"]["w1"].until_ms == 7
+    books.start("w1", "dc-9", RunningShare(fraction=0.5, since_ms=20), None)  # back there: a hand-over keeps it
+    books.handed_over("w1", "dc-9")
+    assert books.shares == {"dc-9": {"w1": RunningShare(fraction=0.5, since_ms=20)}}

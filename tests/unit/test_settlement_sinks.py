@@ -20,7 +20,7 @@ from tests.standins.server import serve
 from toogreen.domain.accounting import Slot, accrue
 from toogreen.domain.payouts import payout_memo
 from toogreen.domain.receipts import receipt_hash
-from toogreen.domain.settlement import settle
+from toogreen.domain.settlement import interim_billing, settle
 from toogreen.settings import Settings
 from toogreen.signing import load_or_create_key, sign_receipt
 from toogreen.submission import submission_event
@@ -210,3 +210,44 @@ def test_datacenter_work_is_metered_but_not_paid_in_sol(store, ledger, tmp_path)
     msgs, _r, _b = settlement_batch(tmp_path, node_id="dc-fr-h100-1")
     store.write(*rows_from_messages(msgs))
     assert Settler(store, Settings(), None, gateway, payer).settle_pending().payouts_paid == 0
+
+
+def test_interim_billing_records_are_metered_once_each_and_add_up_with_the_final_one(store, tmp_path):
+    """While it runs, a record per metering interval (an hour here): each a meter event with its own deterministic
+    identifier, sent once even when the log is consumed again; with the final record they bill the whole run."""
+    settings = Settings()
+    hours = 3.5
+    intervals = []
+    for hour in range(4):  # what the node's partition accrued, cut at every metering boundary
+        start, end = T0 + hour * 3_600_000, T0 + int(min(hour + 1, hours) * 3_600_000)
+        intervals = accrue(intervals, Slot("dc-fr-h100-1", "FR", 1.2, 1.0, 50.0, 0), start, end,
+                           1.6e6 * (end - start) / 3_600_000, "c", 3_600_000)  # fmt: skip
+    interim = []
+    for hour in range(1, 4):
+        record, intervals = interim_billing("w1", "dc-fr-h100-1", intervals, T0 + hour * 3_600_000, 3.0, settings)
+        assert record is not None
+        interim.append(record)
+    settled = settle({"workload_id": "w1", "price_eur_per_gpu_hour": 3.0}, intervals, T0 + 13_000_000, settings)
+    assert settled is not None
+    receipt, final = settled
+    receipt = sign_receipt(receipt, load_or_create_key(tmp_path / "k.pem"))
+    sub = submission_event({"name": "j", "workload_type": "training", "image": "i", "vram_mb": 1000,
+                            "expected_hours": hours, "submitter": "acme"}, "w1", T0)  # fmt: skip
+    records = [("workload.events", sub), *[("billing.records", r) for r in interim], ("settlement.receipts", receipt),
+               ("billing.records", final)]  # fmt: skip
+    app = stripe_standin.create()
+    with serve(app) as base:
+        settings = settings_for(base)
+        settler = Settler(store, settings, StripeMeterReporter(settings.settlement))
+        store.write(*rows_from_messages(messages(records[:4])))  # the interim records, while it runs
+        assert settler.settle_pending().stripe_reported == 3
+        store.write(*rows_from_messages(messages(records)))  # then the rest, the interim ones consumed again
+        assert settler.settle_pending().stripe_reported == 1
+        store.write(*rows_from_messages(messages(records)))  # and the whole log once more
+        settler.settle_pending()
+    ids = [r["billing_id"] for r in (*interim, final)]
+    assert sorted(app.state.events) == sorted(ids) and final["metering_ids"] == [*sorted(ids[:3]), ids[3]]
+    assert [app.state.events[i]["payload"]["value"] for i in ids] == ["3600", "3600", "3600", "1800"]
+    rows = store.query("SELECT billing_id, gpu_hours, kwh, charge FROM billing_records ORDER BY billing_id")
+    assert len(rows) == 4 and sum(r["gpu_hours"] for r in rows) == pytest.approx(hours)
+    assert sum(r["kwh"] for r in rows) == pytest.approx(receipt["kwh"]) and sum(r["charge"] for r in rows) == 10.5

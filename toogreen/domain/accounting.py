@@ -5,12 +5,18 @@ did not go backwards), else the trapezoid of the power samples. A workload gets 
 (its MIG slice's compute fraction, or an equal split among whole-GPU co-tenants) × the site's PUE. Emissions are
 Σ energy of each interval × the zone's intensity in that interval (location-based); a recycler's declared
 source gives the market-based figure beside it, never netted in.
+
+A workload's energy on a node runs from when it started there up to when it stopped (``RunningShare.until_ms``:
+the sample the node sends as the workload exits, and the piece after it up to the stop, are its own). With a
+metering interval, no interval spans one of its boundaries (a sample's energy is split pro rata at them), so each
+metering interval's usage is exactly the intervals inside it (``toogreen.domain.settlement``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from msgspec.structs import replace
@@ -45,9 +51,35 @@ class Slot:
     market_gco2_per_kwh: float | None = None
 
 
-def accrue(intervals: Accruals, slot: Slot, start_ms: int, end_ms: int, gpu_energy_j: float, method: str) -> Accruals:
+def metering_bucket(ts_ms: int, metering_ms: int) -> int:
+    """The metering interval ``ts_ms`` lies in (its start), or 0 without metering intervals."""
+    return ts_ms - ts_ms % metering_ms if metering_ms > 0 else 0
+
+
+def metering_pieces(start_ms: int, end_ms: int, metering_ms: int) -> list[tuple[int, int]]:
+    """[start, end] cut at every metering boundary inside it."""
+    if metering_ms <= 0:
+        return [(start_ms, end_ms)]
+    pieces, at = [], start_ms
+    while at < end_ms:
+        cut = min(end_ms, metering_bucket(at, metering_ms) + metering_ms)
+        pieces.append((at, cut))
+        at = cut
+    return pieces
+
+
+def accrue(
+    intervals: Accruals,
+    slot: Slot,
+    start_ms: int,
+    end_ms: int,
+    gpu_energy_j: float,
+    method: str,
+    metering_ms: int = 0,
+) -> Accruals:
     """The workload's intervals after adding ``gpu_energy_j`` of its node drawn in [start, end]. Consecutive
-    samples on the same node in the same zone window extend one interval, so a receipt stays small."""
+    samples on the same node in the same zone window (and metering interval) extend one interval, so a receipt
+    stays small; an interval already billed by an interim record is never extended."""
     kwh = gpu_energy_j * slot.share * slot.pue / J_PER_KWH
     gco2 = kwh * slot.carbon_gco2_per_kwh
     market = None if slot.market_gco2_per_kwh is None else kwh * slot.market_gco2_per_kwh
@@ -59,6 +91,8 @@ def accrue(intervals: Accruals, slot: Slot, start_ms: int, end_ms: int, gpu_ener
         and last.zone == slot.zone
         and last.window_start_ms == slot.window_start_ms
         and last.end_ms == start_ms
+        and last.billing_id is None
+        and metering_bucket(last.start_ms, metering_ms) == metering_bucket(start_ms, metering_ms)
     ):
         kwh_total = last.kwh + kwh
         out[-1] = replace(
@@ -86,9 +120,11 @@ def accrue_energy(
     sample: TelemetrySample,
     zone: ZoneView | None,
     accruals: Mapping[str, Accruals],
+    metering_ms: int = 0,
 ) -> dict[str, Accruals]:
     """Each workload running on the node, with its intervals after its share of the energy the node drew between
-    its previous telemetry (in ``before``) and ``sample``, in the node's zone window now (``zone``)."""
+    its previous telemetry (in ``before``) and ``sample``, in the node's zone window now (``zone``): from when it
+    started there, up to when it stopped (cut at every metering boundary, ``metering_ms``)."""
     if not running or before is None or before.telemetry is None or before.registration is None or zone is None:
         return {}
     prev, reg = before.telemetry, before.registration
@@ -100,23 +136,30 @@ def accrue_energy(
     )
     declared = reg.declared_carbon_gco2_per_kwh if reg.node_type == NodeKind.RECYCLER else None
     span_ms = sample.ts_ms - prev.last_seen_ms
-    out: dict[str, Accruals] = {}
-    for workload_id, held in running.items():
-        # energy drawn before the workload started here is not its own: pro-rate the first interval
-        start_ms = max(prev.last_seen_ms, held.since_ms)
-        if start_ms >= sample.ts_ms:
-            continue
-        slot = Slot(
-            node_id=reg.node_id,
-            zone=reg.zone,
-            pue=reg.pue,
-            share=held.fraction or 1.0 / len(running),
-            carbon_gco2_per_kwh=zone.carbon_gco2_per_kwh,
-            window_start_ms=zone.window_start_ms,
-            market_gco2_per_kwh=declared,
-        )
-        own_j = energy_j * (sample.ts_ms - start_ms) / span_ms
-        out[workload_id] = accrue(accruals.get(workload_id) or [], slot, start_ms, sample.ts_ms, own_j, method)
+    # energy drawn before the workload started here, or after it stopped, is not its own: pro-rate
+    spans = {
+        workload_id: (max(prev.last_seen_ms, held.since_ms), min(sample.ts_ms, held.until_ms or sample.ts_ms))
+        for workload_id, held in running.items()
+    }
+    spans = {w: (start, end) for w, (start, end) in spans.items() if start < end}
+    # between two moments a tenant started or stopped, those running then share the node (equally, or by fraction)
+    cuts = sorted({t for span in spans.values() for t in span})
+    out: dict[str, Accruals] = {w: list(accruals.get(w) or []) for w in spans}
+    for part_start, part_end in pairwise(cuts):
+        tenants = [w for w, (start, end) in spans.items() if start <= part_start and part_end <= end]
+        for workload_id in tenants:
+            slot = Slot(
+                node_id=reg.node_id,
+                zone=reg.zone,
+                pue=reg.pue,
+                share=running[workload_id].fraction or 1.0 / len(tenants),
+                carbon_gco2_per_kwh=zone.carbon_gco2_per_kwh,
+                window_start_ms=zone.window_start_ms,
+                market_gco2_per_kwh=declared,
+            )
+            for piece_start, piece_end in metering_pieces(part_start, part_end, metering_ms):
+                own_j = energy_j * (piece_end - piece_start) / span_ms
+                out[workload_id] = accrue(out[workload_id], slot, piece_start, piece_end, own_j, method, metering_ms)
     return out
 
 

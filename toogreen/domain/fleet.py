@@ -19,7 +19,7 @@ NODE_TYPES = (NodeKind.DATACENTER, NodeKind.RECYCLER, NodeKind.GAMER)
 OTHER_TYPE = len(NODE_TYPES)
 _FLOAT_COLUMNS = ("pue", "vram_mb", "vram_free_mb", "util_pct", "declared", "max_power_w")
 _INT_COLUMNS = ("node_type", "gpu_model", "zone", "last_seen_ms", "whole_tenants", "mig_slices_used", "mig_layout")
-_BOOL_COLUMNS = ("unhealthy", "mig_capable")
+_BOOL_COLUMNS = ("unhealthy", "mig_capable", "drained")
 
 
 class Fleet:
@@ -96,6 +96,7 @@ class Fleet:
         c["mig_layout"][row] = self.code(self.mig_layouts, (view.gpu_model, view.mig_used))
         c["unhealthy"][row] = view.health == NodeHealth.UNHEALTHY
         c["mig_capable"][row] = view.mig_capable
+        c["drained"][row] = view.drained
 
     def remove(self, node_id: str) -> None:
         row = self.rows.pop(node_id, None)

@@ -31,7 +31,8 @@ _ACTIVE = (WorkloadState.ROUTED, WorkloadState.RUNNING, WorkloadState.CHECKPOINT
 # event type -> (states it may arrive in, state it leads to); None stands for "no state yet".
 TRANSITIONS: dict[EventKind, tuple[tuple[WorkloadState | None, ...], WorkloadState]] = {
     EventKind.SUBMITTED: ((None,), WorkloadState.SUBMITTED),
-    EventKind.QUEUED: ((WorkloadState.SUBMITTED,), WorkloadState.QUEUED),
+    # from routed or running: re-queued off a node presumed lost (toogreen/domain/lost_nodes.py)
+    EventKind.QUEUED: ((WorkloadState.SUBMITTED, WorkloadState.ROUTED, WorkloadState.RUNNING), WorkloadState.QUEUED),
     EventKind.RETRY: ((WorkloadState.QUEUED,), WorkloadState.QUEUED),
     EventKind.ROUTED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.ROUTED),
     EventKind.REJECTED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED), WorkloadState.REJECTED),
@@ -41,7 +42,8 @@ TRANSITIONS: dict[EventKind, tuple[tuple[WorkloadState | None, ...], WorkloadSta
     EventKind.PROGRESS: ((WorkloadState.RUNNING,), WorkloadState.RUNNING),
     EventKind.CHECKPOINTED: ((WorkloadState.RUNNING,), WorkloadState.CHECKPOINTED),
     EventKind.MIGRATING: ((WorkloadState.CHECKPOINTED,), WorkloadState.MIGRATING),
-    EventKind.RESUMED: ((WorkloadState.MIGRATING,), WorkloadState.RUNNING),
+    # from routed: a workload re-queued off a lost node is placed by a resume from its last checkpoint
+    EventKind.RESUMED: ((WorkloadState.MIGRATING, WorkloadState.ROUTED), WorkloadState.RUNNING),
     EventKind.COMPLETED: ((WorkloadState.RUNNING,), WorkloadState.COMPLETED),
     EventKind.FAILED: (_ACTIVE, WorkloadState.FAILED),
     EventKind.CANCELLED: ((WorkloadState.SUBMITTED, WorkloadState.QUEUED, *_ACTIVE), WorkloadState.CANCELLED),

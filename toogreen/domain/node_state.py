@@ -16,8 +16,10 @@ _EMPTY = NodeState()
 
 
 def apply_registration(state: NodeState | None, reg: NodeRegistration) -> NodeState:
-    """Node state after a (re-)registration; telemetry already seen is kept."""
-    return replace(state or _EMPTY, registration=reg)
+    """Node state after a (re-)registration; telemetry already seen is kept, and so is a drain unless the
+    registration is an operator's drain or undrain (``reg.drained`` set)."""
+    base = state or _EMPTY
+    return replace(base, registration=reg, drained=base.drained if reg.drained is None else reg.drained)
 
 
 def apply_telemetry(state: NodeState | None, sample: TelemetrySample) -> NodeState:
@@ -72,4 +74,5 @@ def to_node_view(
         max_power_w=float(reg.max_power_w or 0.0),
         whole_tenants=sum(1 for h in holds if not h.mig_profile),
         mig_used=tuple(sorted(slices.items())),
+        drained=state.drained,
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
+from msgspec.structs import replace
+
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.records import Hold, Holds, QueueEntry, RunningEntry, RunningShare, RunningShares, Workload
 from toogreen.domain.router import RouterResult, queue_entry
@@ -52,11 +54,24 @@ class Placement:
         if entry is not None:
             self.running[workload_id] = entry
 
-    def stop(self, workload_id: str, node_id: str) -> None:
+    def stop(self, workload_id: str, node_id: str, at_ms: int) -> None:
+        """The workload no longer runs on the node from ``at_ms``: its share stays, marked stopped, until the node's
+        partition handed over what it drew there up to then (:meth:`handed_over`)."""
         shares = dict(self.shares.get(node_id) or {})
-        if shares.pop(workload_id, None) is not None:
+        share = shares.get(workload_id)
+        if share is not None and share.until_ms is None:
+            shares[workload_id] = replace(share, until_ms=max(at_ms, share.since_ms))
             self.shares[node_id] = shares
         self.running.pop(workload_id, None)
+
+    def handed_over(self, workload_id: str, node_id: str) -> None:
+        """The node's partition handed over what the workload drew there: a stopped share is gone (one running
+        there again is kept)."""
+        shares = dict(self.shares.get(node_id) or {})
+        share = shares.get(workload_id)
+        if share is not None and share.until_ms is not None:
+            del shares[workload_id]
+            self.shares[node_id] = shares
 
     def apply(
         self, workload_id: str, event_ts_ms: int, result: RouterResult, views: RoutingViews, now_ms: int
@@ -73,10 +88,12 @@ class Placement:
             if self.release(node_id, workload_id):
                 changed.add(node_id)
         if result.stopped_on:
-            self.stop(workload_id, result.stopped_on)
+            self.stop(workload_id, result.stopped_on, event_ts_ms)
         if result.running_on:
             node_id, fraction = result.running_on
-            share = RunningShare(fraction=fraction if fraction < 1.0 else 0.0, since_ms=event_ts_ms)
+            state = self.workloads.get(workload_id)
+            share = RunningShare(fraction=fraction if fraction < 1.0 else 0.0, since_ms=event_ts_ms,
+                                 price_eur_per_gpu_hour=state.price_eur_per_gpu_hour if state else None)  # fmt: skip
             self.start(workload_id, node_id, share, self._entry(node_id, views, now_ms))
         if result.queued is True:
             state = self.workloads.get(workload_id)

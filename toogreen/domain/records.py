@@ -115,6 +115,7 @@ class NodeRegistration(Record, frozen=True, kw_only=True):
     mig_capable: bool = False
     declared_carbon_gco2_per_kwh: float | None = None
     max_power_w: float = 0.0
+    drained: bool | None = None  # an operator's drain (True) or undrain (False); None keeps the node's drain
 
 
 class TelemetrySample(Record, frozen=True, kw_only=True):
@@ -307,6 +308,9 @@ class Workload(Record, frozen=True, kw_only=True):
     last_no_move_reason: str | None = None
     deferred_since_ms: int | None = None  # waiting for a cleaner window a forecast showed, since then …
     deferred_until_ms: int | None = None  # … until then (``toogreen.domain.deferral``)
+    last_checkpoint_uri: str | None = None  # the newest checkpoint a node reported (periodic or for a move)
+    resume_from: str | None = None  # re-queued off a lost node: placed by a resume from this checkpoint
+    lost_node: str | None = None  # the node it was re-queued off: told to stop it should it come back
 
     def need_request(self) -> WorkloadRequest:
         """Its request (every workload past its submission has one)."""
@@ -334,6 +338,7 @@ class NodeState(Record, frozen=True, kw_only=True):
 
     registration: NodeRegistration | None = None
     telemetry: NodeTelemetry | None = None
+    drained: bool = False  # an operator drained it: no new work is placed there until undrained
 
 
 class Hold(Record, frozen=True, kw_only=True):
@@ -345,10 +350,13 @@ class Hold(Record, frozen=True, kw_only=True):
 
 class RunningShare(Record, frozen=True, kw_only=True):
     """A workload drawing energy on a node (table ``node-running``: {workload id: share}): its compute fraction
-    (0: an equal split among the node's whole-GPU tenants) since when."""
+    (0: an equal split among the node's whole-GPU tenants) since when, and until when once it stopped (kept until
+    the node's partition handed over what it drew there)."""
 
     fraction: float
     since_ms: int
+    until_ms: int | None = None  # stopped here then: energy is its own up to that moment, then handed over
+    price_eur_per_gpu_hour: float | None = None  # what it pays here, for the interim billing records
 
 
 class RunningEntry(Record, frozen=True, kw_only=True):
@@ -382,6 +390,7 @@ class AccrualInterval(Record, frozen=True, kw_only=True):
     gpu_ms: float
     market_gco2: float | None = None
     methods: tuple[str, ...] = ()
+    billing_id: str | None = None  # the interim billing record that billed it already (None: the final one will)
 
 
 class ZoneMeta(Record, frozen=True, kw_only=True):

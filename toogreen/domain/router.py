@@ -5,6 +5,8 @@
 - a workload with slack may instead wait for a cleaner window the forecasts show (``deferred``: it waits in the
   queue, and every ``retry`` revisits the plan with the latest forecasts and fleet, ``toogreen.domain.deferral``);
 - a queued workload is tried again on ``retry``;
+- a running workload on a node the placement owner presumed lost (a ``rescore`` naming the node) is re-queued, to
+  resume elsewhere from its last checkpoint; what that node reports for it afterwards is answered by a ``stop``;
 - a running workload is re-scored on ``rescore`` and moved when worth it: checkpoint → checkpointed → stop the
   old node, resume on the new one from the checkpoint → resumed; a failed resume rolls back to the origin;
 - every decision (initial, queued, deferred, rejected, reroute, no_move) is a ``routing.decisions`` record.
@@ -56,6 +58,9 @@ from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
 APPLIED_IDS_KEPT = 16
 TYPICAL_LOAD = 0.8  # share of a GPU's power limit a running workload draws, for remaining-energy estimates
 NEEDS_VIEWS = frozenset({EventKind.SUBMITTED, EventKind.RETRY, EventKind.RESCORE, EventKind.MOVE_REQUESTED})
+# what a node agent reports about a workload it runs
+NODE_REPORTED = frozenset({EventKind.STARTED, EventKind.PROGRESS, EventKind.CHECKPOINTED, EventKind.RESUMED,
+                           EventKind.COMPLETED, EventKind.FAILED})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,9 @@ def handle_workload_event(
         return RouterResult(state=None)  # a redelivery, or an event this router emitted and already applied
     current = state.state if state is not None else None
     kind = event.type
+    if state is not None and state.lost_node is not None and event.node_id == state.lost_node \
+            and kind in NODE_REPORTED and state.node_id != event.node_id:  # fmt: skip
+        return _told_to_stop(event, state, state.lost_node)
     if kind in (EventKind.RESCORE, EventKind.MOVE_REQUESTED) and (
         current is not WorkloadState.RUNNING or state is None or state.pending_move is not None
     ):
@@ -266,6 +274,8 @@ def handle_workload_event(
         return _place(event, new, Fleet.of(nodes), zones, settings, first=True, forecasts=forecasts)
     if kind is EventKind.RETRY:
         return _place(event, new, Fleet.of(nodes), zones, settings, first=False, forecasts=forecasts)
+    if kind is EventKind.RESCORE and event.node_id is not None:
+        return _requeue_off_lost_node(event, new)  # the placement owner presumed the node it names lost
     if kind is EventKind.RESCORE:
         return _rescore(event, new, Fleet.of(nodes), zones, settings)
     if kind is EventKind.MOVE_REQUESTED:
@@ -280,6 +290,10 @@ def _follow(event: WorkloadEvent, new: Workload, target: WorkloadState) -> Route
     result = RouterResult(state=None)
     if event.progress_pct is not None:
         new = replace(new, progress_pct=event.progress_pct)
+    if event.checkpoint_uri is not None:
+        new = replace(new, last_checkpoint_uri=event.checkpoint_uri)
+    if event.type in (EventKind.STARTED, EventKind.RESUMED):
+        new = replace(new, resume_from=None)
     if event.type is EventKind.STARTED:
         new = replace(new, node_id=event.node_id or new.node_id)
         result.running_on = (new.node_id or "", new.compute_fraction)
@@ -307,6 +321,46 @@ def _follow(event: WorkloadEvent, new: Workload, target: WorkloadState) -> Route
     return result
 
 
+def _requeue_off_lost_node(event: WorkloadEvent, state: Workload) -> RouterResult:
+    """A ``rescore`` naming a node: the placement owner presumed that node lost (``toogreen.domain.lost_nodes``;
+    the event's reason says why). A workload running there (not moving) cannot stay: back to the queue, its hold
+    released, to be placed again by the router's normal placement elsewhere, by a resume from its last checkpoint
+    (from scratch when it reported none, which the decision's reason says). Elsewhere by now: nothing changes."""
+    node_id, now = event.node_id or "", event.ts_ms
+    if state.node_id != node_id:
+        return RouterResult(state=state)  # moved or re-placed since the owner looked
+    uri = state.last_checkpoint_uri
+    whence = f"to resume from its last checkpoint {uri}" if uri else "from scratch: it reported no checkpoint"
+    why = f"{event.reason or f'node {node_id} is presumed lost'}: re-queued {whence}"
+    workload_id = state.workload_id
+    state, decision_id = _next_decision_id(state, DecisionKind.QUEUED)
+    record = decision_record(Decision(None, (), why), decision_id, workload_id, DecisionKind.QUEUED, now,
+                             reason=why, from_node_id=node_id)  # fmt: skip
+    event_id = f"{decision_id}:lost"
+    queued = workload_event(workload_id, now, EventKind.QUEUED, event_id, node_id=node_id, checkpoint_uri=uri,
+                            decision_id=decision_id, reason=why)  # fmt: skip
+    new = replace(
+        _remember(state, event_id), state=WorkloadState.QUEUED, node_id=None, mig_profile=None, compute_fraction=1.0,
+        price_eur_per_gpu_hour=None, resume_from=uri, lost_node=node_id,
+        progress_pct=state.progress_pct if uri else 0.0,
+    )  # fmt: skip
+    return RouterResult(
+        state=new,
+        emits=[Emit(ROUTING_DECISIONS.name, workload_id, record), Emit(WORKLOAD_EVENTS.name, workload_id, queued)],
+        release=[node_id],
+        stopped_on=node_id,
+        queued=True,
+    )
+
+
+def _told_to_stop(event: WorkloadEvent, state: Workload, node_id: str) -> RouterResult:
+    """The node the workload was re-queued off reports it again (it was not dead after all): it is told to stop it,
+    so the workload never runs in two places, and what it reported is not applied."""
+    command = NodeCommand(command_id=f"lost:{state.workload_id}:{node_id}:{state.decisions}:stop", node_id=node_id,
+                          ts_ms=event.ts_ms, action=NodeAction.STOP, workload_id=state.workload_id)  # fmt: skip
+    return RouterResult(state=_remember(state, event.event_id), emits=[Emit(NODE_COMMANDS.name, node_id, command)])
+
+
 def _place(
     event: WorkloadEvent,
     state: Workload,
@@ -319,8 +373,9 @@ def _place(
     workload_id, now = event.workload_id, event.ts_ms
     request = state.need_request()
     spec = workload_spec(workload_id, request)
+    # never back onto the node it was re-queued off while that node is presumed lost
     decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
-                     keep=settings.scoring.decision_alternatives)  # fmt: skip
+                     keep=settings.scoring.decision_alternatives, exclude_node_id=state.lost_node)  # fmt: skip
     result = RouterResult(state=state)
     if decision.chosen is None:
         never_fits = len(fleet) > 0 and fleet.max_vram_mb() < spec.vram_mb
@@ -346,8 +401,16 @@ def _place(
             return _defer(result, state, decision, wait, now)
     if state.deferred_until_ms is not None:
         state = replace(state, deferred_since_ms=None, deferred_until_ms=None)
-    state, decision_id = _next_decision_id(state, DecisionKind.INITIAL)
-    result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now, deferral=wait))
+    if state.resume_from is not None:  # re-placed off a lost node, from its last checkpoint: a move, not a new start
+        state, decision_id = _next_decision_id(state, DecisionKind.REROUTE)
+        why = f"resumed off {state.lost_node}, presumed lost, from its last checkpoint: {decision.reason}"
+        result.emits.append(_decision_emit(decision, decision_id, workload_id, DecisionKind.REROUTE, now, reason=why,
+                                           from_node_id=state.lost_node))  # fmt: skip
+    else:
+        state, decision_id = _next_decision_id(state, DecisionKind.INITIAL)
+        result.emits.append(
+            _decision_emit(decision, decision_id, workload_id, DecisionKind.INITIAL, now, deferral=wait)
+        )
     event_id = f"{decision_id}:routed"
     result.emits.append(Emit(WORKLOAD_EVENTS.name, workload_id, workload_event(
         workload_id, now, EventKind.ROUTED, event_id, node_id=chosen.node_id, decision_id=decision_id,
@@ -356,8 +419,10 @@ def _place(
         state, state=WorkloadState.ROUTED, node_id=chosen.node_id, mig_profile=chosen.mig_profile,
         compute_fraction=chosen.compute_fraction, price_eur_per_gpu_hour=chosen.price_eur_per_gpu_hour,
     )  # fmt: skip
+    # a workload re-queued off a lost node resumes from its last checkpoint
+    action = NodeAction.START if state.resume_from is None else NodeAction.RESUME
     result.emits.append(Emit(NODE_COMMANDS.name, chosen.node_id, _command(
-        chosen.node_id, NodeAction.START, workload_id, now, decision_id, state,
+        chosen.node_id, action, workload_id, now, decision_id, state, checkpoint_uri=state.resume_from,
         mig_profile=chosen.mig_profile)))  # fmt: skip
     result.state = _remember(state, event_id)
     result.reserve.append((chosen.node_id, Hold(vram_mb=int(request.vram_mb), mig_profile=chosen.mig_profile)))

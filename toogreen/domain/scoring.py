@@ -53,6 +53,7 @@ def node_carbon(node: NodeView, zone: ZoneView) -> float:
 # Why a node is not eligible, in the order the rules are checked: the first that fails is the reason.
 STALE, UNHEALTHY, NO_ZONE, ZONE_STALE, NOT_GREEN, TOO_DIRTY, OVER_BUDGET, TOO_LATE = range(1, 9)
 BUSY, SPLIT, NO_VRAM, NO_MIG, TOO_HOT_FOR_MIG, NO_SLICE = range(9, 15)
+DRAINED = 15  # checked right after UNHEALTHY
 REASONS = {
     STALE: "node telemetry stale", UNHEALTHY: "node unhealthy", NO_ZONE: "no grid data for the zone",
     ZONE_STALE: "zone readings stale", NOT_GREEN: "green-only workload, node not compliant",
@@ -60,6 +61,7 @@ REASONS = {
     TOO_LATE: "cannot finish before the deadline", BUSY: "GPU busy with a whole-GPU workload",
     SPLIT: "GPU split into MIG slices", NO_VRAM: "not enough free VRAM", NO_MIG: "no MIG on this GPU",
     TOO_HOT_FOR_MIG: "utilisation too high to offer slices", NO_SLICE: "no free MIG slice holds it",
+    DRAINED: "drained",
 }  # fmt: skip
 # Reasons a whole GPU did not fit that a MIG slice might not share: no idle GPU big enough, or over budget.
 WHOLE_GPU_MISFITS = (OVER_BUDGET, BUSY, SPLIT, NO_VRAM)
@@ -156,6 +158,7 @@ def _judge(
 
     rule(STALE, now_ms - col("last_seen_ms")[rows] > scoring.node_stale_after_s * 1000)
     rule(UNHEALTHY, col("unhealthy")[rows])
+    rule(DRAINED, col("drained")[rows])
     rule(NO_ZONE, ~present)
     rule(ZONE_STALE, now_ms - zones.last_ts[zone] > scoring.zone_stale_after_s * 1000)
     if workload.green_only:

@@ -43,6 +43,7 @@ class NodeView:
     max_power_w: float = 0.0
     whole_tenants: int = 0  # workloads holding the whole GPU
     mig_used: tuple[tuple[str, int], ...] = ()  # MIG slices held: (profile name, count)
+    drained: bool = False  # an operator drained it: routing places nothing new there
 
 
 @dataclass(frozen=True)

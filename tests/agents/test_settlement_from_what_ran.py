@@ -1,0 +1,77 @@
+"""Settlement from what ran, through the real agents: while a workload runs, the node's partition sends a billing
+record per metering interval closed; its energy runs up to its stop (the node's sample at exit is its own up to
+then) and is handed over at that sample; the final record bills the rest, and all of them add up to the receipt."""
+
+from __future__ import annotations
+
+import pytest
+
+import streams.agents as agents
+from connectors.nvml import read_trace, replay
+from streams.app import node_running_table, workload_accrual_table
+from streams.emit import RecordingEmitter
+from tests.agents.harness import TABLES, clear_tables, deliver_internal, feed_fleet
+from tests.builders import now_ms
+from toogreen.codec import encode
+from toogreen.domain.settlement import metering_boundaries
+from toogreen.submission import submission_event
+
+
+@pytest.fixture(autouse=True)
+def recorder(monkeypatch):
+    clear_tables(TABLES)
+    rec = RecordingEmitter()
+    monkeypatch.setattr(agents, "emitter", rec)
+    monkeypatch.setattr(agents.settings.settlement, "metering_interval_s", 10.0)
+    return rec
+
+
+async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder, data_dir):
+    ts = now_ms()
+    await feed_fleet(ts)
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 1.0}
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
+    node_id = recorder.on("node.commands")[0]["node_id"]
+    trace = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))
+    samples = trace[: 8 * 36 : 8]  # one a second or so, for 36 s
+    base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
+            "decision_id": None, "reason": None, "request": None}  # fmt: skip
+    async with agents.workloads.test_context() as agent:
+        start = {**base, "event_id": "s", "type": "started", "ts_ms": samples[0]["ts_ms"]}
+        await agent.put(encode("workload.events", start), key=b"w1")
+    running, exit_sample = samples[:-1], samples[-1]
+    async with agents.node_telemetry.test_context() as agent:
+        for sample in running:
+            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
+    expected = metering_boundaries(running[0]["ts_ms"], running[-1]["ts_ms"], 10_000)
+    interim = recorder.on("billing.records")
+    assert [b["billing_id"] for b in interim] == [f"bill-w1-{node_id}-{at}" for at in expected] and len(expected) >= 3
+    assert all(b["gpu_hours"] > 0 and b["kwh"] > 0 and b["node_id"] == node_id for b in interim)
+    price = node_running_table[node_id]["w1"].price_eur_per_gpu_hour  # what it pays there, kept with its share
+    assert price and all(b["charge"] == round(price * b["gpu_hours"], 2) for b in interim)
+
+    stop_ms = running[-1]["ts_ms"] + 400  # the process exits between two samples
+    async with agents.workloads.test_context() as agent:
+        done = {**base, "event_id": "c", "type": "completed", "ts_ms": stop_ms, "progress_pct": 100.0}
+        await agent.put(encode("workload.events", done), key=b"w1")
+    assert node_running_table[node_id]["w1"].until_ms == stop_ms  # stopped, not yet handed over
+    async with agents.node_telemetry.test_context() as agent:  # the node's sample at exit
+        await agent.put(encode("node.telemetry", exit_sample), key=node_id.encode())
+    await deliver_internal(recorder)
+
+    receipt = recorder.on("settlement.receipts")[0]
+    assert receipt["intervals"][-1]["end_ms"] == stop_ms  # up to the stop: not to the last sample before it
+    gap_ms = exit_sample["ts_ms"] - running[-1]["ts_ms"]
+    last_piece_j = (exit_sample["energy_j"] - running[-1]["energy_j"]) * 400 / gap_ms
+    counter_j = running[-1]["energy_j"] - running[0]["energy_j"] + last_piece_j
+    reg_pue = agents.node_state_table[node_id].registration.pue  # type: ignore[union-attr]
+    assert receipt["kwh"] == pytest.approx(counter_j / 3.6e6 * reg_pue, rel=0.01)
+    billings = recorder.on("billing.records")
+    final = billings[-1]
+    assert final["billing_id"] == "bill-w1-final" and len(billings) == len(interim) + 1
+    assert final["metering_ids"] == [*sorted(b["billing_id"] for b in interim), "bill-w1-final"]
+    assert sum(b["kwh"] for b in billings) == pytest.approx(receipt["kwh"], abs=1e-6 * len(billings))  # rounded each
+    ran_h = (stop_ms - samples[0]["ts_ms"]) / 3.6e6  # a whole GPU, from its start to its stop
+    assert sum(b["gpu_hours"] for b in billings) == pytest.approx(ran_h, abs=1e-5)
+    assert "w1" not in workload_accrual_table and node_running_table[node_id] == {}  # handed over: its share is gone
