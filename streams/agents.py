@@ -124,10 +124,15 @@ async def decode_or_dead_letter(
         return None
 
 
+# Tables whose values carry the input offsets they applied: a redelivered event is applied to each of them once.
+STAMPED_TABLES = (zone_window_table, zone_meta_table, node_state_table)
+
+
 def checkpoint(stream: StreamT, max_delay_ms: float | None = None) -> Checkpoint:
-    w = settings.worker
+    w, c = settings.worker, settings.checkpoint
     delay = w.coalesce_max_delay_ms if max_delay_ms is None else max_delay_ms
-    return Checkpoint(stream, emitter, w.coalesce_max_events, delay, clock)
+    return Checkpoint(stream, emitter, w.coalesce_max_events, delay, clock, STAMPED_TABLES, c.state_wait_s,
+                      c.max_runs_in_flight)  # fmt: skip
 
 
 @app.agent(grid_topic)
@@ -152,14 +157,21 @@ def _hopping_record(assemble_hop: Callable[[], WindowAggregate]) -> Record:
 
 
 async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -> ZoneView | None:
-    """Fold one reading into its zone's windows; the zone's new routing view, if it has one."""
+    """Fold one reading into its zone's windows; the zone's new routing view, if it has one. A redelivered reading
+    (a worker died before its offset was committed) is left out of what already holds it: the zone's bookkeeping
+    and its tumbling window each carry the last reading they applied, in the same changelog record."""
     grace_ms, keep_ms = settings.windows.grace_s * 1000, settings.windows.keep_s * 1000
     zone = reading.zone
-    meta = zone_meta_table.get(zone) or ZoneMeta()
+    meta_has_it = run.applied(zone_meta_table, zone)
+    meta = run.get(zone_meta_table, zone) or ZoneMeta()
     keys = keys_needed(zone, reading.ts_ms, meta, WINDOW_SPECS)
-    windows = {k: aggregate for k in keys if (aggregate := zone_window_table.get(k)) is not None}
+    windows = {k: aggregate for k in keys if (aggregate := run.get(zone_window_table, k)) is not None}
     outcome = apply_reading(reading, windows, meta, WINDOW_SPECS, grace_ms, keep_ms, settings.surplus)
-    run.set(zone_meta_table, zone, outcome.meta)
+    window_has_it = outcome.stored is not None and run.applied(zone_window_table, outcome.stored[0])
+    if meta_has_it and (outcome.too_late or window_has_it):
+        return None  # a redelivery both already hold (or dead-lettered before)
+    if not meta_has_it:
+        run.set(zone_meta_table, zone, outcome.meta)
     if outcome.too_late:
         await emitter.dead_letter(
             event,
@@ -170,6 +182,8 @@ async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -
         return None
     assert outcome.stored is not None  # a reading in time always lands in its tumbling window
     key, tumbling, surplus = outcome.stored  # the tumbling window is stored; hopping ones are assembled from it
+    if window_has_it:  # its zone's bookkeeping did not (a worker died with the run half delivered)
+        return None
     run.set(zone_window_table, key, tumbling)
     run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(tumbling.to_record, surplus))
     for hop_key, assemble_hop in outcome.hopping:
@@ -205,7 +219,7 @@ async def node_registrations(stream: StreamT) -> None:
             event, NODE_REGISTRY.name, "node_registrations", validate_registration, NodeRegistration
         )
         if reg is not None:
-            state = apply_registration(node_state_table.get(reg.node_id), reg)
+            state = apply_registration(run.get(node_state_table, reg.node_id), reg)
             run.set(node_state_table, reg.node_id, state)
             node_view_changed(run, reg.node_id, state)
 
@@ -226,7 +240,9 @@ async def node_telemetry(stream: StreamT) -> None:
         if sample is None:
             continue
         node_id = sample.node_id
-        before = node_state_table.get(node_id)
+        if run.applied(node_state_table, node_id):
+            continue  # a redelivered sample the node's state already took in: its energy is accrued already
+        before = run.get(node_state_table, node_id)
         running = node_running_table.get(node_id) or {}  # the owner's word on who runs here
         drawn = node_accrual_table.get(node_id) or {}
         after = dict(drawn)
@@ -325,7 +341,8 @@ def placement(run: Checkpoint) -> Placement:
 
 @app.agent(workload_topic)
 async def workloads(stream: StreamT) -> None:
-    # decisions and commands go out at once; only the tables' changelog records wait for the end of the run
+    # the run's state (tables, the owner's own workload events) goes out first; its decisions and node commands once
+    # the brokers acked it (streams/checkpoint.py)
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
     books = placement(run)
     async for event in run.events():
@@ -348,8 +365,8 @@ async def workloads(stream: StreamT) -> None:
 
         for node_id in books.apply(workload_id, record.ts_ms, result, views, clock.now_ms()):
             routing.node_changed(node_id)
-        for out in result.emits:
-            await emitter.emit(out.topic, out.key, out.record)
+        for out in result.emits:  # the owner's own events are state; commands and decisions leave once it is acked
+            (run.log if out.topic == WORKLOAD_EVENTS.name else run.emit)(out.topic, out.key, out.record)
         if result.settle and result.state is not None:
             # settled once its last node handed over what it drew there (accruals_closed), or after a wait
             run.set(pending_settlement_table, workload_id, result.state)
@@ -445,7 +462,7 @@ async def request_rescore(run: Checkpoint, workload_id: str, now_ms: int, why: s
     if entry is not None:
         run.set(running_workload_table, workload_id, msgspec.structs.replace(entry, last_rescore_ms=now_ms))
     event = workload_event(workload_id, now_ms, EventKind.RESCORE, f"rescore:{workload_id}:{now_ms}", reason=why)
-    await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
+    run.log(WORKLOAD_EVENTS.name, workload_id, event)
 
 
 @app.timer(interval=settings.migration.queue_retry_s)
@@ -480,8 +497,8 @@ async def settle_workload(run: Checkpoint, state: Workload, now_ms: int) -> None
     if settled is None:
         return
     receipt, billing = settled
-    await emitter.emit(SETTLEMENT_RECEIPTS.name, state.workload_id, sign_receipt(receipt, signing_key()))
-    await emitter.emit(BILLING_RECORDS.name, state.workload_id, billing)
+    run.emit(SETTLEMENT_RECEIPTS.name, state.workload_id, sign_receipt(receipt, signing_key()))
+    run.emit(BILLING_RECORDS.name, state.workload_id, billing)
     run.pop(workload_accrual_table, state.workload_id)
 
 

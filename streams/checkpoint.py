@@ -10,17 +10,38 @@ first event (checked as each event is done, and by a timer for a run no further 
 ``max_events``. With a delay of 0 every event is a run of one, sent at once. (Whether more events are waiting cannot
 tell where a run ends: Faust hands a stream its events one at a time, so its queue always looks empty.)
 
-The run's events are acked only after its records are handed to the producer, so an offset is never committed
-ahead of the state it caused (at-least-once). Each changelog record goes to the partition of the event that last
-wrote the key, as Faust's own table writes do.
+State before effects. A run ends in Kafka Streams' order, in three steps:
+
+1. the state: every changed key's changelog record and the run's own log records (:meth:`log`: the workload events
+   the placement owner appends to its own log) are sent at once;
+2. the effects (:meth:`emit`, :meth:`emit_latest`): what another process acts on (a node's start command, a
+   decision, a receipt, a view for the placement owner) leave only once the brokers acked the state that caused
+   them, so a worker killed mid-run never leaves a command out whose reservation the next owner does not see, and a
+   node's answer to a command always lands in the workload log after the owner's own event that sent it;
+3. the run's events are acked (Faust flushes the producer before it commits their offsets).
+
+Steps 2 and 3 run in the background, one run after the other (a run's effects never overtake the previous run's,
+its acks neither), while the agent goes on with the next events: the wait for the acks adds one round trip to the
+brokers to what an event causes, not to every event behind it. A wait longer than ``state_wait_s`` (a batch the
+producer keeps retrying while a broker is away) lets the effects leave anyway, with a warning: a stalled run would
+otherwise hold every later one back. A run whose state failed to deliver is not acked (it is redelivered).
+
+Redelivery. Events after the last committed offset are delivered again to whoever owns their partition next. A
+table made with ``stamped`` holds :class:`Stamped` values: each value carries, per source topic-partition, the
+offset of the last event applied to it, in the same changelog record as the value itself. So whether a value has
+taken in an event is known per key, atomically: :meth:`applied` says whether the event being processed is already
+in the stored value (a redelivery), and the agent then leaves that key alone (a zone's windows, a node's state).
+Each changelog record goes to the partition of the event that last wrote the key, as Faust's own table writes do.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
+import msgspec
 from faust.types import EventT, StreamT, TableT
 
 from streams import faust_private
@@ -29,21 +50,51 @@ from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 
 V = TypeVar("V")
 _DELETED = object()
+log = logging.getLogger(__name__)
+
+
+class Stamped(msgspec.Struct, Generic[V], frozen=True):
+    """A table value and, per source ``topic:partition``, the offset of the last event applied to it."""
+
+    value: V
+    applied: dict[str, int] = {}
+
+
+def source_of(event: EventT) -> str:
+    """The key of an event's topic-partition in :attr:`Stamped.applied`."""
+    return f"{event.message.topic}:{event.message.partition}"
+
+
+def unstamped(stored: Stamped[V] | None) -> V | None:
+    return None if stored is None else stored.value
 
 
 class Checkpoint:
     """One agent's stream, taken in runs: iterate :meth:`events`, write tables with :meth:`set` / :meth:`pop` (or
-    through :meth:`table`) and publish derived records with :meth:`emit_latest`; the run's end (:meth:`flush`)
-    sends them and acks its events."""
+    through :meth:`table`), append to the agent's own log with :meth:`log` and send effects with :meth:`emit` and
+    :meth:`emit_latest`; the run's end (:meth:`flush`) sends the state, then, once it is acked, the effects, then
+    acks the run's events. ``stamped``: the tables whose values are :class:`Stamped` (written through :meth:`set`,
+    which stamps them with the event being processed)."""
 
     def __init__(
-        self, stream: StreamT, emitter: Emitter, max_events: int, max_delay_ms: float, clock: Clock | None = None
+        self,
+        stream: StreamT,
+        emitter: Emitter,
+        max_events: int,
+        max_delay_ms: float,
+        clock: Clock | None = None,
+        stamped: Collection[TableT] = (),
+        state_wait_s: float = 5.0,
+        max_runs_in_flight: int = 64,
     ) -> None:
         self.stream = faust_private.without_auto_ack(stream)
         self.emitter = emitter
         self.max_events = max_events
         self.max_delay_s = max_delay_ms / 1000.0
         self.clock = clock or SYSTEM_CLOCK
+        self.stamped = {t.name for t in stamped}
+        self.state_wait_s = state_wait_s
+        self.max_runs_in_flight = max_runs_in_flight
         self.events_held: list[EventT] = []
         self.current: EventT | None = None
         self._ends: bool | None = None
@@ -52,11 +103,18 @@ class Checkpoint:
         self._timed_flush: asyncio.Future[None] | None = None
         self._changes: dict[tuple[str, Any], tuple[TableT, int]] = {}  # (table, key) -> (table, partition)
         self._emits: dict[Any, tuple[str, str, Callable[[], Payload], bool]] = {}
+        self._logs: list[tuple[str, str, Payload]] = []  # state: sent with the changelog records
+        self._effects: list[tuple[str, str, Payload]] = []  # sent once the state is acked
+        self._send = asyncio.Lock()  # runs hand their state to the producer one at a time, in order
+        self._tail: asyncio.Future[None] | None = None  # the last run whose effects and acks are still to go
+        self._in_flight = 0
+        self.late_runs = 0  # runs whose effects left before their state was acked (state_wait_s ran out)
+        self.failed_runs = 0  # runs whose state failed to deliver (their events stay unacked)
 
     async def events(self) -> AsyncIterator[EventT]:
         async for event in self.stream.events():
             self.current, self._ends = event, None
-            if not self.events_held and not self._changes and not self._emits:
+            if not (self.events_held or self._changes or self._emits or self._logs or self._effects):
                 self._started = self.clock.monotonic_s()
             yield event
             ends = self.ends_here()  # decided with this event not yet held, whether or not the agent asked
@@ -80,8 +138,32 @@ class Checkpoint:
         if self.events_held:
             self._timed_flush = asyncio.ensure_future(self.flush())
 
+    # --- state ----------------------------------------------------------------------------------------------------
+
+    def get(self, table: TableT, key: Any) -> Any:
+        """The value of ``key`` (without its stamp in a stamped table), or None."""
+        stored = faust_private.table_data(table).get(key)
+        return stored.value if isinstance(stored, Stamped) else stored
+
+    def applied(self, table: TableT, key: Any) -> bool:
+        """Whether the stored value of ``key`` in a stamped table has already taken in the event being processed
+        (it is a redelivery for that key)."""
+        assert self.current is not None, "asked while an event is processed"
+        stored = faust_private.table_data(table).get(key)
+        if not isinstance(stored, Stamped):
+            return False
+        done = stored.applied.get(source_of(self.current))
+        return done is not None and self.current.message.offset <= done
+
     def set(self, table: TableT, key: Any, value: Any) -> None:
-        faust_private.table_data(table)[key] = value
+        data = faust_private.table_data(table)
+        if table.name in self.stamped:
+            assert self.current is not None, "a table is written only while an event is processed"
+            before = data.get(key)
+            applied = dict(before.applied) if isinstance(before, Stamped) else {}
+            applied[source_of(self.current)] = self.current.message.offset
+            value = Stamped(value, applied)
+        data[key] = value
         self._changed(table, key)
 
     def pop(self, table: TableT, key: Any) -> None:
@@ -98,6 +180,17 @@ class Checkpoint:
         assert self.current is not None, "a table is written only while an event is processed"
         self._changes[(table.name, key)] = (table, self.current.message.partition)
 
+    def log(self, topic: str, key: str, record: Payload) -> None:
+        """Append ``record`` to a log that is itself state (the placement owner's workload events) when the run
+        ends, sent with the run's changelog records, before any effect."""
+        self._logs.append((topic, key, record))
+
+    # --- effects --------------------------------------------------------------------------------------------------
+
+    def emit(self, topic: str, key: str, record: Payload) -> None:
+        """Send ``record`` when the run ends, once the run's state is acked (commands, decisions, receipts)."""
+        self._effects.append((topic, key, record))
+
     def emit_latest(
         self, coalesce_key: Any, topic: str, key: str, make_record: Callable[[], Payload], internal: bool = False
     ) -> None:
@@ -106,23 +199,77 @@ class Checkpoint:
         worker's own topics."""
         self._emits[coalesce_key] = (topic, key, make_record, internal)
 
+    # --- the run's end --------------------------------------------------------------------------------------------
+
     async def flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        changes, emits, held = self._changes, self._emits, self.events_held
-        self._changes, self._emits, self.events_held = {}, {}, []
-        for (_name, key), (table, partition) in changes.items():
-            value = faust_private.table_data(table).get(key, _DELETED)
-            faust_private.send_changelog(table, partition, key, None if value is _DELETED else value)
-        for topic, key, make_record, internal in emits.values():
-            record = make_record()
+        changes, emits, held, logs = self._changes, self._emits, self.events_held, self._logs
+        effects: list[tuple[str, str, Payload, bool]] = [(t, k, r, False) for t, k, r in self._effects]
+        self._changes, self._emits, self.events_held, self._logs, self._effects = {}, {}, [], [], []
+        # the records are built now, from what the run left in them (a later run may change the tables)
+        effects += [(topic, key, make_record(), internal) for topic, key, make_record, internal in emits.values()]
+        async with self._send:  # taken in the order the runs ended, without a wait when free
+            state: list[Awaitable[Any]] = []
+            for (_name, key), (table, partition) in changes.items():
+                value = faust_private.table_data(table).get(key, _DELETED)
+                state.append(faust_private.send_changelog(table, partition, key, None if value is _DELETED else value))
+            for topic, key, record in logs:
+                state.append(await self.emitter.emit(topic, key, record))
+            if self.max_runs_in_flight > 0:
+                tail = asyncio.ensure_future(self._effects_then_acks(self._tail, state, effects, held))
+                self._tail = tail
+                self._in_flight += 1
+                tail.add_done_callback(self._run_done)
+        if self.max_runs_in_flight == 0:  # no overlap: the run's end is done before the next event is taken
+            await self._effects_then_acks(None, state, effects, held)
+        elif self._in_flight > self.max_runs_in_flight:  # the brokers are slow to ack: do not run far ahead of them
+            await asyncio.wait([tail])
+
+    def _run_done(self, _tail: asyncio.Future[None]) -> None:
+        self._in_flight -= 1
+
+    async def settled(self) -> None:
+        """Wait until every ended run's effects were sent and its events acked."""
+        if self._tail is not None:
+            await asyncio.wait([self._tail])
+
+    async def _effects_then_acks(
+        self,
+        previous: asyncio.Future[None] | None,
+        state: list[Awaitable[Any]],
+        effects: list[tuple[str, str, Payload, bool]],
+        held: list[EventT],
+    ) -> None:
+        delivered = await self._delivered(state)
+        if previous is not None:
+            await asyncio.wait([previous])  # its effects first, then ours: a stop before the next start
+        if not delivered:
+            return  # neither effects nor acks: the run's events are delivered again to the next owner
+        for topic, key, record, internal in effects:
             if internal:
                 await self.emitter.emit_internal(topic, key, record)
             else:
                 await self.emitter.emit(topic, key, record)
         for event in held:
             await faust_private.ack(self.stream, event)
+
+    async def _delivered(self, state: list[Awaitable[Any]]) -> bool:
+        """Wait (at most ``state_wait_s``) until the brokers acked every record of ``state``; whether none failed."""
+        if not state:
+            return True
+        failed, late = await self.emitter.delivered(state, self.state_wait_s)
+        if failed:
+            self.failed_runs += 1
+            log.error("a run's state failed to deliver (%r): its events stay unacked", failed[0])
+            return False
+        if late:
+            self.late_runs += 1
+            if self.late_runs % 100 == 1:
+                log.warning("%d state records of a run not acked after %.1f s: its effects leave anyway (%d such "
+                            "runs)", late, self.state_wait_s, self.late_runs)  # fmt: skip
+        return True
 
 
 class CheckpointedTable(MutableMapping[Any, V], Generic[V]):

@@ -9,22 +9,33 @@ against real Faust objects, so a Faust upgrade that changes one breaks a named t
   even when records arrive meanwhile) then adds up to 1.5 s to every hop of an idle pipeline: submission to
   decision took 0.4-0.8 s at 20 submissions/s. This transport, registered as the ``toogreen://`` broker scheme,
   sets ``worker.fetch_max_wait_ms`` instead; all else is Faust's own.
+- Seeking a changelog partition below offset 0 (which recovery does while a broker is down) seeks its start.
+- Topic declaration at start-up waits for a broker that is down: Faust asks the first broker its metadata lists for
+  the controller, and a worker started while that broker was down exited with ``NodeNotReadyError``. This transport
+  retries with back-off (refreshing the metadata, logging the first failure and then every tenth) until it is
+  declared or the worker stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
+from faust.exceptions import NotReady
 from faust.serializers import codecs
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, StreamT, TableT
+from faust.types import TP, EventT, StreamT, TableT
 from faust.types.tuples import FutureMessage
 
 from toogreen.settings import get_settings
 
 SCHEME = "toogreen"
+log = logging.getLogger(__name__)
 
 
 # --- tables -------------------------------------------------------------------------------------------------------
@@ -98,9 +109,39 @@ class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        # Recovery seeks a changelog partition to "the earliest offset - 1" (-1: nothing read, which it maps to 0);
+        # while a broker is down the earliest offset of a partition it led can come back as -1, and the -2 sought
+        # then crashed the worker (aiokafka: "Offset must be a positive integer"). Below 0 means from the start.
+        await super().seek_wait({tp: max(offset, 0) for tp, offset in partitions.items()})
+
+
+BROKER_DOWN = (NodeNotReadyError, KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NotReady)
+DECLARE_RETRY_FIRST_S = 0.2  # the back-off between declaration attempts doubles from this ...
+DECLARE_RETRY_MAX_S = 5.0  # ... up to this
+
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+
+    async def _create_topic(
+        self, owner: Any, client: Any, topic: str, partitions: int, replication: int, **kwargs: Any
+    ) -> None:
+        delay, failures = DECLARE_RETRY_FIRST_S, 0
+        while True:
+            try:
+                await super()._create_topic(owner, client, topic, partitions, replication, **kwargs)
+                return
+            except BROKER_DOWN as exc:
+                if owner.should_stop:
+                    raise
+                failures += 1
+                if failures % 10 == 1:
+                    log.warning("declaring topic %r: %r (attempt %d), retrying", topic, exc, failures)
+            with contextlib.suppress(Exception):  # still down: the next attempt says so
+                await client.force_metadata_update()  # forget a broker that went away
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, DECLARE_RETRY_MAX_S)
 
 
 TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
