@@ -17,7 +17,7 @@ Every table write goes through the agent's :class:`~streams.checkpoint.Checkpoin
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
@@ -84,7 +84,7 @@ from toogreen.domain.validation import (
 )
 from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import Surplus, WindowAggregate
-from toogreen.domain.zone_state import apply_reading, keys_needed
+from toogreen.domain.zone_state import apply_reading, keys_needed, republished
 from toogreen.signing import load_or_create_key, sign_receipt
 from toogreen.topics import (
     BILLING_RECORDS,
@@ -169,7 +169,10 @@ async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -
     outcome = apply_reading(reading, windows, meta, WINDOW_SPECS, grace_ms, keep_ms, settings.surplus)
     window_has_it = outcome.stored is not None and run.applied(zone_window_table, outcome.stored[0])
     if meta_has_it and (outcome.too_late or window_has_it):
-        return None  # a redelivery both already hold (or dead-lettered before)
+        # a redelivery both already hold (or dead-lettered before): its windows are published again, as they are
+        if (again := republished(zone, reading.ts_ms, windows, WINDOW_SPECS, settings.surplus)) is not None:
+            publish_windows(run, zone, *again)
+        return None
     if not meta_has_it:
         run.set(zone_meta_table, zone, outcome.meta)
     if outcome.too_late:
@@ -181,16 +184,27 @@ async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -
         )
         return None
     assert outcome.stored is not None  # a reading in time always lands in its tumbling window
-    key, tumbling, surplus = outcome.stored  # the tumbling window is stored; hopping ones are assembled from it
+    key, tumbling, _surplus = outcome.stored  # the tumbling window is stored; hopping ones are assembled from it
+    for expired in outcome.expired_keys:
+        run.pop(zone_window_table, expired)
     if window_has_it:  # its zone's bookkeeping did not (a worker died with the run half delivered)
         return None
     run.set(zone_window_table, key, tumbling)
-    run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(tumbling.to_record, surplus))
-    for hop_key, assemble_hop in outcome.hopping:
-        run.emit_latest(hop_key, ZONE_WINDOWS.name, zone, partial(_hopping_record, assemble_hop))
-    for key in outcome.expired_keys:
-        run.pop(zone_window_table, key)
+    publish_windows(run, zone, outcome.stored, outcome.hopping)
     return outcome.view
+
+
+def publish_windows(
+    run: Checkpoint,
+    zone: str,
+    stored: tuple[str, WindowAggregate, Surplus],
+    hopping: Sequence[tuple[str, Callable[[], WindowAggregate]]],
+) -> None:
+    """A reading's tumbling window and the hopping windows holding it, on ``zone.windows`` once per run."""
+    key, tumbling, surplus = stored
+    run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(tumbling.to_record, surplus))
+    for hop_key, assemble_hop in hopping:
+        run.emit_latest(hop_key, ZONE_WINDOWS.name, zone, partial(_hopping_record, assemble_hop))
 
 
 @app.agent(forecast_topic)

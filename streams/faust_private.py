@@ -9,7 +9,8 @@ against real Faust objects, so a Faust upgrade that changes one breaks a named t
   even when records arrive meanwhile) then adds up to 1.5 s to every hop of an idle pipeline: submission to
   decision took 0.4-0.8 s at 20 submissions/s. This transport, registered as the ``toogreen://`` broker scheme,
   sets ``worker.fetch_max_wait_ms`` instead; all else is Faust's own.
-- Seeking a changelog partition below offset 0 (which recovery does while a broker is down) seeks its start.
+- Seeking a changelog partition below offset 0, or to no offset (which recovery does while a broker is down),
+  seeks its start.
 - Topic declaration at start-up waits for a broker that is down: Faust asks the first broker its metadata lists for
   the controller, and a worker started while that broker was down exited with ``NodeNotReadyError``. This transport
   retries with back-off (refreshing the metadata, logging the first failure and then every tenth) until it is
@@ -113,7 +114,8 @@ class Consumer(faust_aiokafka.Consumer):
         # Recovery seeks a changelog partition to "the earliest offset - 1" (-1: nothing read, which it maps to 0);
         # while a broker is down the earliest offset of a partition it led can come back as -1, and the -2 sought
         # then crashed the worker (aiokafka: "Offset must be a positive integer"). Below 0 means from the start.
-        await super().seek_wait({tp: max(offset, 0) for tp, offset in partitions.items()})
+        # (None: the earliest offset could not be read at all, the partition's leader was down.)
+        await super().seek_wait({tp: 0 if offset is None else max(offset, 0) for tp, offset in partitions.items()})
 
 
 BROKER_DOWN = (NodeNotReadyError, KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NotReady)

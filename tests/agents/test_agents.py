@@ -49,6 +49,29 @@ async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
     assert zone_view_table["FR"].carbon_gco2_per_kwh == 60.0
 
 
+async def test_a_redelivered_reading_is_counted_once_and_its_windows_are_published_again(recorder, offsets_as_a_log):
+    """A worker killed before its offsets were committed: the next owner of the partition gets the readings again.
+    The window and the zone's bookkeeping carry the last reading they took in, so the count stays exact, and the
+    windows go out again (the killed worker's last records may never have left)."""
+    ts = window_aligned_now_ms()
+    async with agents.zone_windows.test_context() as agent:
+        for i in range(3):
+            await agent.put(encode("grid.readings", grid_reading("FR", ts + i * 1000, 50.0 + i)), key=b"FR")
+    (topic, partition), end = next((tp, n) for tp, n in offsets_as_a_log.items() if tp[0].endswith("grid.readings"))
+    offsets_as_a_log[(topic, partition)] = end - 2  # the last two readings are delivered again
+    recorder.sent.clear()
+    async with agents.zone_windows.test_context() as agent:
+        for i in (1, 2):
+            await agent.put(encode("grid.readings", grid_reading("FR", ts + i * 1000, 50.0 + i)), key=b"FR")
+        await agent.put(encode("grid.readings", grid_reading("FR", ts + 3000, 53.0)), key=b"FR")  # a new one
+    tumbling = [w for w in recorder.on("zone.windows") if w["kind"] == "tumbling"]
+    assert [w["count"] for w in tumbling] == [3, 3, 4]  # published again as they were, then the new reading
+    assert len(recorder.on("zone.windows")) == 3 * 13
+    stored = zone_window_table[f"FR|tumbling|{ts - ts % (agents.settings.windows.tumbling_s * 1000)}"]
+    assert stored.value.count == 4 and stored.applied == {f"{topic}:{partition}": end}
+    assert zone_meta_table["FR"].value.watermark_ms == ts + 3000 and zone_meta_table["FR"].value.late_count == 0
+
+
 async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(recorder, monkeypatch):
     """With a coalescing delay, back-to-back readings are one run: the state is exact, and what it sends is the
     latest record per window and one changelog record per table key, partitioned like the event that wrote it."""
