@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TableT
 
 from streams.app import (
     ACCRUALS_CLOSED_TOPIC,
@@ -45,6 +45,7 @@ from streams.app import (
     settings,
     telemetry_topic,
     workload_accrual_table,
+    workload_outbox_table,
     workload_state_table,
     workload_topic,
     zone_forecast_table,
@@ -128,11 +129,11 @@ async def decode_or_dead_letter(
 STAMPED_TABLES = (zone_window_table, zone_meta_table, node_state_table)
 
 
-def checkpoint(stream: StreamT, max_delay_ms: float | None = None) -> Checkpoint:
+def checkpoint(stream: StreamT, max_delay_ms: float | None = None, outbox: TableT | None = None) -> Checkpoint:
     w, c = settings.worker, settings.checkpoint
     delay = w.coalesce_max_delay_ms if max_delay_ms is None else max_delay_ms
     return Checkpoint(stream, emitter, w.coalesce_max_events, delay, clock, STAMPED_TABLES, c.state_wait_s,
-                      c.max_runs_in_flight)  # fmt: skip
+                      c.max_runs_in_flight, outbox, c.outbox_keep_s)  # fmt: skip
 
 
 @app.agent(grid_topic)
@@ -357,7 +358,7 @@ def placement(run: Checkpoint) -> Placement:
 async def workloads(stream: StreamT) -> None:
     # the run's state (tables, the owner's own workload events) goes out first; its decisions and node commands once
     # the brokers acked it (streams/checkpoint.py)
-    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms, outbox=workload_outbox_table)
     books = placement(run)
     async for event in run.events():
         record = await decode_or_dead_letter(

@@ -15,7 +15,7 @@ import msgspec
 from faust.types import TableT
 
 from streams import faust_private
-from streams.checkpoint import Stamped
+from streams.checkpoint import Outbox, Stamped
 from streams.faust_private import SCHEME
 from toogreen.domain.forecast import Forecast
 from toogreen.domain.records import (
@@ -149,3 +149,6 @@ running_workload_table = _table("running-workloads", RunningEntry, partitions=1)
 queued_workload_table = _table("queued-workloads", QueueEntry, partitions=1)
 # Each workload's lifecycle state.
 workload_state_table = _table("workload-state", Workload, partitions=1)
+# What the router's last events for each workload sent (its checkpoint's outbox): sent again when such an event is
+# redelivered after its state went out but its effects may not have (streams/checkpoint.py).
+workload_outbox_table = _table("workload-outbox", Outbox, partitions=1, stamped=True)

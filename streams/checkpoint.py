@@ -31,6 +31,13 @@ table made with ``stamped`` holds :class:`Stamped` values: each value carries, p
 offset of the last event applied to it, in the same changelog record as the value itself. So whether a value has
 taken in an event is known per key, atomically: :meth:`applied` says whether the event being processed is already
 in the stored value (a redelivery), and the agent then leaves that key alone (a zone's windows, a node's state).
+
+The outbox. An agent that is idempotent by itself (the router remembers the ids of the events it applied) does
+nothing for a redelivered event, so the effects of an event whose state went out but whose effects were lost with
+the worker would never be sent. A checkpoint given an ``outbox`` table keeps, per event key (a workload), the
+records each of its last events sent, stamped like the rest, in one changelog record; a redelivered event that
+changes nothing and sends nothing sends them again, the same records with the same ids (the sinks and the nodes keep
+one of each). Entries are dropped ``outbox_keep_s`` after their run's end, long after their offsets were committed.
 Each changelog record goes to the partition of the event that last wrote the key, as Faust's own table writes do.
 """
 
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
@@ -45,7 +53,7 @@ import msgspec
 from faust.types import EventT, StreamT, TableT
 
 from streams import faust_private
-from streams.emit import Emitter, Payload
+from streams.emit import Emitter, Payload, wire
 from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 
 V = TypeVar("V")
@@ -58,6 +66,18 @@ class Stamped(msgspec.Struct, Generic[V], frozen=True):
 
     value: V
     applied: dict[str, int] = {}
+
+
+class Sent(msgspec.Struct, frozen=True, array_like=True):
+    """One record an event sent, as it was sent: to its own log (state) or as an effect."""
+
+    topic: str
+    key: str
+    record: dict[str, Any]
+    log: bool
+
+
+Outbox = dict[str, list[Sent]]  # by the input offset of the event that sent them
 
 
 def source_of(event: EventT) -> str:
@@ -86,13 +106,20 @@ class Checkpoint:
         stamped: Collection[TableT] = (),
         state_wait_s: float = 5.0,
         max_runs_in_flight: int = 64,
+        outbox: TableT | None = None,
+        outbox_keep_s: float = 60.0,
     ) -> None:
         self.stream = faust_private.without_auto_ack(stream)
         self.emitter = emitter
         self.max_events = max_events
         self.max_delay_s = max_delay_ms / 1000.0
         self.clock = clock or SYSTEM_CLOCK
-        self.stamped = {t.name for t in stamped}
+        self.stamped = {t.name for t in stamped} | ({outbox.name} if outbox is not None else set())
+        self.outbox, self.outbox_keep_s = outbox, outbox_keep_s
+        self._sent: list[Sent] = []  # what the event being processed sent (kept in the outbox)
+        self._writes = 0  # table writes so far (did the event being processed change anything?)
+        self._outbox_kept: deque[tuple[float, Any, str]] = deque()  # (when, key, offset) of each entry, oldest first
+        self.resent = 0  # redelivered events whose records were sent again from the outbox
         self.state_wait_s = state_wait_s
         self.max_runs_in_flight = max_runs_in_flight
         self.events_held: list[EventT] = []
@@ -116,7 +143,11 @@ class Checkpoint:
             self.current, self._ends = event, None
             if not (self.events_held or self._changes or self._emits or self._logs or self._effects):
                 self._started = self.clock.monotonic_s()
+            writes, self._sent = self._writes, []
             yield event
+            if self.outbox is not None:
+                self._outbox_after(event, changed=self._writes != writes)
+                self._drop_old_outbox_entries()
             ends = self.ends_here()  # decided with this event not yet held, whether or not the agent asked
             self.events_held.append(event)
             if ends:
@@ -132,6 +163,45 @@ class Checkpoint:
                 or self.clock.monotonic_s() - self._started >= self.max_delay_s
             )
         return self._ends
+
+    def _outbox_after(self, event: EventT, changed: bool) -> None:
+        """Keep what ``event`` sent in the outbox; or, for a redelivery that changed and sent nothing, send again
+        what it sent the first time."""
+        assert self.outbox is not None
+        raw = event.message.key
+        if raw is None:
+            return
+        key = raw.decode() if isinstance(raw, bytes | bytearray) else str(raw)
+        offset = str(event.message.offset)
+        stored = faust_private.table_data(self.outbox).get(key)
+        kept: Outbox = dict(stored.value) if isinstance(stored, Stamped) else {}
+        if self._sent:
+            kept[offset] = self._sent
+            self.set(self.outbox, key, kept)
+            self._outbox_kept.append((self.clock.monotonic_s(), key, offset))
+        elif not changed and offset in kept and self.applied(self.outbox, key):
+            self.resent += 1
+            for sent in kept[offset]:
+                (self._logs if sent.log else self._effects).append((sent.topic, sent.key, sent.record))
+        self._sent = []
+
+    def _drop_old_outbox_entries(self) -> None:
+        """Forget the outbox entries written more than ``outbox_keep_s`` ago (their events were committed long
+        since); written while an event is processed, like any table write."""
+        assert self.outbox is not None
+        data = faust_private.table_data(self.outbox)
+        horizon = self.clock.monotonic_s() - self.outbox_keep_s
+        while self._outbox_kept and self._outbox_kept[0][0] < horizon:
+            _when, key, offset = self._outbox_kept.popleft()
+            stored = data.get(key)
+            if not isinstance(stored, Stamped) or offset not in stored.value:
+                continue
+            left = {o: sent for o, sent in stored.value.items() if o != offset}
+            if left:
+                data[key] = Stamped(left, stored.applied)
+                self._changed(self.outbox, key)
+            else:
+                self.pop(self.outbox, key)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -179,17 +249,22 @@ class Checkpoint:
     def _changed(self, table: TableT, key: Any) -> None:
         assert self.current is not None, "a table is written only while an event is processed"
         self._changes[(table.name, key)] = (table, self.current.message.partition)
+        self._writes += 1
 
     def log(self, topic: str, key: str, record: Payload) -> None:
         """Append ``record`` to a log that is itself state (the placement owner's workload events) when the run
         ends, sent with the run's changelog records, before any effect."""
         self._logs.append((topic, key, record))
+        if self.outbox is not None:
+            self._sent.append(Sent(topic, key, wire(record), log=True))
 
     # --- effects --------------------------------------------------------------------------------------------------
 
     def emit(self, topic: str, key: str, record: Payload) -> None:
         """Send ``record`` when the run ends, once the run's state is acked (commands, decisions, receipts)."""
         self._effects.append((topic, key, record))
+        if self.outbox is not None:
+            self._sent.append(Sent(topic, key, wire(record), log=False))
 
     def emit_latest(
         self, coalesce_key: Any, topic: str, key: str, make_record: Callable[[], Payload], internal: bool = False

@@ -61,6 +61,8 @@ class CheckpointSettings(BaseModel):
     state_wait_s: float = 5.0
     # how many ended runs may wait for their acks before the agent waits too
     max_runs_in_flight: int = 64
+    # how long the router's outbox keeps what an event sent (for its redelivery), well past the commit of its offset
+    outbox_keep_s: float = 60.0
 
 
 class WindowSettings(BaseModel):

@@ -182,6 +182,28 @@ async def test_router_dead_letters_illegal_transitions_and_releases_on_completio
     assert node_reservation_table[node_id] == {}
 
 
+async def test_a_redelivered_submission_sends_the_same_decision_command_and_event_again(recorder, offsets_as_a_log):
+    """The owner was killed after the submission's state went out but maybe before its decision and command did:
+    the next owner gets the submission again; the router knows it (a no-op), and the checkpoint's outbox sends what
+    it sent the first time, the same records with the same ids."""
+    ts = now_ms()
+    await feed_fleet(ts)
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 1000, "expected_hours": 1.0}
+    submission = encode("workload.events", submission_event(request, "w1", ts))
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+    first = [(t, k, r) for t, k, r in recorder.sent if t in ("routing.decisions", "node.commands", "workload.events")]
+    assert {t for t, _k, _r in first} == {"routing.decisions", "node.commands", "workload.events"}
+    (topic, partition), end = next((tp, n) for tp, n in offsets_as_a_log.items() if tp[0].endswith("workload.events"))
+    offsets_as_a_log[(topic, partition)] = end - 1  # delivered again
+    recorder.sent.clear()
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+    assert recorder.sent == first  # the same records, ids and all
+    held = sum(h.vram_mb for holds in node_reservation_table.values() for h in holds.values())
+    assert held == 1000  # reserved once
+
+
 async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receipt(recorder, data_dir):
     """The trace replayed as one node's telemetry while a workload runs there: the receipt's kWh matches the
     trace's energy counter (× PUE) within 1 %, and a billing record follows."""
