@@ -25,6 +25,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faust.types import EventT, StreamT, TableT
 
+from streams import checkpoint as checkpoints
 from streams.app import (
     ACCRUALS_CLOSED_TOPIC,
     NODE_VIEWS_TOPIC,
@@ -331,6 +332,11 @@ routing = RoutingViews(settings.worker.fleet_resync_s, clock)
 
 def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
     return routing.inputs()
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust's own signal type rejects any coroutine
+async def _partitions_revoked(_app: Any, *_args: Any, **_kwargs: Any) -> None:
+    checkpoints.partitions_revoked()  # open and in-flight runs are void: their events come again (checkpoint.py)
 
 
 @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust's own signal type rejects any coroutine

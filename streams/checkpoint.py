@@ -26,6 +26,13 @@ brokers to what an event causes, not to every event behind it. A wait longer tha
 producer keeps retrying while a broker is away) lets the effects leave anyway, with a warning: a stalled run would
 otherwise hold every later one back. A run whose state failed to deliver is not acked (it is redelivered).
 
+A rebalance ends every run that is open or in flight on this worker: a run not ended yet is rolled back (its table
+writes undone in memory, its records dropped, its events left unacked), and a run whose state went out before the
+rebalance sends no effects and no acks after it. Its events are delivered again from the last committed offset, to
+this worker or to the partition's new owner, and the stamps and the outbox below sort out what was already applied.
+Otherwise a worker that lost a partition would send, after the new owner took over, windows older than the new
+owner's (a window in DuckDB going back) and state the new owner did not see.
+
 Redelivery. Events after the last committed offset are delivered again to whoever owns their partition next. A
 table made with ``stamped`` holds :class:`Stamped` values: each value carries, per source topic-partition, the
 offset of the last event applied to it, in the same changelog record as the value itself. So whether a value has
@@ -66,6 +73,14 @@ class Stamped(msgspec.Struct, Generic[V], frozen=True):
 
     value: V
     applied: dict[str, int] = {}
+
+
+_rebalances = [0]  # how many rebalances this process has seen (runs started before the latest one are void)
+
+
+def partitions_revoked() -> None:
+    """Called when the worker's partitions are revoked (a rebalance begins): every open and in-flight run is void."""
+    _rebalances[0] += 1
 
 
 class Sent(msgspec.Struct, frozen=True, array_like=True):
@@ -137,10 +152,15 @@ class Checkpoint:
         self._in_flight = 0
         self.late_runs = 0  # runs whose effects left before their state was acked (state_wait_s ran out)
         self.failed_runs = 0  # runs whose state failed to deliver (their events stay unacked)
+        self._undo: dict[tuple[str, Any], tuple[TableT, Any]] = {}  # each key's value before the open run wrote it
+        self._run_rebalances = _rebalances[0]  # the rebalances seen when the open run started
+        self.rolled_back = 0  # runs a rebalance voided before they ended
 
     async def events(self) -> AsyncIterator[EventT]:
         async for event in self.stream.events():
             self.current, self._ends = event, None
+            if self._run_rebalances != _rebalances[0]:
+                self._roll_back()
             if not (self.events_held or self._changes or self._emits or self._logs or self._effects):
                 self._started = self.clock.monotonic_s()
             writes, self._sent = self._writes, []
@@ -198,10 +218,25 @@ class Checkpoint:
                 continue
             left = {o: sent for o, sent in stored.value.items() if o != offset}
             if left:
+                self._before_write(self.outbox, key)
                 data[key] = Stamped(left, stored.applied)
                 self._changed(self.outbox, key)
             else:
                 self.pop(self.outbox, key)
+
+    def _roll_back(self) -> None:
+        """Void the open run: undo its table writes, drop its records, leave its events unacked."""
+        if self.events_held or self._changes:
+            self.rolled_back += 1
+        for (_name, key), (table, before) in self._undo.items():
+            data = faust_private.table_data(table)
+            if before is _DELETED:
+                data.pop(key, None)
+            else:
+                data[key] = before
+        self._undo, self._changes, self._emits, self._logs, self._effects = {}, {}, {}, [], []
+        self.events_held = []
+        self._run_rebalances = _rebalances[0]
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -225,8 +260,13 @@ class Checkpoint:
         done = stored.applied.get(source_of(self.current))
         return done is not None and self.current.message.offset <= done
 
+    def _before_write(self, table: TableT, key: Any) -> None:
+        if (table.name, key) not in self._undo:
+            self._undo[(table.name, key)] = (table, faust_private.table_data(table).get(key, _DELETED))
+
     def set(self, table: TableT, key: Any, value: Any) -> None:
         data = faust_private.table_data(table)
+        self._before_write(table, key)
         if table.name in self.stamped:
             assert self.current is not None, "a table is written only while an event is processed"
             before = data.get(key)
@@ -239,6 +279,7 @@ class Checkpoint:
     def pop(self, table: TableT, key: Any) -> None:
         data = faust_private.table_data(table)
         if key in data:
+            self._before_write(table, key)
             del data[key]
             self._changed(table, key)
 
@@ -280,6 +321,10 @@ class Checkpoint:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._run_rebalances != _rebalances[0]:
+            self._roll_back()
+            return
+        self._undo = {}
         changes, emits, held, logs = self._changes, self._emits, self.events_held, self._logs
         effects: list[tuple[str, str, Payload, bool]] = [(t, k, r, False) for t, k, r in self._effects]
         self._changes, self._emits, self.events_held, self._logs, self._effects = {}, {}, [], [], []
@@ -293,12 +338,12 @@ class Checkpoint:
             for topic, key, record in logs:
                 state.append(await self.emitter.emit(topic, key, record))
             if self.max_runs_in_flight > 0:
-                tail = asyncio.ensure_future(self._effects_then_acks(self._tail, state, effects, held))
+                tail = asyncio.ensure_future(self._effects_then_acks(self._tail, state, effects, held, _rebalances[0]))
                 self._tail = tail
                 self._in_flight += 1
                 tail.add_done_callback(self._run_done)
         if self.max_runs_in_flight == 0:  # no overlap: the run's end is done before the next event is taken
-            await self._effects_then_acks(None, state, effects, held)
+            await self._effects_then_acks(None, state, effects, held, _rebalances[0])
         elif self._in_flight > self.max_runs_in_flight:  # the brokers are slow to ack: do not run far ahead of them
             await asyncio.wait([tail])
 
@@ -316,12 +361,13 @@ class Checkpoint:
         state: list[Awaitable[Any]],
         effects: list[tuple[str, str, Payload, bool]],
         held: list[EventT],
+        rebalances: int,
     ) -> None:
         delivered = await self._delivered(state)
         if previous is not None:
             await asyncio.wait([previous])  # its effects first, then ours: a stop before the next start
-        if not delivered:
-            return  # neither effects nor acks: the run's events are delivered again to the next owner
+        if not delivered or rebalances != _rebalances[0]:
+            return  # neither effects nor acks: the run's events are delivered again (a rebalance, or a failure)
         for topic, key, record, internal in effects:
             if internal:
                 await self.emitter.emit_internal(topic, key, record)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams import faust_private
+from streams import checkpoint, faust_private
 from streams.app import app, node_reservation_table, zone_meta_table, zone_window_table
 from streams.checkpoint import Checkpoint, Stamped
 from tests.agents.harness import clear_tables
@@ -208,3 +208,26 @@ async def test_a_stamped_value_takes_each_event_in_once_however_often_it_is_deli
     assert [c[1] for c in calls if c[0] == "applied"] == [True, True, False]  # the third is new
     assert zone_window_table["k"].value == 5
     assert [c[2] for c in calls if c[0] == "changelog"] == ["k"]  # the value and its stamp: one record
+
+
+async def test_a_rebalance_rolls_the_open_run_back_and_voids_the_effects_and_acks_of_a_run_in_flight(sent, monkeypatch):
+    """After a rebalance the events since the last commit come again (to this worker or a partition's new owner):
+    what this worker had not finished must not go out (a window older than the new owner's, a second start)."""
+    monkeypatch.setitem(RUN, "max_events", 2)
+    monkeypatch.setitem(RUN, "max_runs_in_flight", 8)
+    ACKED[1] = asyncio.get_running_loop().create_future()  # the first run's state is in flight at the rebalance
+    async with probe.test_context() as agent:
+        await agent.put(("set", "FR", 1))
+        await agent.put(("log", 1))  # ends the first run: its state is sent, its effects wait for the acks
+        await agent.put(("set", "FR", 7))  # the second run is open ...
+        assert zone_meta_table["FR"] == ZoneMeta(watermark_ms=7)
+        checkpoint.partitions_revoked()  # ... when the partitions are revoked
+        ACKED[1].set_result(None)
+        await agent.put(("set", "DE", 3))  # the first event after the rebalance
+        await agent.put(("set", "DE", 4))
+        await asyncio.sleep(0.05)
+    assert zone_meta_table["FR"] == ZoneMeta(watermark_ms=1)  # the open run's write is undone
+    assert [c[3] for c in calls if c[0] == "emit" and c[1] == "node.commands"] == []  # the first run's effects
+    acks = [c[1] for c in calls if c[0] == "ack"]
+    assert acks == ["set", "set"]  # only the run after the rebalance: the others come again
+    assert [(name, key) for name, key, _v, _p in sent] == [("zone-meta", "FR"), ("zone-meta", "DE")]
