@@ -44,7 +44,8 @@ nothing for a redelivered event, so the effects of an event whose state went out
 the worker would never be sent. A checkpoint given an ``outbox`` table keeps, per event key (a workload), the
 records each of its last events sent, stamped like the rest, in one changelog record; a redelivered event that
 changes nothing and sends nothing sends them again, the same records with the same ids (the sinks and the nodes keep
-one of each). Entries are dropped ``outbox_keep_s`` after their run's end, long after their offsets were committed.
+one of each). An entry is dropped once its records were delivered (so a start command is not sent again after its
+workload ended there), or ``outbox_keep_s`` after it was written, long after its offset was committed.
 Each changelog record goes to the partition of the event that last wrote the key, as Faust's own table writes do.
 """
 
@@ -135,6 +136,8 @@ class Checkpoint:
         self._writes = 0  # table writes so far (did the event being processed change anything?)
         self._outbox_kept: deque[tuple[float, Any, str]] = deque()  # (when, key, offset) of each entry, oldest first
         self.resent = 0  # redelivered events whose records were sent again from the outbox
+        self._outbox_run: list[tuple[str, str]] = []  # the (key, offset) entries the open run wrote or sent again
+        self._forgetting: set[asyncio.Future[None]] = set()  # runs whose outbox entries go once their records land
         self.state_wait_s = state_wait_s
         self.max_runs_in_flight = max_runs_in_flight
         self.events_held: list[EventT] = []
@@ -199,8 +202,10 @@ class Checkpoint:
             kept[offset] = self._sent
             self.set(self.outbox, key, kept)
             self._outbox_kept.append((self.clock.monotonic_s(), key, offset))
+            self._outbox_run.append((key, offset))
         elif not changed and offset in kept and self.applied(self.outbox, key):
             self.resent += 1
+            self._outbox_run.append((key, offset))
             for sent in kept[offset]:
                 (self._logs if sent.log else self._effects).append((sent.topic, sent.key, sent.record))
         self._sent = []
@@ -235,6 +240,7 @@ class Checkpoint:
             else:
                 data[key] = before
         self._undo, self._changes, self._emits, self._logs, self._effects = {}, {}, {}, [], []
+        self._outbox_run = []
         self.events_held = []
         self._run_rebalances = _rebalances[0]
 
@@ -328,6 +334,7 @@ class Checkpoint:
         changes, emits, held, logs = self._changes, self._emits, self.events_held, self._logs
         effects: list[tuple[str, str, Payload, bool]] = [(t, k, r, False) for t, k, r in self._effects]
         self._changes, self._emits, self.events_held, self._logs, self._effects = {}, {}, [], [], []
+        kept, self._outbox_run = self._outbox_run, []
         # the records are built now, from what the run left in them (a later run may change the tables)
         effects += [(topic, key, make_record(), internal) for topic, key, make_record, internal in emits.values()]
         async with self._send:  # taken in the order the runs ended, without a wait when free
@@ -338,12 +345,14 @@ class Checkpoint:
             for topic, key, record in logs:
                 state.append(await self.emitter.emit(topic, key, record))
             if self.max_runs_in_flight > 0:
-                tail = asyncio.ensure_future(self._effects_then_acks(self._tail, state, effects, held, _rebalances[0]))
+                tail = asyncio.ensure_future(
+                    self._effects_then_acks(self._tail, state, effects, held, _rebalances[0], kept)
+                )
                 self._tail = tail
                 self._in_flight += 1
                 tail.add_done_callback(self._run_done)
         if self.max_runs_in_flight == 0:  # no overlap: the run's end is done before the next event is taken
-            await self._effects_then_acks(None, state, effects, held, _rebalances[0])
+            await self._effects_then_acks(None, state, effects, held, _rebalances[0], kept)
         elif self._in_flight > self.max_runs_in_flight:  # the brokers are slow to ack: do not run far ahead of them
             await asyncio.wait([tail])
 
@@ -362,19 +371,47 @@ class Checkpoint:
         effects: list[tuple[str, str, Payload, bool]],
         held: list[EventT],
         rebalances: int,
+        kept: list[tuple[str, str]],
     ) -> None:
         delivered = await self._delivered(state)
         if previous is not None:
             await asyncio.wait([previous])  # its effects first, then ours: a stop before the next start
         if not delivered or rebalances != _rebalances[0]:
             return  # neither effects nor acks: the run's events are delivered again (a rebalance, or a failure)
+        sent: list[Awaitable[Any]] = []
         for topic, key, record, internal in effects:
             if internal:
-                await self.emitter.emit_internal(topic, key, record)
+                sent.append(await self.emitter.emit_internal(topic, key, record))
             else:
-                await self.emitter.emit(topic, key, record)
+                sent.append(await self.emitter.emit(topic, key, record))
+        if kept and held:
+            forget = asyncio.ensure_future(self._forget_when_delivered(sent, kept, held[-1].message.partition))
+            self._forgetting.add(forget)
+            forget.add_done_callback(self._forgetting.discard)
         for event in held:
             await faust_private.ack(self.stream, event)
+
+    async def _forget_when_delivered(
+        self, sent: list[Awaitable[Any]], kept: list[tuple[str, str]], partition: int
+    ) -> None:
+        """Drop the outbox entries of a run once the brokers acked every record it sent: its event, should it come
+        again, needs nothing sent again (a start command sent twice would start a workload that already ended)."""
+        assert self.outbox is not None
+        failed, late = await self.emitter.delivered(sent, self.outbox_keep_s)
+        if failed or late:
+            return  # kept: sent again if the event comes again
+        data = faust_private.table_data(self.outbox)
+        for key, offset in kept:
+            stored = data.get(key)
+            if not isinstance(stored, Stamped) or offset not in stored.value:
+                continue
+            left = {o: records for o, records in stored.value.items() if o != offset}
+            if left:
+                data[key] = Stamped(left, stored.applied)
+                faust_private.send_changelog(self.outbox, partition, key, data[key])
+            else:
+                del data[key]
+                faust_private.send_changelog(self.outbox, partition, key, None)
 
     async def _delivered(self, state: list[Awaitable[Any]]) -> bool:
         """Wait (at most ``state_wait_s``) until the brokers acked every record of ``state``; whether none failed."""

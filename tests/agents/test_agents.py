@@ -182,12 +182,20 @@ async def test_router_dead_letters_illegal_transitions_and_releases_on_completio
     assert node_reservation_table[node_id] == {}
 
 
-async def test_a_redelivered_submission_sends_the_same_decision_command_and_event_again(recorder, offsets_as_a_log):
+async def test_a_redelivered_submission_sends_the_same_decision_command_and_event_again(
+    recorder, offsets_as_a_log, monkeypatch
+):
     """The owner was killed after the submission's state went out but maybe before its decision and command did:
     the next owner gets the submission again; the router knows it (a no-op), and the checkpoint's outbox sends what
     it sent the first time, the same records with the same ids."""
     ts = now_ms()
     await feed_fleet(ts)
+
+    async def never_acked(pending, timeout_s):  # the brokers never ack what it sends: the outbox keeps it
+        return [], len(pending)
+
+    acked = recorder.delivered
+    monkeypatch.setattr(recorder, "delivered", never_acked)
     request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 1000, "expected_hours": 1.0}
     submission = encode("workload.events", submission_event(request, "w1", ts))
     async with agents.workloads.test_context() as agent:
@@ -200,6 +208,16 @@ async def test_a_redelivered_submission_sends_the_same_decision_command_and_even
     async with agents.workloads.test_context() as agent:
         await agent.put(submission, key=b"w1")
     assert recorder.sent == first  # the same records, ids and all
+    monkeypatch.setattr(recorder, "delivered", acked)  # delivered this time: the outbox forgets them ...
+    offsets_as_a_log[(topic, partition)] = end - 1
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+        await asyncio.sleep(0.01)
+    recorder.sent.clear()
+    offsets_as_a_log[(topic, partition)] = end - 1
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+    assert recorder.sent == []  # ... and a third delivery sends nothing (no start after the workload may have ended)
     held = sum(h.vram_mb for holds in node_reservation_table.values() for h in holds.values())
     assert held == 1000  # reserved once
 
