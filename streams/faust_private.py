@@ -9,6 +9,8 @@ against real Faust objects, so a Faust upgrade that changes one breaks a named t
   even when records arrive meanwhile) then adds up to 1.5 s to every hop of an idle pipeline: submission to
   decision took 0.4-0.8 s at 20 submissions/s. This transport, registered as the ``toogreen://`` broker scheme,
   sets ``worker.fetch_max_wait_ms`` instead; all else is Faust's own.
+- A source partition without a committed offset is read from its beginning after a rebalance (aiokafka leaves it
+  where a fetch during recovery left it, past records that were then dropped).
 - Seeking a changelog partition below offset 0, or to no offset (which recovery does while a broker is down),
   seeks its start.
 - Topic declaration at start-up waits for a broker that is down: Faust asks the first broker its metadata lists for
@@ -104,6 +106,22 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = get_settings().worker.fetch_max_wait_ms  # read when the consumer starts
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[Any, int | None] = await super().seek_to_committed()
+        # aiokafka seeks only partitions with a committed offset above 0 and leaves the others where its fetcher is.
+        # A source partition the group never committed (the first owner of workload.events, say) was then read from
+        # wherever a fetch made during recovery had left it, and the records fetched while recovery held the stream
+        # back were dropped: the first submissions of a run were never routed. It starts from its beginning.
+        never = [tp for tp, offset in committed.items() if not offset and _is_source(tp.topic)]
+        if never:
+            await self.call_thread(self._ensure_consumer().seek_to_beginning, *never)
+        return committed  # type: ignore[return-value]
+
+
+def _is_source(topic: str) -> bool:
+    """Whether ``topic`` is one the agents read (not a table's changelog, not Faust's assignor topic)."""
+    return not topic.endswith("-changelog") and "__assignor" not in topic
 
 
 class Consumer(faust_aiokafka.Consumer):

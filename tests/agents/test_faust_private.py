@@ -158,3 +158,37 @@ async def test_recovery_seeking_below_offset_zero_seeks_the_start_of_the_changel
     d = TP("toogreen-zone-meta-changelog", 2)  # its earliest offset could not be read (its leader was down)
     await consumer.seek_wait({a: -2, b: 7, c: 0, d: None})
     assert sought == [{a: 0, b: 7, c: 0, d: 0}]
+
+
+async def test_a_source_partition_the_group_never_committed_is_read_from_its_beginning(monkeypatch):
+    from aiokafka import TopicPartition
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    async def nothing(*_args):
+        return None
+
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+    thread = consumer._new_consumer_thread()
+    fresh, done, zero = TopicPartition("workload.events", 0), TopicPartition("grid.readings", 1), TopicPartition("x", 0)
+    changelog = TopicPartition("toogreen-zone-meta-changelog", 0)
+    committed = {fresh: None, done: 41, zero: 0, changelog: None}
+
+    async def aiokafka_seek(self):  # aiokafka's: seeks the partitions committed above 0, leaves the others
+        return committed
+
+    calls: list[tuple] = []
+
+    async def call_thread(fun, *args):
+        calls.append((fun, args))
+
+    class AIOKafka:
+        def seek_to_beginning(self, *partitions):
+            return partitions
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed", aiokafka_seek)
+    monkeypatch.setattr(thread, "call_thread", call_thread)
+    monkeypatch.setattr(thread, "_ensure_consumer", lambda: AIOKafka())
+    assert await thread.seek_to_committed() == committed
+    assert [args for _fun, args in calls] == [(fresh, zero)]  # not the changelog: recovery reads those itself
