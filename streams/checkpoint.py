@@ -341,7 +341,8 @@ class Checkpoint:
             state: list[Awaitable[Any]] = []
             for (_name, key), (table, partition) in changes.items():
                 value = faust_private.table_data(table).get(key, _DELETED)
-                state.append(faust_private.send_changelog(table, partition, key, None if value is _DELETED else value))
+                record = None if value is _DELETED else value
+                state.append(await faust_private.publish_changelog(table, partition, key, record))
             for topic, key, record in logs:
                 state.append(await self.emitter.emit(topic, key, record))
             if self.max_runs_in_flight > 0:
@@ -408,10 +409,10 @@ class Checkpoint:
             left = {o: records for o, records in stored.value.items() if o != offset}
             if left:
                 data[key] = Stamped(left, stored.applied)
-                faust_private.send_changelog(self.outbox, partition, key, data[key])
+                await faust_private.publish_changelog(self.outbox, partition, key, data[key])
             else:
                 del data[key]
-                faust_private.send_changelog(self.outbox, partition, key, None)
+                await faust_private.publish_changelog(self.outbox, partition, key, None)
 
     async def _delivered(self, state: list[Awaitable[Any]]) -> bool:
         """Wait (at most ``state_wait_s``) until the brokers acked every record of ``state``; whether none failed."""

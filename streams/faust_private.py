@@ -2,7 +2,8 @@
 against real Faust objects, so a Faust upgrade that changes one breaks a named test instead of the worker.
 
 - Tables: their in-memory store (``table.data``), which the checkpoint writes at once and whose changelog it sends
-  itself (``table.send_changelog``), and the codec a table's changelog is written and restored with.
+  itself (the record ``table.send_changelog`` would queue, published at once), and the codec a table's changelog
+  is written and restored with.
 - Streams: taken without Faust's own acks (``stream.noack()``), acked by the checkpoint (``stream.ack``).
 - The Kafka transport with a configurable fetch wait. Faust builds its aiokafka consumer with
   ``fetch_max_wait_ms=1500``. A broker that holds a fetch until that wait ends (the embedded Tansu broker does,
@@ -55,6 +56,25 @@ def send_changelog(table: TableT, partition: int, key: Any, value: Any) -> Futur
     if value is None:
         return table.send_changelog(partition, key, None, value_serializer="raw")  # a tombstone, not a JSON null
     return table.send_changelog(partition, key, value)
+
+
+async def publish_changelog(table: TableT, partition: int, key: Any, value: Any) -> FutureMessage:
+    """Hand the changelog record of ``key`` (a tombstone when ``value`` is None) to the producer now: the record
+    Faust's own table write would queue (:func:`send_changelog`), published at once instead of through Faust's
+    producer buffer, whose one-at-a-time drain held the agents back once it passed 100 records (``producer buffer
+    full``). The returned future completes when the brokers acked it."""
+    collection: Any = table  # the serializers and the sent-callback are Collection's, not TableT's
+    fut: FutureMessage = table.changelog_topic.as_future_message(
+        key=key,
+        value=value,
+        partition=partition,
+        key_serializer=collection.key_serializer,
+        value_serializer="raw" if value is None else collection.value_serializer,
+        callback=collection._on_changelog_sent,  # what Faust's write would call: it notes the record's offset
+        eager_partitioning=True,
+    )
+    await table.changelog_topic.publish_message(fut, wait=False)
+    return fut
 
 
 class TableCodec(codecs.Codec):

@@ -32,3 +32,14 @@ def offsets_as_a_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tuple[str
 
     monkeypatch.setattr(AgentTestWrapper, "to_message", to_message)
     yield LOG_END
+
+
+@pytest.fixture(autouse=True)
+def changelog_records_are_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No broker here: a changelog record the checkpoint publishes is queued as Faust's own write would queue it."""
+    from streams import faust_private
+
+    async def queue(table: Any, partition: int, key: Any, value: Any) -> Any:
+        return faust_private.send_changelog(table, partition, key, value)
+
+    monkeypatch.setattr(faust_private, "publish_changelog", queue)

@@ -41,12 +41,33 @@ async def test_a_changelog_record_is_queued_with_the_tables_codec_and_a_deletion
     assert data == b'{"w1":{"vram_mb":1000,"mig_profile":"1g.10gb"}}'  # the JSON wire form
 
 
+async def test_a_changelog_record_published_at_once_is_the_one_faust_would_queue(monkeypatch):
+    published = []
+
+    async def publish_message(fut, wait=False):
+        published.append((fut, wait))
+
+    topic = node_reservation_table.changelog_topic
+    monkeypatch.setattr(topic, "publish_message", publish_message)
+    holds = {"w1": Hold(vram_mb=1000)}
+    value = await _PUBLISH(node_reservation_table, 2, "n1", holds)
+    tombstone = await _PUBLISH(node_reservation_table, 3, "n1", None)
+    queued = node_reservation_table.send_changelog(2, "n1", holds)  # what Faust's own write would queue
+    assert [f for f, _w in published] == [value, tombstone] and not any(w for _f, w in published)
+    for field in ("channel", "key", "value", "partition", "key_serializer", "value_serializer", "callback"):
+        assert getattr(value.message, field) == getattr(queued.message, field), field
+    assert tombstone.message.value is None and tombstone.message.value_serializer == "raw"
+
+
 def _restored(table, value: bytes):
     """What the changelog consumer makes of a changelog message: the worker's recovery reads the table's
     changelog topic (cloned onto its queue at start) and decodes each message with its schema."""
     topic = table.changelog_topic.clone_using_queue(app.channel().queue)
     message = Message(table.changelog_topic.get_topic_name(), 0, 0, 0.0, 0, [], b'"k"', value, None)
     return topic.schema.loads_value(app, message)
+
+
+_PUBLISH = faust_private.publish_changelog  # the real one (the agent tests' conftest queues instead)
 
 
 def test_a_table_restores_its_typed_values_from_its_changelog_bytes():
