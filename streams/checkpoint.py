@@ -43,9 +43,11 @@ The outbox. An agent that is idempotent by itself (the router remembers the ids 
 nothing for a redelivered event, so the effects of an event whose state went out but whose effects were lost with
 the worker would never be sent. A checkpoint given an ``outbox`` table keeps, per event key (a workload), the
 records each of its last events sent, stamped like the rest, in one changelog record; a redelivered event that
-changes nothing and sends nothing sends them again, the same records with the same ids (the sinks and the nodes keep
-one of each). An entry is dropped once its records were delivered (so a start command is not sent again after its
-workload ended there), or ``outbox_keep_s`` after it was written, long after its offset was committed.
+changes nothing and sends nothing, and after which nothing changed the key's state, sends them again, the same
+records with the same ids (the sinks keep one of each; a node ignores a start for a workload it runs). A later
+event that changes the key's state (the node's `started`) moves the stamp on while entries are kept, so an earlier
+event delivered again does not start a workload that may have ended since. An entry is dropped once its records were
+delivered, or ``outbox_keep_s`` after it was written, long after its offset was committed.
 Each changelog record goes to the partition of the event that last wrote the key, as Faust's own table writes do.
 """
 
@@ -203,12 +205,20 @@ class Checkpoint:
             self.set(self.outbox, key, kept)
             self._outbox_kept.append((self.clock.monotonic_s(), key, offset))
             self._outbox_run.append((key, offset))
-        elif not changed and offset in kept and self.applied(self.outbox, key):
+        elif not changed and offset in kept and self._latest_for_key(stored, event):
             self.resent += 1
             self._outbox_run.append((key, offset))
             for sent in kept[offset]:
                 (self._logs if sent.log else self._effects).append((sent.topic, sent.key, sent.record))
+        elif changed and kept:
+            # a later event changed the key's state (the node's answer to a start, say): the stamp moves on, and an
+            # earlier event delivered again no longer sends its records (the node had them)
+            self.set(self.outbox, key, kept)
         self._sent = []
+
+    def _latest_for_key(self, stored: Any, event: EventT) -> bool:
+        """Whether ``event`` is the last event applied to its key (nothing after it changed the key's state)."""
+        return isinstance(stored, Stamped) and stored.applied.get(source_of(event)) == event.message.offset
 
     def _drop_old_outbox_entries(self) -> None:
         """Forget the outbox entries written more than ``outbox_keep_s`` ago (their events were committed long

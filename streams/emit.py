@@ -75,6 +75,8 @@ class KafkaEmitter:
         return sent
 
     async def delivered(self, pending: list[Awaitable[Any]], timeout_s: float) -> tuple[list[BaseException], int]:
+        if not pending:
+            return [], 0
         futures = [asyncio.ensure_future(p) for p in pending]
         done, late = await asyncio.wait(futures, timeout=timeout_s)
         failed = [asyncio.CancelledError() if f.cancelled() else f.exception() for f in done]

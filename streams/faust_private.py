@@ -129,11 +129,12 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed: Mapping[Any, int | None] = await super().seek_to_committed()
-        # aiokafka seeks only partitions with a committed offset above 0 and leaves the others where its fetcher is.
+        # (-1, or None: none committed.) aiokafka seeks only partitions with a committed offset above 0 and leaves
+        # the others where its fetcher is.
         # A source partition the group never committed (the first owner of workload.events, say) was then read from
         # wherever a fetch made during recovery had left it, and the records fetched while recovery held the stream
         # back were dropped: the first submissions of a run were never routed. It starts from its beginning.
-        never = [tp for tp, offset in committed.items() if not offset and _is_source(tp.topic)]
+        never = [tp for tp, offset in committed.items() if (offset is None or offset <= 0) and _is_source(tp.topic)]
         if never:
             await self.call_thread(self._ensure_consumer().seek_to_beginning, *never)
         return committed  # type: ignore[return-value]

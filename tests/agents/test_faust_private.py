@@ -194,7 +194,8 @@ async def test_a_source_partition_the_group_never_committed_is_read_from_its_beg
     thread = consumer._new_consumer_thread()
     fresh, done, zero = TopicPartition("workload.events", 0), TopicPartition("grid.readings", 1), TopicPartition("x", 0)
     changelog = TopicPartition("toogreen-zone-meta-changelog", 0)
-    committed = {fresh: None, done: 41, zero: 0, changelog: None}
+    never = TopicPartition("node.telemetry", 2)
+    committed = {fresh: None, done: 41, zero: 0, changelog: None, never: -1}  # -1: what the broker says for none
 
     async def aiokafka_seek(self):  # aiokafka's: seeks the partitions committed above 0, leaves the others
         return committed
@@ -212,4 +213,4 @@ async def test_a_source_partition_the_group_never_committed_is_read_from_its_beg
     monkeypatch.setattr(thread, "call_thread", call_thread)
     monkeypatch.setattr(thread, "_ensure_consumer", lambda: AIOKafka())
     assert await thread.seek_to_committed() == committed
-    assert [args for _fun, args in calls] == [(fresh, zero)]  # not the changelog: recovery reads those itself
+    assert [args for _fun, args in calls] == [(fresh, zero, never)]  # not the changelog: recovery reads those itself
