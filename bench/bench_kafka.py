@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import bench_peers
 from bench.bench_pipeline import PROJECT, _committed, _ends, _stop, fill
 from bench.common import Table, machine
 from toogreen.kafka.broker import ensure_topics
@@ -72,6 +73,11 @@ def ingest_throughput(events: int = 150_000, brokers: int = 1, partitions: int =
             ):
                 logs = [Path(tmp) / f"{group}-{i}.log" for i in range(len(argvs))]
                 rates[group] = _group_rate(argvs, {**env, **extra}, cluster.bootstrap, group, ends, logs)
+            peers = (
+                {name: bench_peers.run_peer(name, cluster.bootstrap, n) for name in bench_peers.JOBS}
+                if bench_peers.available()
+                else {}
+            )
     one, two, ceiling_rate = rates["kafka-ours-1"], rates["kafka-ours-2"], rates["kafka-ceiling-1"]
     table = Table(
         f"Ingest throughput on Apache Kafka {settings.kafka.version}: 1 and 2 workers",
@@ -85,6 +91,23 @@ def ingest_throughput(events: int = 150_000, brokers: int = 1, partitions: int =
         ["2 toogreen workers", f"{two:,.0f}", f"{two / one:.2f}x", f"{two / ceiling_rate:.0%}"],
         ["1 Faust agent that does nothing (the ceiling)", f"{ceiling_rate:,.0f}", "", "100%"],
     ]
+    for name, peer in peers.items():
+        table.rows.append([f"{name}, the same windows and node state (1 process)", f"{peer.events_per_s:,.0f}",
+                           f"{peer.events_per_s / one:.2f}x", f"{peer.events_per_s / ceiling_rate:.0%}"])  # fmt: skip
+    if peers:
+        table.notes.append(
+            "The peers (bench/peers/): quix-streams (RocksDB state with changelog topics, its defaults) and bytewax "
+            "(one worker, its recovery store on) run the same job: per zone a 5-minute tumbling and a 1-hour hopping "
+            "window (5-minute step) of count and mean carbon, renewable share and price, per node the latest sample "
+            "and the energy since the one before, decoded with the project's codec. quix-streams writes a window at "
+            "every update (its current()), bytewax when it closes; the toogreen worker writes each changed window once "
+            "per run of events, and also the node views and zone views the router reads. Their rate runs from their "
+            "first to their last event; ours from the moment the group is ready to its last committed offset. "
+            + "; ".join(f"{name}: {p.zones} zones, {p.nodes} nodes, {p.windows_written:,} windows written"
+                        for name, p in peers.items())
+        )  # fmt: skip
+    else:
+        table.notes.append("The peers were not run: `make peers-venv` builds their environment.")
     table.notes.append(
         f"{os.cpu_count()} CPUs here, shared with the broker JVM(s) and the producer-less consumers: two workers "
         "can only scale where cores are free."

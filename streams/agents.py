@@ -386,7 +386,11 @@ async def workloads(stream: StreamT) -> None:
 
         for node_id in books.apply(workload_id, record.ts_ms, result, views, clock.now_ms()):
             routing.node_changed(node_id)
-        for out in result.emits:  # the owner's own events are state; commands and decisions leave once it is acked
+        # The owner's own workload events are state, sent with the run's changelog records; its node commands and
+        # decisions leave once the brokers acked them (streams/checkpoint.py), so a node's report always lands in the
+        # log after the event that caused it. (This supersedes main's emit_in_log_order, which awaited the events
+        # before a command within one result.)
+        for out in result.emits:
             (run.log if out.topic == WORKLOAD_EVENTS.name else run.emit)(out.topic, out.key, out.record)
         if result.settle and result.state is not None:
             # settled once its last node handed over what it drew there (accruals_closed), or after a wait

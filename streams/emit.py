@@ -37,9 +37,12 @@ def dead_letter_record(event: EventT, stage: str, reason: str) -> dict[str, Any]
     return dead_letter(message.topic, message.partition, message.offset, key, raw, stage, reason)
 
 
+Delivery = Awaitable[Any]  # resolves once the broker has the record (acks=all), raises if it never will
+
+
 class Emitter(Protocol):
-    async def emit(self, topic: str, key: str, record: Payload) -> Awaitable[Any]:
-        """Hand ``record`` to the producer; what it returns completes once the brokers acked the record."""
+    async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
+        """Hand ``record`` to the producer; the delivery it returns completes once the brokers acked the record."""
         ...
 
     async def emit_internal(self, topic: str, key: str, record: Any) -> Awaitable[Any]:
@@ -60,12 +63,12 @@ class KafkaEmitter:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def emit(self, topic: str, key: str, record: Payload) -> Awaitable[Any]:
+    async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
         # Handed straight to the producer's batch, not awaited until delivered: Faust flushes the producer before it
         # commits offsets, so what an event caused is sent before the event counts as processed (at-least-once);
         # the checkpoint awaits what must be durable before its outputs leave. (Faust's ``send_soon`` buffer costs
         # more per record than the send itself.)
-        sent: Awaitable[Any] = await self.app.producer.send(
+        sent: Delivery = await self.app.producer.send(
             topic, key.encode(), encode(topic, wire(record)), None, None, None
         )
         return sent
@@ -102,7 +105,7 @@ class RecordingEmitter:
         self.internal: list[tuple[str, str, bytes]] = []  # to the worker's own topics, as sent
         self.deliveries = 0  # how many runs waited for their state
 
-    async def emit(self, topic: str, key: str, record: Payload) -> Awaitable[Any]:
+    async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
         as_sent = wire(record)
         encode(topic, as_sent)  # what the real emitter would reject, this one rejects too
         self.sent.append((topic, key, as_sent))
