@@ -18,15 +18,15 @@ Every table write goes through the agent's :class:`~streams.checkpoint.Checkpoin
 from __future__ import annotations
 
 import gc
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TableT
 
+from streams import checkpoint as checkpoints
 from streams.app import (
     ACCRUALS_CLOSED_TOPIC,
     NODE_VIEWS_TOPIC,
@@ -47,6 +47,7 @@ from streams.app import (
     settings,
     telemetry_topic,
     workload_accrual_table,
+    workload_outbox_table,
     workload_state_table,
     workload_topic,
     zone_forecast_table,
@@ -55,7 +56,7 @@ from streams.app import (
     zone_window_table,
 )
 from streams.checkpoint import Checkpoint
-from streams.emit import Delivery, Emitter, KafkaEmitter
+from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
 from toogreen.domain.accounting import accrue_energy
 from toogreen.domain.clock import SYSTEM_CLOCK, Clock
@@ -80,7 +81,7 @@ from toogreen.domain.records import (
     ZoneMeta,
 )
 from toogreen.domain.rerouting import workloads_on_node, workloads_to_rescore, workloads_to_rescore_on_capacity
-from toogreen.domain.router import NEEDS_VIEWS, Emit, handle_workload_event, retry_order, workload_event
+from toogreen.domain.router import NEEDS_VIEWS, handle_workload_event, retry_order, workload_event
 from toogreen.domain.settlement import interim_billing, metering_boundaries, settle
 from toogreen.domain.validation import (
     validate_grid_reading,
@@ -90,7 +91,7 @@ from toogreen.domain.validation import (
 )
 from toogreen.domain.views import ZoneView
 from toogreen.domain.windows import Surplus, WindowAggregate
-from toogreen.domain.zone_state import apply_reading, keys_needed
+from toogreen.domain.zone_state import apply_reading, keys_needed, republished
 from toogreen.signing import load_or_create_key, sign_receipt
 from toogreen.topics import (
     BILLING_RECORDS,
@@ -104,7 +105,6 @@ from toogreen.topics import (
     ZONE_WINDOWS,
 )
 
-log = logging.getLogger(__name__)
 emitter: Emitter = KafkaEmitter(app)
 clock: Clock = SYSTEM_CLOCK
 
@@ -132,10 +132,15 @@ async def decode_or_dead_letter(
         return None
 
 
-def checkpoint(stream: StreamT, max_delay_ms: float | None = None) -> Checkpoint:
-    w = settings.worker
+# Tables whose values carry the input offsets they applied: a redelivered event is applied to each of them once.
+STAMPED_TABLES = (zone_window_table, zone_meta_table, node_state_table)
+
+
+def checkpoint(stream: StreamT, max_delay_ms: float | None = None, outbox: TableT | None = None) -> Checkpoint:
+    w, c = settings.worker, settings.checkpoint
     delay = w.coalesce_max_delay_ms if max_delay_ms is None else max_delay_ms
-    return Checkpoint(stream, emitter, w.coalesce_max_events, delay, clock)
+    return Checkpoint(stream, emitter, w.coalesce_max_events, delay, clock, STAMPED_TABLES, c.state_wait_s,
+                      c.max_runs_in_flight, outbox, c.outbox_keep_s)  # fmt: skip
 
 
 @app.agent(grid_topic)
@@ -160,14 +165,24 @@ def _hopping_record(assemble_hop: Callable[[], WindowAggregate]) -> Record:
 
 
 async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -> ZoneView | None:
-    """Fold one reading into its zone's windows; the zone's new routing view, if it has one."""
+    """Fold one reading into its zone's windows; the zone's new routing view, if it has one. A redelivered reading
+    (a worker died before its offset was committed) is left out of what already holds it: the zone's bookkeeping
+    and its tumbling window each carry the last reading they applied, in the same changelog record."""
     grace_ms, keep_ms = settings.windows.grace_s * 1000, settings.windows.keep_s * 1000
     zone = reading.zone
-    meta = zone_meta_table.get(zone) or ZoneMeta()
+    meta_has_it = run.applied(zone_meta_table, zone)
+    meta = run.get(zone_meta_table, zone) or ZoneMeta()
     keys = keys_needed(zone, reading.ts_ms, meta, WINDOW_SPECS)
-    windows = {k: aggregate for k in keys if (aggregate := zone_window_table.get(k)) is not None}
+    windows = {k: aggregate for k in keys if (aggregate := run.get(zone_window_table, k)) is not None}
     outcome = apply_reading(reading, windows, meta, WINDOW_SPECS, grace_ms, keep_ms, settings.surplus)
-    run.set(zone_meta_table, zone, outcome.meta)
+    window_has_it = outcome.stored is not None and run.applied(zone_window_table, outcome.stored[0])
+    if meta_has_it and (outcome.too_late or window_has_it):
+        # a redelivery both already hold (or dead-lettered before): its windows are published again, as they are
+        if (again := republished(zone, reading.ts_ms, windows, WINDOW_SPECS, settings.surplus)) is not None:
+            publish_windows(run, zone, *again)
+        return None
+    if not meta_has_it:
+        run.set(zone_meta_table, zone, outcome.meta)
     if outcome.too_late:
         await emitter.dead_letter(
             event,
@@ -177,14 +192,27 @@ async def absorb_reading(run: Checkpoint, event: EventT, reading: GridReading) -
         )
         return None
     assert outcome.stored is not None  # a reading in time always lands in its tumbling window
-    key, tumbling, surplus = outcome.stored  # the tumbling window is stored; hopping ones are assembled from it
+    key, tumbling, _surplus = outcome.stored  # the tumbling window is stored; hopping ones are assembled from it
+    for expired in outcome.expired_keys:
+        run.pop(zone_window_table, expired)
+    if window_has_it:  # its zone's bookkeeping did not (a worker died with the run half delivered)
+        return None
     run.set(zone_window_table, key, tumbling)
-    run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(tumbling.to_record, surplus))
-    for hop_key, assemble_hop in outcome.hopping:
-        run.emit_latest(hop_key, ZONE_WINDOWS.name, zone, partial(_hopping_record, assemble_hop))
-    for key in outcome.expired_keys:
-        run.pop(zone_window_table, key)
+    publish_windows(run, zone, outcome.stored, outcome.hopping)
     return outcome.view
+
+
+def publish_windows(
+    run: Checkpoint,
+    zone: str,
+    stored: tuple[str, WindowAggregate, Surplus],
+    hopping: Sequence[tuple[str, Callable[[], WindowAggregate]]],
+) -> None:
+    """A reading's tumbling window and the hopping windows holding it, on ``zone.windows`` once per run."""
+    key, tumbling, surplus = stored
+    run.emit_latest(key, ZONE_WINDOWS.name, zone, partial(tumbling.to_record, surplus))
+    for hop_key, assemble_hop in hopping:
+        run.emit_latest(hop_key, ZONE_WINDOWS.name, zone, partial(_hopping_record, assemble_hop))
 
 
 @app.agent(forecast_topic)
@@ -213,7 +241,7 @@ async def node_registrations(stream: StreamT) -> None:
             event, NODE_REGISTRY.name, "node_registrations", validate_registration, NodeRegistration
         )
         if reg is not None:
-            state = apply_registration(node_state_table.get(reg.node_id), reg)
+            state = apply_registration(run.get(node_state_table, reg.node_id), reg)
             run.set(node_state_table, reg.node_id, state)
             node_view_changed(run, reg.node_id, state)
 
@@ -234,7 +262,9 @@ async def node_telemetry(stream: StreamT) -> None:
         if sample is None:
             continue
         node_id = sample.node_id
-        before = node_state_table.get(node_id)
+        if run.applied(node_state_table, node_id):
+            continue  # a redelivered sample the node's state already took in: its energy is accrued already
+        before = run.get(node_state_table, node_id)
         running = node_running_table.get(node_id) or {}  # the owner's word on who runs here
         drawn = node_accrual_table.get(node_id) or {}
         after = dict(drawn)
@@ -338,6 +368,11 @@ def routing_inputs() -> tuple[Fleet, dict[str, ZoneView]]:
     return routing.inputs()
 
 
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust's own signal type rejects any coroutine
+async def _partitions_revoked(_app: Any, *_args: Any, **_kwargs: Any) -> None:
+    checkpoints.partitions_revoked()  # open and in-flight runs are void: their events come again (checkpoint.py)
+
+
 @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust's own signal type rejects any coroutine
 async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
     routing.resync()  # what the changelogs restored is in the tables now
@@ -361,8 +396,9 @@ def placement(run: Checkpoint) -> Placement:
 
 @app.agent(workload_topic)
 async def workloads(stream: StreamT) -> None:
-    # decisions and commands go out at once; only the tables' changelog records wait for the end of the run
-    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    # the run's state (tables, the owner's own workload events) goes out first; its decisions and node commands once
+    # the brokers acked it (streams/checkpoint.py)
+    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms, outbox=workload_outbox_table)
     books = placement(run)
     async for event in run.events():
         record = await decode_or_dead_letter(
@@ -384,7 +420,12 @@ async def workloads(stream: StreamT) -> None:
 
         for node_id in books.apply(workload_id, record.ts_ms, result, views, clock.now_ms()):
             routing.node_changed(node_id)
-        await emit_in_log_order(result.emits)
+        # The owner's own workload events are state, sent with the run's changelog records; its node commands and
+        # decisions leave once the brokers acked them (streams/checkpoint.py), so a node's report always lands in the
+        # log after the event that caused it. (This supersedes main's emit_in_log_order, which awaited the events
+        # before a command within one result.)
+        for out in result.emits:
+            (run.log if out.topic == WORKLOAD_EVENTS.name else run.emit)(out.topic, out.key, out.record)
         if result.settle and result.state is not None:
             # settled once its last node handed over what it drew there (accruals_closed), or after a wait
             run.set(pending_settlement_table, workload_id, result.state)
@@ -392,27 +433,6 @@ async def workloads(stream: StreamT) -> None:
             now = clock.now_ms()
             for other in workloads_to_rescore_on_capacity(freed, running_workload_table, now, settings.migration):
                 await request_rescore(run, other, now, f"capacity freed on {freed}")
-
-
-async def emit_in_log_order(emits: Sequence[Emit]) -> None:
-    """Sends a routing result's records in the order they are listed, with one guarantee across topics: a node
-    command goes out only once the workload events listed before it are in the log. A node reports on
-    ``workload.events`` as soon as it obeys, and its report must come after the decision that caused it there, or
-    every reader of the log (the sink, a new owner) sees a start before the workload was routed."""
-    own_log: list[Delivery] = []
-    for out in emits:
-        if out.topic == NODE_COMMANDS.name and own_log:
-            for delivery in own_log:
-                try:
-                    await delivery  # no wait at all for one already delivered
-                except Exception as exc:
-                    # the producer gave up (its delivery timeout): the command still goes, as it did before there was
-                    # an order to keep, rather than a crashed router and a workload that nobody starts
-                    log.warning("a workload event was not delivered before its node command: %r", exc)
-            own_log.clear()
-        delivery = await emitter.emit(out.topic, out.key, out.record)
-        if out.topic == WORKLOAD_EVENTS.name:
-            own_log.append(delivery)
 
 
 _node_state = msgspec.json.Decoder(NodeState)
@@ -509,7 +529,7 @@ async def request_rescore(run: Checkpoint, workload_id: str, now_ms: int, why: s
     if entry is not None:
         run.set(running_workload_table, workload_id, msgspec.structs.replace(entry, last_rescore_ms=now_ms))
     event = workload_event(workload_id, now_ms, EventKind.RESCORE, f"rescore:{workload_id}:{now_ms}", reason=why)
-    await emitter.emit(WORKLOAD_EVENTS.name, workload_id, event)
+    run.log(WORKLOAD_EVENTS.name, workload_id, event)
 
 
 @app.timer(interval=settings.migration.queue_retry_s)
@@ -564,8 +584,8 @@ async def settle_workload(run: Checkpoint, state: Workload, now_ms: int) -> None
     if settled is None:
         return
     receipt, billing = settled
-    await emitter.emit(SETTLEMENT_RECEIPTS.name, state.workload_id, sign_receipt(receipt, signing_key()))
-    await emitter.emit(BILLING_RECORDS.name, state.workload_id, billing)
+    run.emit(SETTLEMENT_RECEIPTS.name, state.workload_id, sign_receipt(receipt, signing_key()))
+    run.emit(BILLING_RECORDS.name, state.workload_id, billing)
     run.pop(workload_accrual_table, state.workload_id)
 
 

@@ -15,6 +15,7 @@ import msgspec
 from faust.types import TableT
 
 from streams import faust_private
+from streams.checkpoint import Outbox, Stamped
 from streams.faust_private import SCHEME
 from toogreen.domain.forecast import Forecast
 from toogreen.domain.records import (
@@ -67,21 +68,30 @@ forecast_topic = raw_topic(GRID_FORECASTS.name)
 WINDOW_SPECS = specs_from(settings.windows)
 
 
-def _table(name: str, value_type: Any, *, global_: bool = False, partitions: int | None = None) -> TableT:
-    """A table whose values are ``value_type`` records; its changelog carries their JSON wire form."""
+def _table(
+    name: str, value_type: Any, *, global_: bool = False, partitions: int | None = None, stamped: bool = False
+) -> TableT:
+    """A table whose values are ``value_type`` records; its changelog carries their JSON wire form. ``stamped``:
+    each value carries the input offsets it applied (``streams.checkpoint.Stamped``)."""
     table = (app.GlobalTable if global_ else app.Table)(name, default=None, partitions=partitions)
-    encoder, decoder = msgspec.json.Encoder(), msgspec.json.Decoder(value_type)
+    encoder, decoder = msgspec.json.Encoder(), msgspec.json.Decoder(Stamped[value_type] if stamped else value_type)
     faust_private.use_value_codec(table, f"toogreen.{name}", faust_private.TableCodec(encoder.encode, decoder.decode))
     return table
 
 
 def _window_table(name: str) -> TableT:
     """Window aggregates keep their own wire form (an empty measure's minimum is ``Infinity``, which stdlib JSON
-    carries and msgspec does not)."""
+    carries and msgspec does not), stamped with the input offsets each applied."""
     table = app.Table(name, default=None)
-    codec = faust_private.TableCodec(
-        lambda w: json.dumps(w.to_dict()).encode(), lambda s: WindowAggregate.from_dict(json.loads(s))
-    )
+
+    def dumps(stamped: Stamped[WindowAggregate]) -> bytes:
+        return json.dumps({"value": stamped.value.to_dict(), "applied": stamped.applied}).encode()
+
+    def loads(data: bytes) -> Stamped[WindowAggregate]:
+        wire = json.loads(data)
+        return Stamped(WindowAggregate.from_dict(wire["value"]), wire["applied"])
+
+    codec = faust_private.TableCodec(dumps, loads)
     faust_private.use_value_codec(table, f"toogreen.{name}", codec)
     return table
 
@@ -109,11 +119,13 @@ ACCRUALS_CLOSED_TOPIC = _internal_topic("accruals-closed")
 # metadata when the group is first assigned on a multi-broker cluster, and is then left without a consumer.
 INTERNAL_TOPICS = {t.get_topic_name(): 1 for t in (NODE_VIEWS_TOPIC, ZONE_VIEWS_TOPIC, ACCRUALS_CLOSED_TOPIC)}
 
-# Ingest, partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping.
+# Ingest, partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping. Both
+# stamped with the last reading each applied: a redelivered reading is folded in once (streams/checkpoint.py).
 zone_window_table = _window_table("zone-window-aggregates")
-zone_meta_table = _table("zone-meta", ZoneMeta)
-# Ingest, partitioned by node: its registration and telemetry, and the energy each workload drew there (by workload).
-node_state_table = _table("node-state", NodeState)
+zone_meta_table = _table("zone-meta", ZoneMeta, stamped=True)
+# Ingest, partitioned by node: its registration and telemetry (stamped: a redelivered sample is applied once), and the
+# energy each workload drew there (by workload).
+node_state_table = _table("node-state", NodeState, stamped=True)
 node_accrual_table = _table("node-accruals", NodeAccruals)
 
 # Placement, one partition, written by the owner only.
@@ -137,3 +149,6 @@ running_workload_table = _table("running-workloads", RunningEntry, partitions=1)
 queued_workload_table = _table("queued-workloads", QueueEntry, partitions=1)
 # Each workload's lifecycle state.
 workload_state_table = _table("workload-state", Workload, partitions=1)
+# What the router's last events for each workload sent (its checkpoint's outbox): sent again when such an event is
+# redelivered after its state went out but its effects may not have (streams/checkpoint.py).
+workload_outbox_table = _table("workload-outbox", Outbox, partitions=1, stamped=True)

@@ -42,11 +42,16 @@ Delivery = Awaitable[Any]  # resolves once the broker has the record (acks=all),
 
 class Emitter(Protocol):
     async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
-        """Hands the record to the producer; await the returned delivery only where order across topics matters."""
+        """Hand ``record`` to the producer; the delivery it returns completes once the brokers acked the record."""
         ...
 
-    async def emit_internal(self, topic: str, key: str, record: Any) -> None:
+    async def emit_internal(self, topic: str, key: str, record: Any) -> Awaitable[Any]:
         """To one of the worker's own topics (no Avro schema: the record's JSON wire form)."""
+        ...
+
+    async def delivered(self, pending: list[Awaitable[Any]], timeout_s: float) -> tuple[list[BaseException], int]:
+        """Wait (at most ``timeout_s``) until the brokers acked every record of ``pending`` (what :meth:`emit`
+        returned, changelog records); the delivery errors, and how many were not acked in time."""
         ...
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None: ...
@@ -60,16 +65,35 @@ class KafkaEmitter:
 
     async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
         # Handed straight to the producer's batch, not awaited until delivered: Faust flushes the producer before it
-        # commits offsets, so what an event caused is sent before the event counts as processed (at-least-once).
-        # (Faust's ``send_soon`` buffer costs more per record than the send itself.)
-        return await self.app.producer.send(topic, key.encode(), encode(topic, wire(record)), None, None, None)
+        # commits offsets, so what an event caused is sent before the event counts as processed (at-least-once);
+        # the checkpoint awaits what must be durable before its outputs leave. (Faust's ``send_soon`` buffer costs
+        # more per record than the send itself.)
+        sent: Delivery = await self.app.producer.send(
+            topic, key.encode(), encode(topic, wire(record)), None, None, None
+        )
+        return sent
 
-    async def emit_internal(self, topic: str, key: str, record: Any) -> None:
-        await self.app.producer.send(topic, key.encode(), _json.encode(record), None, None, None)
+    async def emit_internal(self, topic: str, key: str, record: Any) -> Awaitable[Any]:
+        sent: Awaitable[Any] = await self.app.producer.send(topic, key.encode(), _json.encode(record), None, None, None)
+        return sent
+
+    async def delivered(self, pending: list[Awaitable[Any]], timeout_s: float) -> tuple[list[BaseException], int]:
+        if not pending:
+            return [], 0
+        futures = [asyncio.ensure_future(p) for p in pending]
+        done, late = await asyncio.wait(futures, timeout=timeout_s)
+        failed = [asyncio.CancelledError() if f.cancelled() else f.exception() for f in done]
+        return [e for e in failed if e is not None], len(late)
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         record = dead_letter_record(event, stage, reason)
         await self.emit(DEAD_LETTERS.name, record["source_topic"], record)
+
+
+def _done() -> Awaitable[Any]:
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 class RecordingEmitter:
@@ -79,17 +103,21 @@ class RecordingEmitter:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self.dead: list[dict[str, Any]] = []
         self.internal: list[tuple[str, str, bytes]] = []  # to the worker's own topics, as sent
+        self.deliveries = 0  # how many runs waited for their state
 
     async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
         as_sent = wire(record)
         encode(topic, as_sent)  # what the real emitter would reject, this one rejects too
         self.sent.append((topic, key, as_sent))
-        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        delivered.set_result(None)
-        return delivered
+        return _done()
 
-    async def emit_internal(self, topic: str, key: str, record: Any) -> None:
+    async def emit_internal(self, topic: str, key: str, record: Any) -> Awaitable[Any]:
         self.internal.append((topic, key, _json.encode(record)))
+        return _done()
+
+    async def delivered(self, pending: list[Awaitable[Any]], timeout_s: float) -> tuple[list[BaseException], int]:
+        self.deliveries += 1  # nothing is in flight here: every record counts as delivered once it is sent
+        return [], 0
 
     async def dead_letter(self, event: EventT, stage: str, reason: str) -> None:
         self.dead.append(dead_letter_record(event, stage, reason))

@@ -2,29 +2,44 @@
 against real Faust objects, so a Faust upgrade that changes one breaks a named test instead of the worker.
 
 - Tables: their in-memory store (``table.data``), which the checkpoint writes at once and whose changelog it sends
-  itself (``table.send_changelog``), and the codec a table's changelog is written and restored with.
+  itself (the record ``table.send_changelog`` would queue, published at once), and the codec a table's changelog
+  is written and restored with.
 - Streams: taken without Faust's own acks (``stream.noack()``), acked by the checkpoint (``stream.ack``).
 - The Kafka transport with a configurable fetch wait. Faust builds its aiokafka consumer with
   ``fetch_max_wait_ms=1500``. A broker that holds a fetch until that wait ends (the embedded Tansu broker does,
   even when records arrive meanwhile) then adds up to 1.5 s to every hop of an idle pipeline: submission to
   decision took 0.4-0.8 s at 20 submissions/s. This transport, registered as the ``toogreen://`` broker scheme,
   sets ``worker.fetch_max_wait_ms`` instead; all else is Faust's own.
+- A source partition without a committed offset is read from its beginning after a rebalance (aiokafka leaves it
+  where a fetch during recovery left it, past records that were then dropped).
+- Seeking a changelog partition below offset 0, or to no offset (which recovery does while a broker is down),
+  seeks its start.
+- Topic declaration at start-up waits for a broker that is down: Faust asks the first broker its metadata lists for
+  the controller, and a worker started while that broker was down exited with ``NodeNotReadyError``. This transport
+  retries with back-off (refreshing the metadata, logging the first failure and then every tenth) until it is
+  declared or the worker stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
+from faust.exceptions import NotReady
 from faust.serializers import codecs
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, StreamT, TableT
+from faust.types import TP, EventT, StreamT, TableT
 from faust.types.tuples import FutureMessage
 
 from toogreen.settings import get_settings
 
 SCHEME = "toogreen"
+log = logging.getLogger(__name__)
 
 
 # --- tables -------------------------------------------------------------------------------------------------------
@@ -41,6 +56,25 @@ def send_changelog(table: TableT, partition: int, key: Any, value: Any) -> Futur
     if value is None:
         return table.send_changelog(partition, key, None, value_serializer="raw")  # a tombstone, not a JSON null
     return table.send_changelog(partition, key, value)
+
+
+async def publish_changelog(table: TableT, partition: int, key: Any, value: Any) -> FutureMessage:
+    """Hand the changelog record of ``key`` (a tombstone when ``value`` is None) to the producer now: the record
+    Faust's own table write would queue (:func:`send_changelog`), published at once instead of through Faust's
+    producer buffer, whose one-at-a-time drain held the agents back once it passed 100 records (``producer buffer
+    full``). The returned future completes when the brokers acked it."""
+    collection: Any = table  # the serializers and the sent-callback are Collection's, not TableT's
+    fut: FutureMessage = table.changelog_topic.as_future_message(
+        key=key,
+        value=value,
+        partition=partition,
+        key_serializer=collection.key_serializer,
+        value_serializer="raw" if value is None else collection.value_serializer,
+        callback=collection._on_changelog_sent,  # what Faust's write would call: it notes the record's offset
+        eager_partitioning=True,
+    )
+    await table.changelog_topic.publish_message(fut, wait=False)
+    return fut
 
 
 class TableCodec(codecs.Codec):
@@ -93,14 +127,62 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = get_settings().worker.fetch_max_wait_ms  # read when the consumer starts
         return consumer
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[Any, int | None] = await super().seek_to_committed()
+        # (-1, or None: none committed.) aiokafka seeks only partitions with a committed offset above 0 and leaves
+        # the others where its fetcher is.
+        # A source partition the group never committed (the first owner of workload.events, say) was then read from
+        # wherever a fetch made during recovery had left it, and the records fetched while recovery held the stream
+        # back were dropped: the first submissions of a run were never routed. It starts from its beginning.
+        never = [tp for tp, offset in committed.items() if (offset is None or offset <= 0) and _is_source(tp.topic)]
+        if never:
+            await self.call_thread(self._ensure_consumer().seek_to_beginning, *never)
+        return committed  # type: ignore[return-value]
+
+
+def _is_source(topic: str) -> bool:
+    """Whether ``topic`` is one the agents read (not a table's changelog, not Faust's assignor topic)."""
+    return not topic.endswith("-changelog") and "__assignor" not in topic
+
 
 class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        # Recovery seeks a changelog partition to "the earliest offset - 1" (-1: nothing read, which it maps to 0);
+        # while a broker is down the earliest offset of a partition it led can come back as -1, and the -2 sought
+        # then crashed the worker (aiokafka: "Offset must be a positive integer"). Below 0 means from the start.
+        # (None: the earliest offset could not be read at all, the partition's leader was down.)
+        await super().seek_wait({tp: 0 if offset is None else max(offset, 0) for tp, offset in partitions.items()})
+
+
+BROKER_DOWN = (NodeNotReadyError, KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NotReady)
+DECLARE_RETRY_FIRST_S = 0.2  # the back-off between declaration attempts doubles from this ...
+DECLARE_RETRY_MAX_S = 5.0  # ... up to this
+
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+
+    async def _create_topic(
+        self, owner: Any, client: Any, topic: str, partitions: int, replication: int, **kwargs: Any
+    ) -> None:
+        delay, failures = DECLARE_RETRY_FIRST_S, 0
+        while True:
+            try:
+                await super()._create_topic(owner, client, topic, partitions, replication, **kwargs)
+                return
+            except BROKER_DOWN as exc:
+                if owner.should_stop:
+                    raise
+                failures += 1
+                if failures % 10 == 1:
+                    log.warning("declaring topic %r: %r (attempt %d), retrying", topic, exc, failures)
+            with contextlib.suppress(Exception):  # still down: the next attempt says so
+                await client.force_metadata_update()  # forget a broker that went away
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, DECLARE_RETRY_MAX_S)
 
 
 TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")

@@ -42,14 +42,27 @@ class WorkerSettings(BaseModel):
     # (a run holds its events' acks; a changed node's state is logged at most once a second at the default)
     coalesce_max_events: int = 20_000
     coalesce_max_delay_ms: float = 1000.0
-    # the router's runs are shorter: a long run's changelog burst would delay the decisions behind it
-    router_coalesce_max_delay_ms: float = 100.0
+    # the router's runs are shorter: its decisions and commands leave when the run's state is acked (each event a
+    # run of one at 0; the runs' ends overlap, so this adds one round trip to the brokers, not a run's length)
+    router_coalesce_max_delay_ms: float = 0.0
     # how long a fetch may wait at the broker for records (Faust's own is 1500 ms: see streams/faust_private.py)
     fetch_max_wait_ms: int = 10
     # the router's node views are rebuilt for changed nodes only, and for all of them after a rebalance and this often
     fleet_resync_s: float = 60.0
     # an ended workload is settled when its last node hands over the energy it drew there, or after this long
     settle_wait_s: float = 15.0
+
+
+class CheckpointSettings(BaseModel):
+    """How a run's end waits for its state before its effects leave (streams/checkpoint.py)."""
+
+    # how long a run's effects wait for its state to be acked before they leave anyway (with a warning): a batch the
+    # producer keeps retrying while a broker is away must not hold every later run's commands back
+    state_wait_s: float = 5.0
+    # how many ended runs may wait for their acks before the agent waits too
+    max_runs_in_flight: int = 64
+    # how long the router's outbox keeps what an event sent (for its redelivery), well past the commit of its offset
+    outbox_keep_s: float = 60.0
 
 
 class WindowSettings(BaseModel):
@@ -376,6 +389,7 @@ class Settings(BaseSettings):
 
     broker: BrokerSettings = BrokerSettings()
     worker: WorkerSettings = WorkerSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
     windows: WindowSettings = WindowSettings()
     surplus: SurplusSettings = SurplusSettings()
     scoring: ScoringSettings = ScoringSettings()

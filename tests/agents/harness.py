@@ -22,6 +22,7 @@ from streams.app import (
     routing_node_table,
     running_workload_table,
     workload_accrual_table,
+    workload_outbox_table,
     workload_state_table,
     zone_meta_table,
     zone_view_table,
@@ -34,7 +35,8 @@ from toogreen.submission import submission_event
 
 TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
           workload_state_table, node_running_table, workload_accrual_table, running_workload_table,
-          queued_workload_table, routing_node_table, node_accrual_table, pending_settlement_table)  # fmt: skip
+          queued_workload_table, routing_node_table, node_accrual_table, pending_settlement_table,
+          workload_outbox_table)  # fmt: skip
 _OWNER_AGENTS = {
     NODE_VIEWS_TOPIC.get_topic_name(): agents.node_views,
     ZONE_VIEWS_TOPIC.get_topic_name(): agents.zone_views,

@@ -49,6 +49,29 @@ async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
     assert zone_view_table["FR"].carbon_gco2_per_kwh == 60.0
 
 
+async def test_a_redelivered_reading_is_counted_once_and_its_windows_are_published_again(recorder, offsets_as_a_log):
+    """A worker killed before its offsets were committed: the next owner of the partition gets the readings again.
+    The window and the zone's bookkeeping carry the last reading they took in, so the count stays exact, and the
+    windows go out again (the killed worker's last records may never have left)."""
+    ts = window_aligned_now_ms()
+    async with agents.zone_windows.test_context() as agent:
+        for i in range(3):
+            await agent.put(encode("grid.readings", grid_reading("FR", ts + i * 1000, 50.0 + i)), key=b"FR")
+    (topic, partition), end = next((tp, n) for tp, n in offsets_as_a_log.items() if tp[0].endswith("grid.readings"))
+    offsets_as_a_log[(topic, partition)] = end - 2  # the last two readings are delivered again
+    recorder.sent.clear()
+    async with agents.zone_windows.test_context() as agent:
+        for i in (1, 2):
+            await agent.put(encode("grid.readings", grid_reading("FR", ts + i * 1000, 50.0 + i)), key=b"FR")
+        await agent.put(encode("grid.readings", grid_reading("FR", ts + 3000, 53.0)), key=b"FR")  # a new one
+    tumbling = [w for w in recorder.on("zone.windows") if w["kind"] == "tumbling"]
+    assert [w["count"] for w in tumbling] == [3, 3, 4]  # published again as they were, then the new reading
+    assert len(recorder.on("zone.windows")) == 3 * 13
+    stored = zone_window_table[f"FR|tumbling|{ts - ts % (agents.settings.windows.tumbling_s * 1000)}"]
+    assert stored.value.count == 4 and stored.applied == {f"{topic}:{partition}": end}
+    assert zone_meta_table["FR"].value.watermark_ms == ts + 3000 and zone_meta_table["FR"].value.late_count == 0
+
+
 async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(recorder, monkeypatch):
     """With a coalescing delay, back-to-back readings are one run: the state is exact, and what it sends is the
     latest record per window and one changelog record per table key, partitioned like the event that wrote it."""
@@ -86,7 +109,8 @@ async def test_bad_grid_records_are_dead_lettered_and_the_stream_goes_on(recorde
     assert len(reasons) == 3
     assert "single-object" in reasons[0] and "unknown zone 'XX'" in reasons[1] and "finite" in reasons[2]
     assert {d["source_topic"] for d in recorder.dead} == {"grid.readings"}
-    assert [d["source_offset"] for d in recorder.dead] == [0, 1, 2]
+    first = recorder.dead[0]["source_offset"]  # offsets grow across tests, as in a log (conftest.py)
+    assert [d["source_offset"] for d in recorder.dead] == [first, first + 1, first + 2]
     assert recorder.dead[0]["raw"] == b"\x00garbage"
     await deliver_internal(recorder)
     assert "DE" in zone_view_table
@@ -98,7 +122,7 @@ async def test_too_late_reading_is_dead_lettered_with_the_reason(recorder):
         await agent.put(encode("grid.readings", grid_reading("FR", ts)), key=b"FR")
         await agent.put(encode("grid.readings", grid_reading("FR", ts - 3_600_000)), key=b"FR")
     assert len(recorder.dead) == 1 and "too late" in recorder.dead[0]["reason"]
-    assert zone_meta_table["FR"].too_late_count == 1
+    assert zone_meta_table["FR"].value.too_late_count == 1
 
 
 async def test_a_decision_over_a_larger_fleet_reports_the_best_and_counts_the_rest(recorder, monkeypatch):
@@ -156,6 +180,46 @@ async def test_router_dead_letters_illegal_transitions_and_releases_on_completio
     assert len(recorder.dead) == 1 and "illegal in state 'routed'" in recorder.dead[0]["reason"]
     assert workload_state_table["w1"].state is WorkloadState.COMPLETED
     assert node_reservation_table[node_id] == {}
+
+
+async def test_a_redelivered_submission_sends_the_same_decision_command_and_event_again(
+    recorder, offsets_as_a_log, monkeypatch
+):
+    """The owner was killed after the submission's state went out but maybe before its decision and command did:
+    the next owner gets the submission again; the router knows it (a no-op), and the checkpoint's outbox sends what
+    it sent the first time, the same records with the same ids."""
+    ts = now_ms()
+    await feed_fleet(ts)
+
+    async def never_acked(pending, timeout_s):  # the brokers never ack what it sends: the outbox keeps it
+        return [], len(pending)
+
+    acked = recorder.delivered
+    monkeypatch.setattr(recorder, "delivered", never_acked)
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 1000, "expected_hours": 1.0}
+    submission = encode("workload.events", submission_event(request, "w1", ts))
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+    first = [(t, k, r) for t, k, r in recorder.sent if t in ("routing.decisions", "node.commands", "workload.events")]
+    assert {t for t, _k, _r in first} == {"routing.decisions", "node.commands", "workload.events"}
+    (topic, partition), end = next((tp, n) for tp, n in offsets_as_a_log.items() if tp[0].endswith("workload.events"))
+    offsets_as_a_log[(topic, partition)] = end - 1  # delivered again
+    recorder.sent.clear()
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+    assert recorder.sent == first  # the same records, ids and all
+    monkeypatch.setattr(recorder, "delivered", acked)  # delivered this time: the outbox forgets them ...
+    offsets_as_a_log[(topic, partition)] = end - 1
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+        await asyncio.sleep(0.01)
+    recorder.sent.clear()
+    offsets_as_a_log[(topic, partition)] = end - 1
+    async with agents.workloads.test_context() as agent:
+        await agent.put(submission, key=b"w1")
+    assert recorder.sent == []  # ... and a third delivery sends nothing (no start after the workload may have ended)
+    held = sum(h.vram_mb for holds in node_reservation_table.values() for h in holds.values())
+    assert held == 1000  # reserved once
 
 
 async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receipt(recorder, data_dir):

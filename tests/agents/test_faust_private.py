@@ -3,11 +3,14 @@ objects: a Faust upgrade that changes one fails here, by name."""
 
 from __future__ import annotations
 
+import logging
+
 from faust.types import Message
 
 import streams.agents as agents
 from streams import faust_private
 from streams.app import app, node_reservation_table, settings, zone_meta_table, zone_window_table
+from streams.checkpoint import Stamped
 from tests.agents.harness import clear_tables
 from tests.builders import grid_reading, now_ms
 from toogreen.codec import encode
@@ -38,6 +41,24 @@ async def test_a_changelog_record_is_queued_with_the_tables_codec_and_a_deletion
     assert data == b'{"w1":{"vram_mb":1000,"mig_profile":"1g.10gb"}}'  # the JSON wire form
 
 
+async def test_a_changelog_record_published_at_once_is_the_one_faust_would_queue(monkeypatch):
+    published = []
+
+    async def publish_message(fut, wait=False):
+        published.append((fut, wait))
+
+    topic = node_reservation_table.changelog_topic
+    monkeypatch.setattr(topic, "publish_message", publish_message)
+    holds = {"w1": Hold(vram_mb=1000)}
+    value = await _PUBLISH(node_reservation_table, 2, "n1", holds)
+    tombstone = await _PUBLISH(node_reservation_table, 3, "n1", None)
+    queued = node_reservation_table.send_changelog(2, "n1", holds)  # what Faust's own write would queue
+    assert [f for f, _w in published] == [value, tombstone] and not any(w for _f, w in published)
+    for field in ("channel", "key", "value", "partition", "key_serializer", "value_serializer", "callback"):
+        assert getattr(value.message, field) == getattr(queued.message, field), field
+    assert tombstone.message.value is None and tombstone.message.value_serializer == "raw"
+
+
 def _restored(table, value: bytes):
     """What the changelog consumer makes of a changelog message: the worker's recovery reads the table's
     changelog topic (cloned onto its queue at start) and decodes each message with its schema."""
@@ -46,14 +67,20 @@ def _restored(table, value: bytes):
     return topic.schema.loads_value(app, message)
 
 
+_PUBLISH = faust_private.publish_changelog  # the real one (the agent tests' conftest queues instead)
+
+
 def test_a_table_restores_its_typed_values_from_its_changelog_bytes():
     assert node_reservation_table.changelog_topic.value_serializer == "toogreen.node-reservations"
     assert _restored(node_reservation_table, b'{"w1":{"vram_mb":1000}}') == {"w1": Hold(vram_mb=1000)}
     no_price = grid_reading(ts_ms=1, price=None)
     window = empty_window("FR", WindowSpec("tumbling", 300_000, 300_000), 0).add(no_price)
-    data = app.serializers.dumps_value(None, window, serializer=zone_window_table.value_serializer)
+    stamped = Stamped(window, {"grid.readings:3": 41})  # with the last reading it applied (streams/checkpoint.py)
+    data = app.serializers.dumps_value(None, stamped, serializer=zone_window_table.value_serializer)
     assert b"Infinity" in data  # an empty measure's minimum
-    assert _restored(zone_window_table, data) == window
+    assert _restored(zone_window_table, data) == stamped
+    meta = Stamped(ZoneMeta(watermark_ms=5), {"grid.readings:3": 41})
+    assert _restored(zone_meta_table, app.serializers.dumps_value(None, meta, serializer="toogreen.zone-meta")) == meta
 
 
 async def test_a_stream_without_auto_ack_leaves_each_event_to_be_acked(monkeypatch):
@@ -81,6 +108,9 @@ class _Quiet:
     async def emit_internal(self, topic, key, record):
         return None
 
+    async def delivered(self, pending, timeout_s):
+        return [], 0
+
     async def dead_letter(self, event, stage, reason):
         return None
 
@@ -97,3 +127,90 @@ async def test_the_worker_consumer_waits_at_most_the_configured_fetch_wait():
     thread = consumer._new_consumer_thread()
     aiokafka_consumer = thread._create_worker_consumer(app.transport)
     assert aiokafka_consumer._fetch_max_wait_ms == settings.worker.fetch_max_wait_ms == 10
+
+
+async def test_a_topic_declared_while_a_broker_is_down_is_retried_until_it_is_declared(monkeypatch, caplog):
+    from aiokafka.errors import NodeNotReadyError
+
+    monkeypatch.setattr(faust_private, "DECLARE_RETRY_FIRST_S", 0.001)
+    attempts: list[str] = []
+
+    async def declare(owner, client, topic, partitions, replication, **kwargs):  # Faust's, against the cluster
+        attempts.append(topic)
+        if len(attempts) <= 12:
+            raise NodeNotReadyError("Attempt to send a request to node which is not ready (node id 1).")
+
+    class Client:  # the consumer's aiokafka client, whose metadata the retry refreshes
+        refreshed = 0
+
+        async def force_metadata_update(self):
+            Client.refreshed += 1
+            return True
+
+    class Owner:
+        should_stop = False
+        log = logging.getLogger("owner")
+
+    transport = app.transport
+    monkeypatch.setattr(transport, "_really_create_topic", declare)
+    with caplog.at_level(logging.WARNING, logger=faust_private.__name__):
+        await transport._create_topic(Owner(), Client(), "toogreen-node-views", 1, 3)
+    assert len(attempts) == 13 and Client.refreshed == 12
+    assert len(caplog.records) == 2  # the first failure and the eleventh: bounded logging
+
+
+async def test_recovery_seeking_below_offset_zero_seeks_the_start_of_the_changelog():
+    from faust.types import TP
+
+    async def nothing(*_args):
+        return None
+
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+    sought: list[dict] = []
+
+    class Thread:  # the consumer thread, which hands the offsets to aiokafka's seek (it rejects a negative one)
+        async def seek_wait(self, partitions):
+            sought.append(dict(partitions))
+
+    consumer._thread = Thread()
+    a, b, c = TP("toogreen-zone-meta-changelog", 0), TP("toogreen-zone-meta-changelog", 1), TP("x", 0)
+    d = TP("toogreen-zone-meta-changelog", 2)  # its earliest offset could not be read (its leader was down)
+    await consumer.seek_wait({a: -2, b: 7, c: 0, d: None})
+    assert sought == [{a: 0, b: 7, c: 0, d: 0}]
+
+
+async def test_a_source_partition_the_group_never_committed_is_read_from_its_beginning(monkeypatch):
+    from aiokafka import TopicPartition
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    async def nothing(*_args):
+        return None
+
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+    thread = consumer._new_consumer_thread()
+    fresh, done, zero = TopicPartition("workload.events", 0), TopicPartition("grid.readings", 1), TopicPartition("x", 0)
+    changelog = TopicPartition("toogreen-zone-meta-changelog", 0)
+    never = TopicPartition("node.telemetry", 2)
+    committed = {fresh: None, done: 41, zero: 0, changelog: None, never: -1}  # -1: what the broker says for none
+
+    async def aiokafka_seek(self):  # aiokafka's: seeks the partitions committed above 0, leaves the others
+        return committed
+
+    calls: list[tuple] = []
+
+    async def call_thread(fun, *args):
+        calls.append((fun, args))
+
+    class AIOKafka:
+        def seek_to_beginning(self, *partitions):
+            return partitions
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed", aiokafka_seek)
+    monkeypatch.setattr(thread, "call_thread", call_thread)
+    monkeypatch.setattr(thread, "_ensure_consumer", lambda: AIOKafka())
+    assert await thread.seek_to_committed() == committed
+    assert [args for _fun, args in calls] == [(fresh, zero, never)]  # not the changelog: recovery reads those itself

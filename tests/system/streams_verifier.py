@@ -296,16 +296,22 @@ class Hold:
     mig_profile: str | None
 
 
-def check_capacity(con: duckdb.DuckDBPyConnection) -> Check:
-    """Sweep every node's history in time order: a start/resume command takes its VRAM (and slice) from then on,
-    until the workload's stop command there or its terminal event there, whichever comes first."""
+def check_capacity(con: duckdb.DuckDBPyConnection, commands: list[tuple[int, dict[str, Any]]]) -> Check:
+    """Sweep every node's history in time order: a start/resume command takes its VRAM (and slice) from the moment
+    the owner sent it (its record's timestamp in ``node.commands``; its ``ts_ms`` is the time of the event that
+    caused the decision, which can be older than the end that freed the node), until the workload's stop command
+    there or its terminal event there, whichever comes first."""
     nodes = {
         n: (vram, model) for n, vram, model in con.execute("SELECT node_id, vram_mb, gpu_model FROM nodes").fetchall()
     }
     timeline: list[tuple[int, int, str, str, Any]] = []  # (ts, order, node, workload, payload)
-    for node, ts, action, wid, vram, profile in con.execute(
-        "SELECT node_id, ts_ms, action, workload_id, vram_mb, mig_profile FROM node_commands"
-    ).fetchall():
+    first_sent: dict[str, tuple[int, dict[str, Any]]] = {}  # by command id: a command sent again counts once
+    for sent_ms, cmd in commands:
+        if cmd["command_id"] not in first_sent or sent_ms < first_sent[cmd["command_id"]][0]:
+            first_sent[cmd["command_id"]] = (sent_ms, cmd)
+    for ts, cmd in first_sent.values():
+        node, action, wid, vram, profile = (cmd["node_id"], cmd["action"], cmd["workload_id"], cmd["vram_mb"],
+                                            cmd["mig_profile"])  # fmt: skip
         if action in ("start", "resume"):
             timeline.append((ts, 1, node, wid, Hold(wid, int(vram or 0), profile)))
         elif action == "stop":
@@ -399,16 +405,16 @@ def check_settlement(con: duckdb.DuckDBPyConnection, ids: list[str]) -> Check:
     return Check("at most one receipt, bill, payout, placement per workload", ok, figures)
 
 
-def read_grid_log(bootstrap: str) -> list[dict[str, Any]]:
-    """Every record of ``grid.readings``, partition by partition in offset order (a zone's readings in order)."""
+def read_log(bootstrap: str, topic: str) -> list[tuple[int, dict[str, Any]]]:
+    """Every record of ``topic`` with its timestamp (ms), partition by partition in offset order."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"verifier-{time.time_ns()}", "enable.auto.commit": False}
     )
-    meta = consumer.list_topics("grid.readings", timeout=10).topics["grid.readings"]
-    tps = [TopicPartition("grid.readings", p, OFFSET_BEGINNING) for p in sorted(meta.partitions)]
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(meta.partitions)]
     ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
     consumer.assign(tps)
-    by_partition: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    by_partition: dict[int, list[tuple[int, int, dict[str, Any]]]] = defaultdict(list)
     done = {p for p, end in ends.items() if end == 0}
     deadline = time.monotonic() + 60
     while len(done) < len(ends) and time.monotonic() < deadline:
@@ -416,11 +422,16 @@ def read_grid_log(bootstrap: str) -> list[dict[str, Any]]:
             if m.error():
                 continue
             with contextlib.suppress(DecodeError):  # the pipeline dead-letters it; so does the recomputation
-                by_partition[m.partition()].append((m.offset(), decode("grid.readings", m.value())))
+                by_partition[m.partition()].append((m.offset(), m.timestamp()[1], decode(topic, m.value())))
             if m.offset() >= ends[m.partition()] - 1:
                 done.add(m.partition())
     consumer.close()
-    return [r for p in sorted(by_partition) for _, r in sorted(by_partition[p], key=lambda t: t[0])]
+    return [(ts, r) for p in sorted(by_partition) for _, ts, r in sorted(by_partition[p], key=lambda t: t[0])]
+
+
+def read_grid_log(bootstrap: str) -> list[dict[str, Any]]:
+    """Every record of ``grid.readings``, partition by partition in offset order (a zone's readings in order)."""
+    return [r for _ts, r in read_log(bootstrap, "grid.readings")]
 
 
 def recompute_windows(
@@ -536,13 +547,14 @@ def verify(run_dir: Path, plan: Plan, say: Any = print) -> list[Check]:
     with kafka_cluster(run_dir, plan.brokers, plan.partitions) as cluster:
         faults, ids, settings = run_under_faults(cluster, run_dir, plan, say)
         readings = read_grid_log(cluster.bootstrap)
+        commands = read_log(cluster.bootstrap, "node.commands")
     with (run_dir / "grid-readings.jsonl").open("w") as out:  # the input log, for a second look
         out.writelines(json.dumps(r) + "\n" for r in readings)
     con = duckdb.connect(str(run_dir / "toogreen.duckdb"), read_only=True)
     try:
         checks = [
             check_terminal_states(con, ids),
-            check_capacity(con),
+            check_capacity(con, commands),
             check_settlement(con, ids),
             check_windows(con, readings, settings),
             check_workers(run_dir, faults, con),

@@ -1,10 +1,10 @@
 """The streams verifier in CI, bounded: 3 brokers, 3 workers, grid + telemetry + 150 workloads, a worker killed
 with -9 every 20-30 s and a broker once (see ``streams_verifier`` for what it checks and prints).
 
-It does not pass yet (see docs/kafka.md, "What it finds": decisions sent before their reservation is logged,
-the sink's event order, windows counting a redelivered reading twice), so it is marked xfail, not strict, and only
-for an AssertionError of the checks: the figures are printed either way (``pytest -s``) and written to
-``verifier.json`` in its run directory."""
+It does not pass yet (see docs/kafka.md, "Exactly once under kill -9": the first submissions of a run and a few
+readings around a handover never reach the agents), so it is marked xfail, not strict, and only for an
+AssertionError of the checks: the figures are printed either way (``pytest -s``) and written to ``verifier.json`` in
+its run directory."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, needs_java]
 
 @pytest.mark.timeout(480)
 @pytest.mark.xfail(
-    reason="issues 11/12: exactly-once effects under kill -9 not there yet (docs/kafka.md)",
+    reason="issue 11: records lost around a handover under kill -9 (docs/kafka.md, exactly once under kill -9)",
     raises=AssertionError,
     strict=False,
 )

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tests.builders import grid_reading
 from toogreen.domain.records import GridReading, ZoneMeta
 from toogreen.domain.windows import Stat, WindowAggregate, WindowSpec, detect_surplus, empty_window, is_too_late
-from toogreen.domain.zone_state import apply_reading, keys_needed, window_key
+from toogreen.domain.zone_state import apply_reading, keys_needed, republished, window_key
 from toogreen.settings import SurplusSettings
 
 TUMBLING = WindowSpec("tumbling", 300_000, 300_000)
@@ -116,6 +116,23 @@ def test_hopping_windows_are_assembled_from_the_tumbling_ones():
     hour = last[base + 3 * 300_000]  # the hour holding readings 3..14
     assert hour.count == 12 and hour.carbon.mean == pytest.approx(sum(10 * i for i in range(3, 15)) / 12)
     assert hour.carbon.min == 30 and hour.carbon.max == 140 and hour.carbon.last == 140
+
+
+@given(st.integers(min_value=1, max_value=14))
+def test_a_reading_the_windows_already_hold_is_published_again_as_it_was(last):
+    """A redelivered reading is not folded in twice; what apply_reading published for it is rebuilt from the
+    windows as they are."""
+    base = 3_600_000 * 100
+    readings = [grid_reading(ts_ms=base + i * 300_000, carbon=float(10 * i)) for i in range(last + 1)]
+    outcomes, windows, meta = _apply(readings)
+    ts = readings[-1]["ts_ms"]
+    have = {k: windows[k] for k in keys_needed("FR", ts, meta, SPECS) if k in windows}
+    again = republished("FR", ts, have, SPECS, SurplusSettings())
+    assert again is not None
+    (key, agg, surplus), hopping = again
+    assert (key, agg, surplus) == outcomes[-1].stored
+    assert [(k, make()) for k, make in hopping] == [(k, make()) for k, make in outcomes[-1].hopping]
+    assert republished("FR", base + 100 * 3_600_000, have, SPECS, SurplusSettings()) is None  # its window is gone
 
 
 def test_settings_that_cannot_assemble_hopping_windows_are_refused():

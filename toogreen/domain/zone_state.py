@@ -78,19 +78,7 @@ def apply_reading(
     key = window_key(zone, tumbling.kind, start)
     merged = {**windows, key: (windows.get(key) or empty_window(zone, tumbling, start)).add(reading)}
     open_keys = meta.open_keys if key in meta.open_keys else (*meta.open_keys, key)
-
-    assembled: dict[int, WindowAggregate] = {}
-
-    def hop(hop_start: int) -> WindowAggregate:
-        if hop_start not in assembled:
-            parts = [merged[k] for s in _tumbling_starts_in(hop_start, hopping.size_ms, tumbling)
-                     if (k := window_key(zone, tumbling.kind, s)) in merged]  # fmt: skip
-            assembled[hop_start] = assemble(zone, hopping, hop_start, parts)
-        return assembled[hop_start]
-
-    this = merged[key]
-    stored = (key, this, detect_surplus(this, hop(this.end_ms - hopping.size_ms), surplus_settings))
-    derived = [(window_key(zone, hopping.kind, s), partial(hop, s)) for s in hopping.starts(ts)]
+    stored, derived, hop = _published(zone, ts, merged, specs, surplus_settings)
 
     horizon = meta.watermark_ms - keep_ms
     expired = [k for k in open_keys if int(k.rsplit("|", 1)[1]) + tumbling.size_ms < horizon]
@@ -99,6 +87,55 @@ def apply_reading(
 
     view = current_view(zone, merged, meta, tumbling, lambda end_ms: hop(end_ms - hopping.size_ms), surplus_settings)
     return ReadingOutcome(False, stored, derived, expired, meta, view)
+
+
+def _published(
+    zone: str,
+    ts_ms: int,
+    windows: dict[str, WindowAggregate],
+    specs: tuple[WindowSpec, WindowSpec],
+    surplus_settings: SurplusSettings,
+) -> tuple[
+    tuple[str, WindowAggregate, Surplus],
+    list[tuple[str, Callable[[], WindowAggregate]]],
+    Callable[[int], WindowAggregate],
+]:
+    """The tumbling window holding ``ts_ms`` (key, aggregate, surplus), the hopping windows holding it (assembled on
+    demand), and the assembler of any hopping window, from ``windows`` (which hold the tumbling one)."""
+    tumbling, hopping = specs
+    assembled: dict[int, WindowAggregate] = {}
+
+    def hop(hop_start: int) -> WindowAggregate:
+        if hop_start not in assembled:
+            parts = [windows[k] for s in _tumbling_starts_in(hop_start, hopping.size_ms, tumbling)
+                     if (k := window_key(zone, tumbling.kind, s)) in windows]  # fmt: skip
+            assembled[hop_start] = assemble(zone, hopping, hop_start, parts)
+        return assembled[hop_start]
+
+    key = window_key(zone, tumbling.kind, tumbling.starts(ts_ms)[0])
+    this = windows[key]
+    stored = (key, this, detect_surplus(this, hop(this.end_ms - hopping.size_ms), surplus_settings))
+    derived: list[tuple[str, Callable[[], WindowAggregate]]] = [
+        (window_key(zone, hopping.kind, s), partial(hop, s)) for s in hopping.starts(ts_ms)
+    ]
+    return stored, derived, hop
+
+
+def republished(
+    zone: str,
+    ts_ms: int,
+    windows: dict[str, WindowAggregate],
+    specs: tuple[WindowSpec, WindowSpec],
+    surplus_settings: SurplusSettings,
+) -> tuple[tuple[str, WindowAggregate, Surplus], list[tuple[str, Callable[[], WindowAggregate]]]] | None:
+    """What :func:`apply_reading` published for a reading at ``ts_ms`` that ``windows`` (the keys of
+    :func:`keys_needed`) already hold: a redelivered reading is not folded in again, but its windows are published
+    again (the first publication may have been lost with the worker). None if its tumbling window is gone."""
+    tumbling = specs[0]
+    if window_key(zone, tumbling.kind, tumbling.starts(ts_ms)[0]) not in windows:
+        return None
+    stored, derived, _hop = _published(zone, ts_ms, windows, specs, surplus_settings)
+    return stored, derived
 
 
 def current_view(
