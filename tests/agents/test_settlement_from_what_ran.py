@@ -65,7 +65,7 @@ async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder,
     gap_ms = exit_sample["ts_ms"] - running[-1]["ts_ms"]
     last_piece_j = (exit_sample["energy_j"] - running[-1]["energy_j"]) * 400 / gap_ms
     counter_j = running[-1]["energy_j"] - running[0]["energy_j"] + last_piece_j
-    reg_pue = agents.node_state_table[node_id].registration.pue  # type: ignore[union-attr]
+    reg_pue = agents.node_state_table[node_id].value.registration.pue  # the table keeps stamped values
     assert receipt["kwh"] == pytest.approx(counter_j / 3.6e6 * reg_pue, rel=0.01)
     billings = recorder.on("billing.records")
     final = billings[-1]
