@@ -438,6 +438,16 @@ async def workloads(stream: StreamT) -> None:
 _node_state = msgspec.json.Decoder(NodeState)
 _zone_view = msgspec.json.Decoder(ZoneView)
 _closed = msgspec.json.Decoder(AccrualsClosed)
+D = TypeVar("D")
+
+
+async def decode_internal_or_dead_letter(event: EventT, decoder: msgspec.json.Decoder[D], stage: str) -> D | None:
+    """One of the worker's own records (JSON wire form), or None with a dead letter saying why."""
+    try:
+        return decoder.decode(event.message.value or b"")
+    except msgspec.ValidationError as exc:
+        await emitter.dead_letter(event, stage, str(exc))
+        return None
 
 
 @app.agent(NODE_VIEWS_TOPIC)
@@ -445,10 +455,8 @@ async def node_views(stream: StreamT) -> None:
     """The owner's view of each node; a health change re-scores what runs there."""
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
     async for event in run.events():
-        try:
-            state = _node_state.decode(event.message.value or b"")
-        except msgspec.ValidationError as exc:
-            await emitter.dead_letter(event, "node_views", str(exc))
+        state = await decode_internal_or_dead_letter(event, _node_state, "node_views")
+        if state is None:
             continue
         node_id = (event.message.key or b"").decode()
         before = routing_node_table.get(node_id)
@@ -469,10 +477,8 @@ async def zone_views(stream: StreamT) -> None:
     changed: dict[str, ZoneView] = {}
     run.on_run_end = partial(rescore_after_grid_change, run, changed)
     async for event in run.events():
-        try:
-            view = _zone_view.decode(event.message.value or b"")
-        except msgspec.ValidationError as exc:
-            await emitter.dead_letter(event, "zone_views", str(exc))
+        view = await decode_internal_or_dead_letter(event, _zone_view, "zone_views")
+        if view is None:
             continue
         run.set(zone_view_table, view.zone, view)
         changed[view.zone] = view
@@ -497,10 +503,8 @@ async def accruals_closed(stream: StreamT) -> None:
     last node's share is in. A redelivered hand-over replaces the same node's intervals: idempotent."""
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
     async for event in run.events():
-        try:
-            closed = _closed.decode(event.message.value or b"")
-        except msgspec.ValidationError as exc:
-            await emitter.dead_letter(event, "accruals_closed", str(exc))
+        closed = await decode_internal_or_dead_letter(event, _closed, "accruals_closed")
+        if closed is None:
             continue
         wid = closed.workload_id
         kept = [i for i in workload_accrual_table.get(wid) or [] if i.node_id != closed.node_id]

@@ -21,12 +21,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def running_core(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:
-    """Broker, worker, API with its sink (each test module gets its own, so grid clocks never mix)."""
-    run_dir: Path = tmp_path_factory.mktemp(name)
-    env = {
-        "TOOGREEN_BROKER__EMBEDDED_PORT": str(free_port()),
+def run_env(run_dir: Path) -> dict[str, str]:
+    """What every test system sets: its own API port and DuckDB files, and a fast cadence."""
+    return {
         "TOOGREEN_API__PORT": str(free_port()),
         "TOOGREEN_STORAGE__DUCKDB_PATH": str(run_dir / "toogreen.duckdb"),
         "TOOGREEN_STORAGE__SNAPSHOT_PATH": str(run_dir / "snapshot.duckdb"),
@@ -34,6 +31,13 @@ def running_core(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterato
         "TOOGREEN_DEMO__GRID_INTERVAL_S": "1",
         "TOOGREEN_DEMO__TELEMETRY_INTERVAL_S": "1",
     }
+
+
+@contextmanager
+def running_core(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:
+    """Broker, worker, API with its sink (each test module gets its own, so grid clocks never mix)."""
+    run_dir: Path = tmp_path_factory.mktemp(name)
+    env = {"TOOGREEN_BROKER__EMBEDDED_PORT": str(free_port()), **run_env(run_dir)}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)

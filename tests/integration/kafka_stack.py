@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import free_port
+from tests.integration.conftest import run_env
 from toogreen.app.demo import Stack, start_core
 from toogreen.kafka.cluster import KafkaCluster
 from toogreen.settings import Settings
@@ -34,16 +34,7 @@ def kafka_cluster(run_dir: Path, brokers: int, partitions: int = 4) -> Iterator[
 
 
 def stack_env(cluster: KafkaCluster, run_dir: Path, **extra: str) -> dict[str, str]:
-    return {
-        **cluster.client_env(),
-        "TOOGREEN_API__PORT": str(free_port()),
-        "TOOGREEN_STORAGE__DUCKDB_PATH": str(run_dir / "toogreen.duckdb"),
-        "TOOGREEN_STORAGE__SNAPSHOT_PATH": str(run_dir / "snapshot.duckdb"),
-        "TOOGREEN_STORAGE__SNAPSHOT_INTERVAL_S": "1",
-        "TOOGREEN_DEMO__GRID_INTERVAL_S": "1",
-        "TOOGREEN_DEMO__TELEMETRY_INTERVAL_S": "1",
-        **extra,
-    }
+    return {**cluster.client_env(), **run_env(run_dir), **extra}
 
 
 def stack_on(cluster: KafkaCluster, run_dir: Path, **extra: str) -> Stack:
