@@ -160,7 +160,9 @@ async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
     assert decisions[0]["chosen_node_id"] != decisions[1]["chosen_node_id"]
     commands = recorder.on("node.commands")
     assert [c["action"] for c in commands] == ["start", "start"]
-    assert node_reservation_table[decisions[0]["chosen_node_id"]] == {"w1": Hold(vram_mb=70_000)}
+    held = node_reservation_table[decisions[0]["chosen_node_id"]]
+    assert held == {"w1": Hold(vram_mb=70_000, expected_end_ms=held["w1"].expected_end_ms)}
+    assert held["w1"].expected_end_ms is not None  # held until it is expected to be done
     assert workload_state_table["w1"].state is WorkloadState.ROUTED
 
 

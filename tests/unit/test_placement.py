@@ -29,7 +29,8 @@ def test_a_placement_reserves_a_start_records_where_and_completion_releases_it_a
         return books.apply("w1", event.ts_ms, result, views, now_ms)
 
     assert apply(submission()) == {"dc-1"}
-    assert books.holds == {"dc-1": {"w1": Hold(vram_mb=16_000)}} and books.queue == {}
+    assert books.holds.keys() == {"dc-1"} and books.holds["dc-1"].keys() == {"w1"} and books.queue == {}
+    assert books.holds["dc-1"]["w1"].vram_mb == 16_000 and books.holds["dc-1"]["w1"].mig_profile is None
     assert apply(workload_event("started", node_id="dc-1", ts_ms=NOW_MS + 5)) == set()
     price = books.workloads["w1"].price_eur_per_gpu_hour
     assert price is not None  # what it pays there, for its interim billing records

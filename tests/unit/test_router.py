@@ -33,7 +33,11 @@ def test_submission_is_routed_with_a_decision_an_event_and_a_start_command():
     assert decision.grid_windows[0].zone == "FR"
     assert routed.type == "routed" and command.action is NodeAction.START and command.vram_mb == 16_000
     assert result.state is not None and result.state.state is WorkloadState.ROUTED
-    assert result.reserve == [("dc-1", Hold(vram_mb=16_000, mig_profile=None))]
+    sub = submission()
+    assert sub.request is not None
+    # held until it is expected to be done: the submission's time plus its expected hours
+    end = sub.ts_ms + int(sub.request.expected_hours * 3_600_000)
+    assert result.reserve == [("dc-1", Hold(vram_mb=16_000, mig_profile=None, expected_end_ms=end))]
 
 
 def test_a_workload_no_node_could_ever_hold_is_rejected_with_the_reason():

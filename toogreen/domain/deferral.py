@@ -88,11 +88,19 @@ def decide_deferral(
     green_only: bool = False,
     waiting_since_ms: int | None = None,
     waiting_until_ms: int | None = None,
+    available_from_ms: Mapping[str, int] | None = None,
+    waiting_zone: str | None = None,
 ) -> DeferralDecision:
     """Place now, or wait for the cleanest window the forecasts show in ``zones`` (the zones where the router
     could place it as well as now) that starts before its latest start. ``now_zone``/``now_carbon_gco2_per_kwh``:
-    where placing now would run it and that zone's current intensity; ``waiting_since_ms``/``waiting_until_ms``:
-    the wait it is already in, if any."""
+    where placing now would run it and that zone's current intensity; ``waiting_since_ms``/``waiting_until_ms``/
+    ``waiting_zone``: the wait it is already in, if any. ``available_from_ms``: per zone, the earliest a node there
+    that could take it is expected to be free (now where one is free now; a zone absent has none expected): a
+    window starts no earlier, so a wait for a full zone is a wait for its capacity (None: capacity not looked at).
+
+    A wait whose window has come is placed now when placing now runs it in the zone it waited for; when it does
+    not (the node it waited for is still busy, or another took it), the plan is made again, up to the latest
+    start."""
     duration_ms = int(expected_hours * HOUR_MS)
     latest = latest_start_ms(now_ms, expected_hours, deadline_ms, settings)
     slack_h = None if deadline_ms is None else (deadline_ms - now_ms - duration_ms) / HOUR_MS
@@ -116,8 +124,9 @@ def decide_deferral(
         return now_decision("no deadline: nothing bounds a wait, so it is placed now")
     if green_only and not settings.defer_green_only:
         return now_decision("green-only work is not deferred (few nodes may take it): placed now")
-    if waiting_until_ms is not None and now_ms >= waiting_until_ms:
-        return now_decision(f"the window it waited for has come ({_when(waiting_until_ms)}): placed now")
+    window_came = waiting_until_ms is not None and now_ms >= waiting_until_ms
+    if window_came and (waiting_zone is None or waiting_zone == now_zone or available_from_ms is None):
+        return now_decision(f"the window it waited for has come ({_when(waiting_until_ms or now_ms)}): placed now")
     if waiting_since_ms is not None and now_ms - waiting_since_ms >= settings.max_wait_h * HOUR_MS:
         return now_decision(f"it has waited {settings.max_wait_h:g} h, the most a workload waits: placed now")
     if slack_h is None or slack_h < settings.min_slack_h:
@@ -129,14 +138,25 @@ def decide_deferral(
     used: dict[str, tuple[str, int, str]] = {}
     best: WindowForecast | None = None
     best_forecast: Forecast | None = None
+    # a revisit never plans later than the plan it is in, unless that plan fell through: its window came without
+    # the capacity it waited for, or the capacity it waited for is now expected later than the window
+    fell_through = window_came or (
+        waiting_until_ms is not None and available_from_ms is not None and waiting_zone is not None
+        and available_from_ms.get(waiting_zone, latest + 1) > waiting_until_ms
+    )  # fmt: skip
+    last_start = latest if waiting_until_ms is None or fell_through else min(latest, waiting_until_ms)
     for zone in sorted(set(zones)):
         f = forecasts.get(zone)
         if f is None or f.end_ms <= now_ms:
             continue
+        free_from = now_ms if available_from_ms is None else available_from_ms.get(zone)
+        if free_from is None or free_from > last_start:
+            continue
         used[zone] = (zone, f.issued_ms, f.model)
-        # windows start at the forecast's step boundaries, from the next one on
+        # windows start at the forecast's step boundaries, from the next one on (and once a node is free there)
         start = f.start_ms if now_ms < f.start_ms else f.start_ms + ((now_ms - f.start_ms) // f.step_ms + 1) * f.step_ms
-        last_start = latest if waiting_until_ms is None else min(latest, waiting_until_ms)  # never later than planned
+        if free_from > start:
+            start = free_from
         while start <= last_start and start + duration_ms <= f.end_ms:
             w = f.window(start, start + duration_ms)
             if w is not None and (best is None or w.mean_gco2_per_kwh < best.mean_gco2_per_kwh - 1e-9):
@@ -163,8 +183,11 @@ def decide_deferral(
     if saving <= margin:
         return now_decision(f"placed now: {facts} does not beat the {margin_text}", here, best, saving, margin,
                             forecasts_used, points)  # fmt: skip
+    capacity = ""
+    if available_from_ms is not None and available_from_ms.get(best.zone, now_ms) > now_ms:
+        capacity = f"; {best.zone} has no node free for it before {_when(available_from_ms[best.zone])} (expected)"
     why = (
-        f"deferred until {_when(best.start_ms)} because {facts} > {margin_text}; slack {slack_h:.1f} h, "
+        f"deferred until {_when(best.start_ms)} because {facts} > {margin_text}{capacity}; slack {slack_h:.1f} h, "
         f"latest start {_when(latest)}"
     )
     return DeferralDecision(True, best.start_ms, best.zone, why, slack_h, latest, here, best, saving, margin,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from msgspec.structs import replace
@@ -44,6 +44,15 @@ def apply_telemetry(state: NodeState | None, sample: TelemetrySample) -> NodeSta
     return replace(base, telemetry=telemetry)
 
 
+def expected_free_ms(holds: Iterable[Hold]) -> int | None:
+    """When a node's holds are all expected to be done: the latest expected end (None: no holds, or one's end is
+    not known)."""
+    ends = [h.expected_end_ms for h in holds]
+    if not ends or any(e is None for e in ends):
+        return None
+    return max(e for e in ends if e is not None)
+
+
 def to_node_view(
     state: NodeState | Mapping[str, Any], reservations: Mapping[str, Hold] | Mapping[str, Mapping[str, Any]]
 ) -> NodeView | None:
@@ -75,4 +84,5 @@ def to_node_view(
         whole_tenants=sum(1 for h in holds if not h.mig_profile),
         mig_used=tuple(sorted(slices.items())),
         drained=state.drained,
+        expected_free_ms=expected_free_ms(holds),
     )

@@ -307,7 +307,8 @@ class Workload(Record, frozen=True, kw_only=True):
     last_move_ms: int | None = None
     last_no_move_reason: str | None = None
     deferred_since_ms: int | None = None  # waiting for a cleaner window a forecast showed, since then …
-    deferred_until_ms: int | None = None  # … until then (``toogreen.domain.deferral``)
+    deferred_until_ms: int | None = None  # … until then (``toogreen.domain.deferral``) …
+    deferred_zone: str | None = None  # … in this zone (where a node was expected to be free then)
     last_checkpoint_uri: str | None = None  # the newest checkpoint a node reported (periodic or for a move)
     resume_from: str | None = None  # re-queued off a lost node: placed by a resume from this checkpoint
     lost_node: str | None = None  # the node it was re-queued off: told to stop it should it come back
@@ -346,6 +347,7 @@ class Hold(Record, frozen=True, kw_only=True):
 
     vram_mb: int
     mig_profile: str | None = None  # None: the whole GPU
+    expected_end_ms: int | None = None  # when the workload is expected to be done there (None: not known)
 
 
 class RunningShare(Record, frozen=True, kw_only=True):

@@ -27,6 +27,7 @@ from msgspec.structs import replace
 
 from toogreen.domain.deferral import DeferralDecision, decide_deferral
 from toogreen.domain.fleet import Fleet
+from toogreen.domain.kinds import NodeHealth
 from toogreen.domain.forecast import Forecast
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
@@ -226,6 +227,12 @@ def _command(node_id: str, action: NodeAction, workload_id: str, ts: int, decisi
     )  # fmt: skip
 
 
+def _expected_end_ms(state: Workload, now_ms: int) -> int:
+    """When the workload is expected to be done if it runs from ``now_ms``: its expected hours left."""
+    remaining_h = float(state.need_request().expected_hours) * (1 - (state.progress_pct or 0.0) / 100)
+    return now_ms + int(max(remaining_h, 0.0) * MS_PER_HOUR)
+
+
 def _next_decision_id(state: Workload, kind: DecisionKind) -> tuple[Workload, str]:
     state = replace(state, decisions=state.decisions + 1)
     return state, decision_id_for(state.workload_id, state.decisions, kind)
@@ -400,7 +407,7 @@ def _place(
         if wait.defer:
             return _defer(result, state, decision, wait, now)
     if state.deferred_until_ms is not None:
-        state = replace(state, deferred_since_ms=None, deferred_until_ms=None)
+        state = replace(state, deferred_since_ms=None, deferred_until_ms=None, deferred_zone=None)
     if state.resume_from is not None:  # re-placed off a lost node, from its last checkpoint: a move, not a new start
         state, decision_id = _next_decision_id(state, DecisionKind.REROUTE)
         why = f"resumed off {state.lost_node}, presumed lost, from its last checkpoint: {decision.reason}"
@@ -425,7 +432,8 @@ def _place(
         chosen.node_id, action, workload_id, now, decision_id, state, checkpoint_uri=state.resume_from,
         mig_profile=chosen.mig_profile)))  # fmt: skip
     result.state = _remember(state, event_id)
-    result.reserve.append((chosen.node_id, Hold(vram_mb=int(request.vram_mb), mig_profile=chosen.mig_profile)))
+    result.reserve.append((chosen.node_id, Hold(vram_mb=int(request.vram_mb), mig_profile=chosen.mig_profile,
+                                                expected_end_ms=_expected_end_ms(state, now))))  # fmt: skip
     result.queued = False
     return result
 
@@ -441,16 +449,39 @@ def _deferral(
     settings: Settings,
 ) -> DeferralDecision:
     """Whether to wait instead of taking ``chosen``: windows are looked for in the zones with a node the workload
-    fits at ``chosen``'s tier or better now (a zone the tiers would never pick it for is no window for it)."""
+    fits at ``chosen``'s tier or better now (a zone the tiers would never pick it for is no window for it), each from
+    the time such a node there is free (now, or the expected end of what it holds: :func:`available_from_ms`)."""
     here = zones[chosen.zone]
-    tier_now = chosen.tier or NON_COMPLIANT_TIER
-    candidates = sorted({
-        n.zone for n in fleet
-        if n.vram_mb >= spec.vram_mb and n.zone in zones and tier_of(n, zones[n.zone], settings.scoring) <= tier_now
-    })  # fmt: skip
+    available = available_from_ms(spec, chosen, fleet, zones, now, settings)
     return decide_deferral(now, spec.expected_hours, spec.deadline_ms, chosen.zone, here.carbon_gco2_per_kwh,
-                           forecasts, candidates, settings.forecast.deferral, spec.green_only,
-                           state.deferred_since_ms, state.deferred_until_ms)  # fmt: skip
+                           forecasts, sorted(available), settings.forecast.deferral, spec.green_only,
+                           state.deferred_since_ms, state.deferred_until_ms, available,
+                           state.deferred_zone)  # fmt: skip
+
+
+def available_from_ms(
+    spec: WorkloadSpec, chosen: Candidate, fleet: Fleet, zones: Mapping[str, ZoneView], now: int, settings: Settings
+) -> dict[str, int]:
+    """Per zone, the earliest a node there could take the workload at ``chosen``'s tier or better: now where one
+    holds nothing (``chosen``'s zone always), else the expected end of what a big enough node holds (zones whose
+    nodes' ends are not known are left out). Unhealthy and drained nodes never count."""
+    tier_now = chosen.tier or NON_COMPLIANT_TIER
+    out = {chosen.zone: now}
+    for n in fleet:
+        zone = zones.get(n.zone)
+        if zone is None or n.vram_mb < spec.vram_mb or n.health is NodeHealth.UNHEALTHY or n.drained:
+            continue
+        if tier_of(n, zone, settings.scoring) > tier_now:
+            continue
+        if n.whole_tenants == 0 and not n.mig_used and n.vram_free_mb >= spec.vram_mb:
+            free = now
+        elif n.expected_free_ms is not None:
+            free = max(now, n.expected_free_ms)
+        else:
+            continue
+        if free < out.get(n.zone, free + 1):
+            out[n.zone] = free
+    return out
 
 
 def _defer(result: RouterResult, state: Workload, decision: Decision, wait: DeferralDecision, now: int) -> RouterResult:
@@ -458,7 +489,7 @@ def _defer(result: RouterResult, state: Workload, decision: Decision, wait: Defe
     keeps it records nothing), and the ``queued`` event when it was not waiting yet."""
     workload_id = state.workload_id
     result.queued = True
-    if state.deferred_until_ms == wait.until_ms:
+    if state.deferred_until_ms == wait.until_ms and state.deferred_zone == wait.zone:
         result.state = state
         return result
     state, decision_id = _next_decision_id(state, DecisionKind.DEFERRED)
@@ -470,7 +501,7 @@ def _defer(result: RouterResult, state: Workload, decision: Decision, wait: Defe
             workload_id, now, EventKind.QUEUED, event_id, decision_id=decision_id, reason=wait.reason)))  # fmt: skip
         state = _remember(state, event_id)
     result.state = replace(state, state=WorkloadState.QUEUED, deferred_since_ms=state.deferred_since_ms or now,
-                           deferred_until_ms=wait.until_ms)  # fmt: skip
+                           deferred_until_ms=wait.until_ms, deferred_zone=wait.zone)  # fmt: skip
     return result
 
 
@@ -578,7 +609,8 @@ def _begin_move(
         target_fraction=alt.compute_fraction, target_price=alt.price_eur_per_gpu_hour, checkpoint_uri=uri,
     ))  # fmt: skip
     # the target is held from now, so no one else is placed there while the checkpoint is written
-    result.reserve.append((alt.node_id, Hold(vram_mb=spec.vram_mb, mig_profile=alt.mig_profile)))
+    result.reserve.append((alt.node_id, Hold(vram_mb=spec.vram_mb, mig_profile=alt.mig_profile,
+                                             expected_end_ms=_expected_end_ms(state, now))))  # fmt: skip
     return result
 
 
@@ -668,5 +700,6 @@ def _roll_back(event: WorkloadEvent, state: Workload, move: PendingMove) -> Rout
         target_fraction=move.origin_fraction, rollback=True,
     ))  # fmt: skip
     result.release.append(move.target_node)
-    result.reserve.append((origin, Hold(vram_mb=int(state.need_request().vram_mb), mig_profile=move.origin_profile)))
+    result.reserve.append((origin, Hold(vram_mb=int(state.need_request().vram_mb), mig_profile=move.origin_profile,
+                                        expected_end_ms=_expected_end_ms(state, now))))  # fmt: skip
     return result

@@ -44,6 +44,9 @@ class NodeView:
     whole_tenants: int = 0  # workloads holding the whole GPU
     mig_used: tuple[tuple[str, int], ...] = ()  # MIG slices held: (profile name, count)
     drained: bool = False  # an operator drained it: routing places nothing new there
+    # when what it holds is expected to be done (the latest expected end of its holds; None: holds nothing, or an
+    # end is not known): the earliest it may take a workload that does not fit now
+    expected_free_ms: int | None = None
 
 
 @dataclass(frozen=True)

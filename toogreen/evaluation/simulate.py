@@ -26,6 +26,7 @@ from toogreen.domain.forecast import Forecast
 from toogreen.domain.kinds import NodeKind
 from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.migration import checkpoint_gb, move_cost
+from toogreen.domain.node_state import expected_free_ms
 from toogreen.domain.placement import Placement
 from toogreen.domain.pricing import base_price
 from toogreen.domain.records import EventKind, NodeAction, NodeCommand, NodeHealth, WorkloadEvent
@@ -231,6 +232,7 @@ class _RouterReplay:
             n.power_w,
             len(held),
             (),
+            expected_free_ms=expected_free_ms(held.values()),
         )
 
     def retry_is_idle(self, wid: str, t: int) -> bool:
