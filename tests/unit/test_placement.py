@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.builders import NOW_MS, node_view, submission, workload_event, zone_view
 from toogreen.domain.placement import Placement
-from toogreen.domain.records import Hold, QueueEntry, RunningShare
+from toogreen.domain.records import QueueEntry, RunningShare
 from toogreen.domain.router import RouterResult, handle_workload_event
 from toogreen.domain.scoring import node_carbon
 from toogreen.settings import Settings

@@ -27,8 +27,8 @@ from msgspec.structs import replace
 
 from toogreen.domain.deferral import DeferralDecision, decide_deferral
 from toogreen.domain.fleet import Fleet
-from toogreen.domain.kinds import NodeHealth
 from toogreen.domain.forecast import Forecast
+from toogreen.domain.kinds import NodeHealth
 from toogreen.domain.lifecycle import TERMINAL, IllegalTransition, WorkloadState, next_state
 from toogreen.domain.migration import MoveOption, checkpoint_gb, judge_move, move_cost
 from toogreen.domain.records import (
@@ -469,7 +469,7 @@ def available_from_ms(
     out = {chosen.zone: now}
     for n in fleet:
         zone = zones.get(n.zone)
-        if zone is None or n.vram_mb < spec.vram_mb or n.health is NodeHealth.UNHEALTHY or n.drained:
+        if zone is None or n.vram_mb < spec.vram_mb or n.health == NodeHealth.UNHEALTHY or n.drained:
             continue
         if tier_of(n, zone, settings.scoring) > tier_now:
             continue
