@@ -38,7 +38,7 @@ async def test_a_changelog_record_is_queued_with_the_tables_codec_and_a_deletion
     assert (value.message.partition, value.message.value_serializer) == (2, "toogreen.node-reservations")
     assert tombstone.message.value is None and tombstone.message.value_serializer == "raw"
     data = app.serializers.dumps_value(None, holds, serializer=value.message.value_serializer)
-    assert data == b'{"w1":{"vram_mb":1000,"mig_profile":"1g.10gb"}}'  # the JSON wire form
+    assert data == b'{"w1":{"vram_mb":1000,"mig_profile":"1g.10gb","expected_end_ms":null}}'  # the JSON wire form
 
 
 async def test_a_changelog_record_published_at_once_is_the_one_faust_would_queue(monkeypatch):
