@@ -214,3 +214,26 @@ async def test_a_source_partition_the_group_never_committed_is_read_from_its_beg
     monkeypatch.setattr(thread, "_ensure_consumer", lambda: AIOKafka())
     assert await thread.seek_to_committed() == committed
     assert [args for _fun, args in calls] == [(fresh, zero, never)]  # not the changelog: recovery reads those itself
+
+
+async def test_a_jump_in_a_source_partitions_offsets_is_not_acked_and_its_commit_stays_below_it(caplog):
+    """Faust counts the offsets a fetch jumped over as acked (a gap: compaction, transaction markers); on a source
+    topic (neither) they are records never delivered, and the partition's commit must not pass them."""
+    from faust.types import TP
+
+    async def nothing(*_args):
+        return None
+
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+    log, changelog = TP("workload.events", 0), TP("toogreen-zone-meta-changelog", 0)
+    for tp in (log, changelog):
+        consumer._committed_offset[tp] = 157  # the group's commit: the next offset to read
+        consumer._acked[tp].append(157)  # read and acked ...
+        with caplog.at_level(logging.WARNING, logger="streams.faust_private"):
+            await consumer._add_gap(tp, 158, 181)  # ... then the fetch returned 181: 158-180 never came
+        consumer._acked[tp].append(181)
+    assert consumer._new_offset(log) == 158  # the commit stays below the records that never came
+    assert consumer._new_offset(changelog) == 182  # Faust's own gap handling for a changelog
+    assert "158-180 were skipped" in caplog.text
