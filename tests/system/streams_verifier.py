@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -535,7 +536,7 @@ def decision_timing(decisions: list[tuple[int, dict[str, Any]]], faults: Faults)
 
 
 def check_workers(
-    run_dir: Path, faults: Faults, con: duckdb.DuckDBPyConnection, decisions: list[tuple[int, dict[str, Any]]] = ()
+    run_dir: Path, faults: Faults, con: duckdb.DuckDBPyConnection, sent: Sequence[tuple[int, dict[str, Any]]] = ()
 ) -> Check:
     crashed: dict[str, list[str]] = {}
     for log in sorted(run_dir.glob("worker-*.log")):
@@ -560,7 +561,7 @@ def check_workers(
         "worker_logs_with_exceptions": len(crashed),
         "first_decision_after_each_kill_s": gaps_after_kill,
         "longest_pause_between_decisions_s": round(longest_gap, 1),
-        **decision_timing(list(decisions), faults),
+        **decision_timing(list(sent), faults),
     }
     ok = not crashed and not faults.worker_exits and longest_gap <= 10.0
     return Check("workers never crash, placement resumes within 10 s", ok, figures, list(crashed.items())[:3])
