@@ -178,7 +178,7 @@ def throughput(events: int = 60_000) -> Table:
     return table
 
 
-def _start(env_extra: dict[str, str], tmp: Path, with_api: bool = True):
+def _start(env_extra: dict[str, str], tmp: Path, with_api: bool = True, workers: int = 1):
     from toogreen.app.demo import Stack, start_core
     from toogreen.settings import Settings
 
@@ -205,7 +205,32 @@ def _start(env_extra: dict[str, str], tmp: Path, with_api: bool = True):
         stack.create_topics()
         stack.spawn("worker", "worker", "--loglevel", "info")
         stack.wait_for("worker", stack.worker_ready, 90)
+    for n in range(2, workers + 1):  # more workers in the group: one of them owns the placement log
+        stack.spawn(f"worker-{n}", "worker", "--loglevel", "info")
+        stack.wait_for(f"worker-{n}", lambda n=n: "Worker]: Ready" in stack.log_text(f"worker-{n}"), 120)
     return stack
+
+
+def routing_latency_on_kafka(
+    nodes: int = 1000, rates: tuple[int, ...] = (20, 500), seconds: float = 8.0, workers: int = 2, brokers: int = 1
+) -> Table:
+    """The same measurement on an Apache Kafka cluster with ``workers`` workers in the group (issue 11's setup):
+    the owner of the placement log decides; the others run ingest and stand by."""
+    from toogreen.kafka.cluster import KafkaCluster
+    from toogreen.settings import Settings
+
+    table = Table(
+        f"Routing latency on Apache Kafka, {workers} workers",
+        f"as the table above, on {brokers} Kafka broker(s) with {workers} toogreen workers in one group (no API)",
+        ["running beside the workers", "submissions/s", "decisions", "p50 ms", "p99 ms", "max ms"],
+    )
+    with tempfile.TemporaryDirectory() as tmp_name:
+        cluster = KafkaCluster(Settings().kafka, Path(tmp_name) / "kafka", brokers, 4)
+        with cluster:
+            _latency_run(table, False, nodes, rates, seconds, 10, env=cluster.client_env(), workers=workers,
+                         setup=f"Kafka x{brokers}, {workers} workers, load generator")  # fmt: skip
+    table.notes.append(f"Target p99 ≤ 50 ms at 500 submissions/s with {nodes:,} nodes and 2 workers.")
+    return table
 
 
 def routing_latency(
@@ -231,12 +256,20 @@ def routing_latency(
 
 
 def _latency_run(
-    table: Table, with_api: bool, nodes: int, rates: tuple[int, ...], seconds: float, warmup_rate: int
+    table: Table,
+    with_api: bool,
+    nodes: int,
+    rates: tuple[int, ...],
+    seconds: float,
+    warmup_rate: int,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    setup: str | None = None,
 ) -> None:
-    setup = "broker, API + DuckDB sink, load generator" if with_api else "broker, load generator"
+    setup = setup or ("broker, API + DuckDB sink, load generator" if with_api else "broker, load generator")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        stack = _start({}, tmp, with_api)
+        stack = _start(env or {}, tmp, with_api, workers)
         try:
             bootstrap = stack.settings.bootstrap
             producer = RecordProducer(bootstrap)

@@ -336,6 +336,14 @@ class RoutingViews:
     def node_changed(self, node_id: str) -> None:
         self.changed_nodes.add(node_id)
 
+    def keys_restored(self, undone: list[tuple[TableT, Any]]) -> None:
+        """A rolled-back run's writes were undone (``Checkpoint.on_rolled_back``): the nodes whose holds or routing
+        state went back are rebuilt from the tables on the next routing, so the fleet never keeps a hold (or a free
+        GPU) that the tables no longer have."""
+        for table, key in undone:
+            if table is node_reservation_table or table is routing_node_table:
+                self.node_changed(str(key))
+
     def resync(self) -> None:
         """Rebuild every node's view on the next routing (after the tables were replaced wholesale)."""
         self.synced_at = float("-inf")
@@ -399,6 +407,7 @@ async def workloads(stream: StreamT) -> None:
     # the run's state (tables, the owner's own workload events) goes out first; its decisions and node commands once
     # the brokers acked it (streams/checkpoint.py)
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms, outbox=workload_outbox_table)
+    run.on_rolled_back = routing.keys_restored
     books = placement(run)
     async for event in run.events():
         record = await decode_or_dead_letter(
@@ -454,6 +463,7 @@ async def decode_internal_or_dead_letter(event: EventT, decoder: msgspec.json.De
 async def node_views(stream: StreamT) -> None:
     """The owner's view of each node; a health change re-scores what runs there."""
     run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    run.on_rolled_back = routing.keys_restored
     async for event in run.events():
         state = await decode_internal_or_dead_letter(event, _node_state, "node_views")
         if state is None:

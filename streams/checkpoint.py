@@ -152,6 +152,9 @@ class Checkpoint:
         self._emits: dict[Any, tuple[str, str, Callable[[], Payload], bool]] = {}
         # the agent's own end of a run, however the run ended (its last event or the timer), before it is sent
         self.on_run_end: Callable[[], Awaitable[None]] | None = None
+        # told which (table, key) a rolled-back run's writes were undone for: an agent's in-memory view built from
+        # those tables (the router's fleet) must follow them back
+        self.on_rolled_back: Callable[[list[tuple[TableT, Any]]], None] | None = None
         self._logs: list[tuple[str, str, Payload]] = []  # state: sent with the changelog records
         self._effects: list[tuple[str, str, Payload]] = []  # sent once the state is acked
         self._send = asyncio.Lock()  # runs hand their state to the producer one at a time, in order
@@ -245,12 +248,15 @@ class Checkpoint:
         """Void the open run: undo its table writes, drop its records, leave its events unacked."""
         if self.events_held or self._changes:
             self.rolled_back += 1
+        undone = [(table, key) for (_name, key), (table, _before) in self._undo.items()]
         for (_name, key), (table, before) in self._undo.items():
             data = faust_private.table_data(table)
             if before is _DELETED:
                 data.pop(key, None)
             else:
                 data[key] = before
+        if undone and self.on_rolled_back is not None:
+            self.on_rolled_back(undone)
         self._undo, self._changes, self._emits, self._logs, self._effects = {}, {}, {}, [], []
         self._outbox_run = []
         self.events_held = []

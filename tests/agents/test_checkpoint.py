@@ -11,13 +11,18 @@ from typing import Any
 import pytest
 
 from streams import checkpoint, faust_private
-from streams.app import app, node_reservation_table, zone_meta_table, zone_window_table
+from streams.agents import RoutingViews
+from streams.app import app, node_reservation_table, routing_node_table, zone_meta_table, zone_window_table
 from streams.checkpoint import Checkpoint, Stamped
 from tests.agents.harness import clear_tables
+from tests.builders import NOW_MS, registration, telemetry
+from toogreen.domain.clock import SYSTEM_CLOCK
+from toogreen.domain.node_state import apply_registration, apply_telemetry
 from toogreen.domain.records import Hold, ZoneMeta
 
 calls: list[tuple[Any, ...]] = []  # what the probe saw and caused, in order
 RUN = {"max_events": 3, "max_delay_ms": 60_000.0, "max_runs_in_flight": 0}
+VIEWS = RoutingViews(resync_s=3600.0, clock=SYSTEM_CLOCK)  # a router's fleet over the tables, long between resyncs
 ACKED: dict[str, asyncio.Future[None]] = {}  # the brokers' acks of the state records, by value (the tests set them)
 
 
@@ -44,6 +49,7 @@ async def probe(stream: Any) -> None:
     ("hold", node, workload) (a write through the checkpointed mapping)."""
     run = Checkpoint(stream, Recorder(), int(RUN["max_events"]), RUN["max_delay_ms"], stamped=[zone_window_table],
                      state_wait_s=0.5, max_runs_in_flight=int(RUN["max_runs_in_flight"]))  # fmt: skip
+    run.on_rolled_back = VIEWS.keys_restored  # as the router's agents do (streams/agents.py)
     holds = run.table(node_reservation_table)
     async for event in run.events():
         op, *args = event.value
@@ -56,6 +62,9 @@ async def probe(stream: Any) -> None:
             run.emit_latest(args[0], "zone.windows", "FR", lambda n=args[1]: {"n": n})
         elif op == "hold":
             holds[args[0]] = {args[1]: Hold(vram_mb=1)}
+        elif op == "route":  # what the router would see now
+            fleet, _zones = VIEWS.inputs()
+            calls.append(("fleet", {v.node_id: v.whole_tenants for v in fleet}))
         elif op == "log":  # a record that is state, then an effect another process acts on
             run.emit("node.commands", "n1", {"out": args[0]})
             run.log("workload.events", "w1", {"log": args[0]})
@@ -230,3 +239,21 @@ async def test_a_rebalance_rolls_the_open_run_back_and_voids_the_effects_and_ack
     acks = [c[1] for c in calls if c[0] == "ack"]
     assert acks == ["set", "set"]  # only the run after the rebalance: the others come again
     assert [(name, key) for name, key, _v, _p in sent] == [("zone-meta", "FR"), ("zone-meta", "DE")]
+
+
+async def test_a_rolled_back_hold_leaves_the_routers_fleet_as_the_tables_say(monkeypatch):
+    """A run of the router that reserved a GPU and then saw its fleet (a run of more than one event) is rolled back
+    at a rebalance: the hold is gone from the table, and from the fleet the next routing sees (not kept until the
+    next full resync, which left the GPU busy with a workload that was never placed there)."""
+    monkeypatch.setitem(RUN, "max_events", 10)
+    state = apply_telemetry(apply_registration(None, registration("n1")), telemetry("n1", ts_ms=NOW_MS))
+    faust_private.table_data(routing_node_table)["n1"] = state
+    VIEWS.resync()
+    async with probe.test_context() as agent:
+        await agent.put(("hold", "n1", "w1"))
+        VIEWS.node_changed("n1")  # what the router does after a reservation
+        await agent.put(("route",))  # the same open run routes again: n1 is held in the fleet
+        checkpoint.partitions_revoked()
+        await agent.put(("route",))  # the first event after the rebalance: the open run is rolled back first
+    assert node_reservation_table.get("n1") is None
+    assert [c[1] for c in calls if c[0] == "fleet"] == [{"n1": 1}, {"n1": 0}]

@@ -214,3 +214,67 @@ async def test_a_source_partition_the_group_never_committed_is_read_from_its_beg
     monkeypatch.setattr(thread, "_ensure_consumer", lambda: AIOKafka())
     assert await thread.seek_to_committed() == committed
     assert [args for _fun, args in calls] == [(fresh, zero, never)]  # not the changelog: recovery reads those itself
+
+
+async def test_a_jump_in_a_source_partitions_offsets_is_not_acked_and_its_commit_stays_below_it(caplog):
+    """Faust counts the offsets a fetch jumped over as acked (a gap: compaction, transaction markers); on a source
+    topic (neither) they are records never delivered, and the partition's commit must not pass them."""
+    from faust.types import TP
+
+    async def nothing(*_args):
+        return None
+
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+    log, changelog = TP("workload.events", 0), TP("toogreen-zone-meta-changelog", 0)
+    for tp in (log, changelog):
+        consumer._committed_offset[tp] = 157  # the group's commit: the next offset to read
+        consumer._acked[tp].append(157)  # read and acked ...
+        with caplog.at_level(logging.WARNING, logger="streams.faust_private"):
+            await consumer._add_gap(tp, 158, 181)  # ... then the fetch returned 181: 158-180 never came
+        consumer._acked[tp].append(181)
+    assert consumer._new_offset(log) == 158  # the commit stays below the records that never came
+    assert consumer._new_offset(changelog) == 182  # Faust's own gap handling for a changelog
+    assert "158-180 were skipped" in caplog.text
+
+
+async def test_a_fetch_that_jumps_past_where_a_source_partition_was_read_is_sought_back_and_read_in_order(monkeypatch):
+    """A fetch handed the consumer records past where it last read (a new owner got 181 after 157: 158-180 never
+    came). The partition is sought back to the last record read, what was fetched past the jump is left out, and
+    the records then come in order, the last one read once more (a redelivery, which every agent takes)."""
+    from types import SimpleNamespace
+
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+    from faust.types import TP
+
+    async def nothing(*_args):
+        return None
+
+    consumer = app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+    tp = TP("workload.events", 0)
+    fetches = [[11, 15, 16], [11, 12, 13, 14, 15, 16]]  # what each fetch returns: the first jumps from 11 to 15
+
+    async def fetched(self, timeout):
+        for offset in fetches.pop(0):
+            yield tp, SimpleNamespace(offset=offset)
+
+    sought: list[dict] = []
+
+    class Thread:
+        async def seek_wait(self, partitions):
+            sought.append(dict(partitions))
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetched)
+    consumer._thread = Thread()
+    consumer._read_offset[tp] = 10
+    delivered: list[int] = []
+    for _fetch in range(2):
+        async for _tp, message in consumer.getmany(1.0):
+            assert message.offset >= (consumer._read_offset[tp] or 0)  # what Faust's drain loop then accepts
+            delivered.append(message.offset)
+            consumer._read_offset[tp] = message.offset  # as Faust's drain loop does
+    assert sought == [{tp: 11}]
+    assert delivered == [11, 11, 12, 13, 14, 15, 16]

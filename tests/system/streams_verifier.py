@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -512,7 +513,31 @@ def _close(a: Any, b: Any) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
 
 
-def check_workers(run_dir: Path, faults: Faults, con: duckdb.DuckDBPyConnection) -> Check:
+def decision_timing(decisions: list[tuple[int, dict[str, Any]]], faults: Faults) -> dict[str, Any]:
+    """When the owner actually sent its decisions (each ``routing.decisions`` record's timestamp, read back from
+    Kafka), not the time of the event that caused them (``ts_ms``, which the pause figures above use): how far the
+    owner ran behind the log, and how long after each kill it sent its next decision."""
+    sent = sorted(ts for ts, _r in decisions)
+    lag = sorted((ts - int(r["ts_ms"])) / 1000 for ts, r in decisions)
+    after_kill = []
+    for kill_s, _name in faults.worker_kills:
+        later = [ts for ts in sent if ts >= kill_s * 1000]
+        if later:
+            after_kill.append(round(later[0] / 1000 - kill_s, 1))
+    return {
+        "decision_sent_after_its_event_s_p50": round(lag[len(lag) // 2], 2) if lag else None,
+        "decision_sent_after_its_event_s_p99": round(lag[int(len(lag) * 0.99)], 2) if lag else None,
+        "decision_sent_after_its_event_s_max": round(lag[-1], 2) if lag else None,
+        "first_decision_sent_after_each_kill_s": after_kill,
+        "longest_pause_between_decisions_sent_s": round(
+            max((b - a for a, b in itertools.pairwise(sent)), default=0) / 1000, 1
+        ),
+    }
+
+
+def check_workers(
+    run_dir: Path, faults: Faults, con: duckdb.DuckDBPyConnection, sent: Sequence[tuple[int, dict[str, Any]]] = ()
+) -> Check:
     crashed: dict[str, list[str]] = {}
     for log in sorted(run_dir.glob("worker-*.log")):
         name = log.stem
@@ -536,6 +561,7 @@ def check_workers(run_dir: Path, faults: Faults, con: duckdb.DuckDBPyConnection)
         "worker_logs_with_exceptions": len(crashed),
         "first_decision_after_each_kill_s": gaps_after_kill,
         "longest_pause_between_decisions_s": round(longest_gap, 1),
+        **decision_timing(list(sent), faults),
     }
     ok = not crashed and not faults.worker_exits and longest_gap <= 10.0
     return Check("workers never crash, placement resumes within 10 s", ok, figures, list(crashed.items())[:3])
@@ -548,6 +574,7 @@ def verify(run_dir: Path, plan: Plan, say: Any = print) -> list[Check]:
         faults, ids, settings = run_under_faults(cluster, run_dir, plan, say)
         readings = read_grid_log(cluster.bootstrap)
         commands = read_log(cluster.bootstrap, "node.commands")
+        decisions = read_log(cluster.bootstrap, "routing.decisions")
     with (run_dir / "grid-readings.jsonl").open("w") as out:  # the input log, for a second look
         out.writelines(json.dumps(r) + "\n" for r in readings)
     con = duckdb.connect(str(run_dir / "toogreen.duckdb"), read_only=True)
@@ -557,7 +584,7 @@ def verify(run_dir: Path, plan: Plan, say: Any = print) -> list[Check]:
             check_capacity(con, commands),
             check_settlement(con, ids),
             check_windows(con, readings, settings),
-            check_workers(run_dir, faults, con),
+            check_workers(run_dir, faults, con, decisions),
         ]
     finally:
         con.close()
