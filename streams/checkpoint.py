@@ -169,6 +169,9 @@ class Checkpoint:
 
     async def events(self) -> AsyncIterator[EventT]:
         async for event in self.stream.events():
+            if not (admitted := faust_private.admit(self.stream, event)):
+                await faust_private.leave_out(self.stream, event, rewind=admitted is None)  # it comes again
+                continue
             self.current, self._ends = event, None
             if self._run_rebalances != _rebalances[0]:
                 self._roll_back()
