@@ -136,20 +136,16 @@ async def decode_or_dead_letter(
 STAMPED_TABLES = (zone_window_table, zone_meta_table, node_state_table)
 
 
-def checkpoint(
-    stream: StreamT, max_delay_ms: float | None = None, outbox: TableT | None = None, gap_free: bool = False
-) -> Checkpoint:
-    """``gap_free``: the ingest agents, whose stamped tables assume each partition's events are taken in without a
-    hole (``faust_private.Consumer.admit``)."""
+def checkpoint(stream: StreamT, max_delay_ms: float | None = None, outbox: TableT | None = None) -> Checkpoint:
     w, c = settings.worker, settings.checkpoint
     delay = w.coalesce_max_delay_ms if max_delay_ms is None else max_delay_ms
     return Checkpoint(stream, emitter, w.coalesce_max_events, delay, clock, STAMPED_TABLES, c.state_wait_s,
-                      c.max_runs_in_flight, outbox, c.outbox_keep_s, gap_free)  # fmt: skip
+                      c.max_runs_in_flight, outbox, c.outbox_keep_s)  # fmt: skip
 
 
 @app.agent(grid_topic)
 async def zone_windows(stream: StreamT) -> None:
-    run = checkpoint(stream, gap_free=True)
+    run = checkpoint(stream)
     async for event in run.events():
         reading = await decode_or_dead_letter(
             event, GRID_READINGS.name, "zone_windows", validate_grid_reading, GridReading
@@ -239,7 +235,7 @@ def routing_forecasts() -> dict[str, Forecast] | None:
 
 @app.agent(registry_topic)
 async def node_registrations(stream: StreamT) -> None:
-    run = checkpoint(stream, max_delay_ms=0, gap_free=True)  # rare: each registration is written at once
+    run = checkpoint(stream, max_delay_ms=0)  # rare: each registration is written at once
     async for event in run.events():
         reg = await decode_or_dead_letter(
             event, NODE_REGISTRY.name, "node_registrations", validate_registration, NodeRegistration
@@ -258,7 +254,7 @@ def node_view_changed(run: Checkpoint, node_id: str, state: NodeState) -> None:
 
 @app.agent(telemetry_topic)
 async def node_telemetry(stream: StreamT) -> None:
-    run = checkpoint(stream, gap_free=True)
+    run = checkpoint(stream)
     async for event in run.events():
         sample = await decode_or_dead_letter(
             event, NODE_TELEMETRY.name, "node_telemetry", validate_telemetry, TelemetrySample

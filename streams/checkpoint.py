@@ -130,11 +130,8 @@ class Checkpoint:
         max_runs_in_flight: int = 64,
         outbox: TableT | None = None,
         outbox_keep_s: float = 60.0,
-        gap_free: bool = False,
     ) -> None:
         self.stream = faust_private.without_auto_ack(stream)
-        # each source partition's events taken in without a hole (faust_private.Consumer.admit): the stamps assume it
-        self.gap_free = gap_free
         self.emitter = emitter
         self.max_events = max_events
         self.max_delay_s = max_delay_ms / 1000.0
@@ -172,9 +169,6 @@ class Checkpoint:
 
     async def events(self) -> AsyncIterator[EventT]:
         async for event in self.stream.events():
-            if self.gap_free and not (admitted := faust_private.admit(self.stream, event)):
-                await faust_private.leave_out(self.stream, event, rewind=admitted is None)  # it comes again
-                continue
             self.current, self._ends = event, None
             if self._run_rebalances != _rebalances[0]:
                 self._roll_back()

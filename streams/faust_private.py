@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
@@ -130,21 +129,6 @@ async def ack(stream: StreamT, event: EventT) -> bool:
     return last
 
 
-def admit(stream: StreamT, event: EventT) -> bool | None:
-    """Whether the agent takes ``event`` in (see :meth:`Consumer.admit`); any other consumer takes everything."""
-    consumer = stream.app.consumer
-    return consumer.admit(event.message) if isinstance(consumer, Consumer) else True
-
-
-async def leave_out(stream: StreamT, event: EventT, rewind: bool) -> None:
-    """An event the agent does not take in: released without counting towards a commit; with ``rewind``, its
-    partition is read again from the first offset the agent has not taken in."""
-    event.ack()  # not the checkpoint's ack: never committed
-    consumer = stream.app.consumer
-    if rewind and isinstance(consumer, Consumer):
-        await consumer.rewind(event.message.tp)
-
-
 # --- the Kafka transport ------------------------------------------------------------------------------------------
 
 
@@ -193,45 +177,6 @@ class Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._commit_from: dict[TP, int] = {}  # per source partition, where the agents' run of acks must start
-        self._next: dict[TP, int] = {}  # per source partition, the next offset the agent must take in
-        self._sought = False  # whether a seek after an assignment ever ran (not in agent tests without a broker)
-        self._rewound: dict[TP, tuple[int, float]] = {}  # per partition, the last rewind: (offset, monotonic s)
-        self.rewinds = 0
-
-    def admit(self, message: Message) -> bool | None:
-        """Whether the agent takes ``message`` in: True for the next offset of its partition; False for one to leave
-        out (of an older generation, not sought yet, or taken already); None for one past a hole, whose partition
-        must be read again from the hole (:meth:`rewind`).
-
-        Why: Faust's stream leaves out, without a redelivery, an event it takes while the flow is stopped (which
-        happens between the seek after an assignment and the flow's resume), and its fetch loop drops records below
-        its read offset. An agent that took in a later event of the same partition then had its stamps past the
-        events left out, and when they came again (the next rebalance) they looked applied: readings lost for good
-        (the verifier: a zone's window short of the readings of the seconds its partition moved)."""
-        if not self._sought:
-            return True
-        tp = message.tp
-        if message.generation_id != self.app.consumer_generation_id or tp not in self._next:
-            return False
-        expected = self._next[tp]
-        if message.offset == expected:
-            self._next[tp] = expected + 1
-            return True
-        return None if message.offset > expected else False
-
-    async def rewind(self, tp: TP) -> None:
-        """Read ``tp`` again from the next offset its agent must take in (the records after it come again too)."""
-        offset = self._next.get(tp)
-        now = time.monotonic()
-        last_offset, last_s = self._rewound.get(tp, (None, 0.0))
-        # the records fetched before the seek still drain through the stream: one seek, not one per record
-        if offset is not None and not (last_offset == offset and now - last_s < REWIND_AGAIN_S):
-            self._rewound[tp] = (offset, now)
-            self.rewinds += 1
-            if self.rewinds % 100 == 1:
-                log.warning("%s: records below %s were left out by the stream: read again from there (%d rewinds)",
-                            tp, offset, self.rewinds)  # fmt: skip
-            await self.seek(tp, offset)
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -253,13 +198,10 @@ class Consumer(faust_aiokafka.Consumer):
         for tp in sources:
             committed = self._committed_offset[tp]
             self._commit_from[tp] = committed if committed is not None else (earliest.get(tp) or 0)
-            self._next[tp] = self._commit_from[tp]
-        self._sought = True
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._commit_from.pop(tp, None)
-            self._next.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def _new_offset(self, tp: TP) -> int | None:
@@ -289,8 +231,6 @@ class Consumer(faust_aiokafka.Consumer):
         # (None: the earliest offset could not be read at all, the partition's leader was down.)
         await super().seek_wait({tp: 0 if offset is None else max(offset, 0) for tp, offset in partitions.items()})
 
-
-REWIND_AGAIN_S = 1.0  # a partition is read again from the same offset at most this often
 
 BROKER_DOWN = (NodeNotReadyError, KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NotReady)
 DECLARE_RETRY_FIRST_S = 0.2  # the back-off between declaration attempts doubles from this ...

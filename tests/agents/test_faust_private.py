@@ -309,32 +309,3 @@ async def test_nothing_is_committed_while_where_a_partition_starts_is_unknown(mo
     assert consumer._new_offset(tp) is None  # 38 and 39 are not applied
     await _applied(consumer, tp, 38, 39)
     assert consumer._new_offset(tp) == 42
-
-
-async def test_an_event_past_a_hole_is_left_out_and_its_partition_read_again_from_the_hole(monkeypatch):
-    """Faust's stream leaves out, without a redelivery, events it takes while the flow is stopped (between the seek
-    after an assignment and the flow's resume): the next event of that partition must not be taken in (its stamps
-    would make the events left out look applied when they come again); the partition is read again from the hole."""
-    from faust.types import TP
-
-    consumer = _consumer()
-    tp = TP("grid.readings", 4)
-    sought: list[tuple[TP, int]] = []
-
-    async def seek(partition, offset):
-        sought.append((partition, offset))
-
-    monkeypatch.setattr(consumer, "seek", seek)
-    assert consumer.admit(_message(tp, 3)) is True  # no seek after an assignment yet (no broker): all taken
-    consumer._sought, consumer._next[tp] = True, 12  # sought to its committed offset, 12
-    assert consumer.admit(_message(tp, 12)) is True
-    assert consumer.admit(_message(tp, 16)) is None  # 13-15 were left out by the stream
-    await consumer.rewind(tp)
-    assert consumer.admit(_message(tp, 17)) is None  # fetched before the seek, still draining: no second seek
-    await consumer.rewind(tp)
-    assert sought == [(tp, 13)]
-    assert [consumer.admit(_message(tp, o)) for o in (13, 14, 13, 15, 16)] == [True, True, False, True, True]
-    stale = _message(tp, 17)
-    stale.generation_id = (app.consumer_generation_id or 0) - 1
-    assert consumer.admit(stale) is False  # fetched before the last rebalance
-    assert consumer.admit(_message(TP("grid.readings", 5), 0)) is False  # assigned, not sought yet
