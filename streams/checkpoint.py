@@ -24,7 +24,11 @@ Steps 2 and 3 run in the background, one run after the other (a run's effects ne
 its acks neither), while the agent goes on with the next events: the wait for the acks adds one round trip to the
 brokers to what an event causes, not to every event behind it. A wait longer than ``state_wait_s`` (a batch the
 producer keeps retrying while a broker is away) lets the effects leave anyway, with a warning: a stalled run would
-otherwise hold every later one back. A run whose state failed to deliver is not acked (it is redelivered).
+otherwise hold every later one back. A run's events are acked only once its state is durable, however long that
+takes: a changelog record that failed to deliver is replaced by the key's value as it is now, until it lands (a run
+with log records stays unacked instead, and is delivered again at the next rebalance). Together with the consumer's
+commit rule (``faust_private.Consumer``: only these acks count, and never past an offset not acked) a committed
+offset never passes an event whose state is not in the changelog.
 
 A rebalance ends every run that is open or in flight on this worker: a run not ended yet is rolled back (its table
 writes undone in memory, its records dropped, its events left unacked), and a run whose state went out before the
@@ -365,15 +369,16 @@ class Checkpoint:
                 state.append(await faust_private.publish_changelog(table, partition, key, record))
             for topic, key, record in logs:
                 state.append(await self.emitter.emit(topic, key, record))
+            resend = None if logs else changes  # a log record cannot be sent again as a value: only table state
             if self.max_runs_in_flight > 0:
                 tail = asyncio.ensure_future(
-                    self._effects_then_acks(self._tail, state, effects, held, _rebalances[0], kept)
+                    self._effects_then_acks(self._tail, state, effects, held, _rebalances[0], kept, resend)
                 )
                 self._tail = tail
                 self._in_flight += 1
                 tail.add_done_callback(self._run_done)
         if self.max_runs_in_flight == 0:  # no overlap: the run's end is done before the next event is taken
-            await self._effects_then_acks(None, state, effects, held, _rebalances[0], kept)
+            await self._effects_then_acks(None, state, effects, held, _rebalances[0], kept, resend)
         elif self._in_flight > self.max_runs_in_flight:  # the brokers are slow to ack: do not run far ahead of them
             await asyncio.wait([tail])
 
@@ -393,8 +398,13 @@ class Checkpoint:
         held: list[EventT],
         rebalances: int,
         kept: list[tuple[str, str]],
+        resend: dict[tuple[str, Any], tuple[TableT, int]] | None = None,
     ) -> None:
+        late_before = self.late_runs
         delivered = await self._delivered(state)
+        late = self.late_runs != late_before  # its effects leave now, its acks once its state is durable
+        if not delivered and resend:
+            delivered, late = await self._durable([], resend, rebalances), False
         if previous is not None:
             await asyncio.wait([previous])  # its effects first, then ours: a stop before the next start
         if not delivered or rebalances != _rebalances[0]:
@@ -409,8 +419,39 @@ class Checkpoint:
             forget = asyncio.ensure_future(self._forget_when_delivered(sent, kept, held[-1].message.partition))
             self._forgetting.add(forget)
             forget.add_done_callback(self._forgetting.discard)
+        if late and not await self._durable(state, resend, rebalances):
+            return
         for event in held:
             await faust_private.ack(self.stream, event)
+
+    async def _durable(
+        self, state: list[Awaitable[Any]], resend: dict[tuple[str, Any], tuple[TableT, int]] | None, rebalances: int
+    ) -> bool:
+        """Wait until the run's state is durable, however long it takes (its effects may have left already, after
+        ``state_wait_s``): a run's events are acked, and so may be committed, only then. ``state`` empty: it failed
+        already. A failed record is replaced by the key's value as it is now (which holds the run's change and any
+        later one) until it lands or a rebalance voids the run; a run with log records (which cannot be sent again
+        as a value) stays unacked instead. Without this, a run acked while its state was still in flight, whose state
+        then failed (a broker killed), could be committed with its events never coming again: the worker's memory held
+        them and the changelog did not, and the partition's next owner recovered windows short of them."""
+        pending, failed = state, not state
+        while True:
+            if pending:
+                errors, _late = await self.emitter.delivered(pending, 3600.0)
+                failed = bool(errors)
+                if failed:
+                    log.warning("a run's state failed to deliver (%r)", errors[0])
+            if rebalances != _rebalances[0]:
+                return False
+            if not failed:
+                return True
+            if not resend:
+                return False  # its events stay unacked: delivered again at the next rebalance
+            pending = []
+            for (_name, key), (table, partition) in resend.items():
+                value = faust_private.table_data(table).get(key, _DELETED)
+                record = None if value is _DELETED else value
+                pending.append(await faust_private.publish_changelog(table, partition, key, record))
 
     async def _forget_when_delivered(
         self, sent: list[Awaitable[Any]], kept: list[tuple[str, str]], partition: int
@@ -441,7 +482,7 @@ class Checkpoint:
         failed, late = await self.emitter.delivered(state, self.state_wait_s)
         if failed:
             self.failed_runs += 1
-            log.error("a run's state failed to deliver (%r): its events stay unacked", failed[0])
+            log.error("a run's state failed to deliver (%r): not acked until it is durable", failed[0])
             return False
         if late:
             self.late_runs += 1

@@ -187,16 +187,46 @@ async def test_a_run_whose_state_is_not_acked_in_time_lets_its_effects_leave_and
     sent, monkeypatch
 ):
     monkeypatch.setitem(RUN, "max_events", 1)
-    ACKED[1] = asyncio.get_running_loop().create_future()  # never acked: the effects leave after state_wait_s
-    ACKED[2] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    ACKED[1] = loop.create_future()  # acked late: the effects leave after state_wait_s, the ack waits for it
+    loop.call_later(1.0, ACKED[1].set_result, None)
+    ACKED[2] = loop.create_future()
     ACKED[2].set_exception(RuntimeError("broker says no"))
     async with probe.test_context() as agent:
         await agent.put(("log", 1))
+        await asyncio.sleep(0.7)
+        assert [c[3]["out"] for c in calls if c[0] == "emit" and c[1] == "node.commands"] == [1]
+        assert not [c for c in calls if c[0] == "ack"]  # its state is not durable yet: not acked
         await agent.put(("log", 2))
         await agent.put(("log", 3))
     effects = [c[3]["out"] for c in calls if c[0] == "emit" and c[1] == "node.commands"]
     assert effects == [1, 3]  # the late run's effects left; the failed run's did not
     assert len([c for c in calls if c[0] == "ack"]) == 2  # nor was its event acked (it is delivered again)
+
+
+async def test_a_run_whose_state_failed_sends_its_keys_values_again_and_is_acked_once_they_land(sent, monkeypatch):
+    """A changelog record lost while a broker was away: the key's value as it is now is sent again, and the run's
+    events are acked (their offsets committable) only once it landed, never before."""
+    monkeypatch.setitem(RUN, "max_events", 1)
+    loop = asyncio.get_running_loop()
+    failures = [RuntimeError("NotLeaderForPartition, retries spent")]
+    publish = faust_private.publish_changelog
+
+    async def flaky(table, partition, key, value):
+        landed = await publish(table, partition, key, value)
+        if failures:
+            lost: asyncio.Future[None] = loop.create_future()
+            lost.set_exception(failures.pop())
+            return lost
+        return landed
+
+    monkeypatch.setattr(faust_private, "publish_changelog", flaky)
+    async with probe.test_context() as agent:
+        await agent.put(("set", "FR", 5))
+        await agent.put(("set", "DE", 6))
+    assert sent[:2] == [("zone-meta", "FR", ZoneMeta(watermark_ms=5), 0)] * 2  # sent, failed, sent again
+    assert [c for c in calls if c[0] == "ack"] == [("ack", "set"), ("ack", "set")]
+    assert calls.index(("ack", "set")) > [i for i, c in enumerate(calls) if c == ("changelog", "zone-meta", "FR")][1]
 
 
 async def test_a_stamped_value_takes_each_event_in_once_however_often_it_is_delivered(sent, offsets_as_a_log):

@@ -278,3 +278,98 @@ async def test_a_fetch_that_jumps_past_where_a_source_partition_was_read_is_soug
             consumer._read_offset[tp] = message.offset  # as Faust's drain loop does
     assert sought == [{tp: 11}]
     assert delivered == [11, 11, 12, 13, 14, 15, 16]
+
+
+def _consumer():
+    async def nothing(*_args):
+        return None
+
+    return app.transport.create_consumer(
+        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
+    )
+
+
+def _message(tp, offset: int) -> Message:
+    from faust.types.tuples import ConsumerMessage  # what the consumer hands the streams
+
+    return ConsumerMessage(tp.topic, tp.partition, offset, 0.0, 0, {}, b"k", b"v", None,
+                   generation_id=app.consumer_generation_id)  # fmt: skip
+
+
+class _Stream:  # what Faust's Stream.ack does: the event's message acked on the app's consumer
+    def __init__(self, consumer) -> None:
+        self.consumer = consumer
+
+    async def ack(self, event):
+        return event.message.ack(self.consumer)
+
+
+class _Event:
+    def __init__(self, message: Message) -> None:
+        self.message = message
+
+
+async def _applied(consumer, tp, *offsets: int) -> None:
+    """Acks as the checkpoint makes them, for events it applied."""
+    for offset in offsets:
+        message = _message(tp, offset)
+        token = faust_private._APPLIED_ACK.set(True)
+        try:
+            assert consumer.ack(message)
+        finally:
+            faust_private._APPLIED_ACK.reset(token)
+
+
+async def test_a_commit_never_passes_the_committed_offset_while_it_is_not_applied(monkeypatch):
+    """Faust's own rule (``min(acked) - committed > 1``) commits past the committed offset C when C is not acked and
+    C+1 is: a run whose state was not durable yet, followed by one that was, lost C's reading for good."""
+    from faust.types import TP
+
+    consumer = _consumer()
+    tp = TP("grid.readings", 3)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    consumer._committed_offset[tp] = 10
+    await _applied(consumer, tp, 11, 12)
+    assert consumer._new_offset(tp) is None  # 10 is not applied: nothing is committed
+    await _applied(consumer, tp, 10)
+    assert consumer._new_offset(tp) == 13
+
+
+async def test_acks_faust_makes_for_events_its_stream_skipped_never_count(monkeypatch):
+    """A stream acks on its own every event it skips (fetched before a rebalance, or taken while the flow is stopped
+    for one): never applied, they must not be committed."""
+    from faust.types import TP
+
+    consumer = _consumer()
+    tp = TP("grid.readings", 1)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    consumer._commit_from[tp] = 5
+    for offset in (5, 6, 7):
+        message = _message(tp, offset)
+        assert consumer.ack(message) is False and message.acked  # as the stream's skip path calls it
+    stale = _message(tp, 8)
+    stale.generation_id = (app.consumer_generation_id or 0) - 1  # fetched before the last rebalance
+    token = faust_private._APPLIED_ACK.set(True)
+    try:
+        assert consumer.ack(stale) is False
+    finally:
+        faust_private._APPLIED_ACK.reset(token)
+    assert consumer._new_offset(tp) is None and list(consumer._acked[tp]) == []
+    await faust_private.ack(_Stream(consumer), _Event(_message(tp, 5)))  # the checkpoint's ack counts
+    assert consumer._new_offset(tp) == 6
+
+
+async def test_nothing_is_committed_while_where_a_partition_starts_is_unknown(monkeypatch):
+    """Between a revoke and the seek after the assignment the committed offset is unknown, and Faust commits any run
+    of acks, wherever it starts (the stamps then made the skipped readings look applied)."""
+    from faust.types import TP
+
+    consumer = _consumer()
+    tp = TP("grid.readings", 2)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    await _applied(consumer, tp, 40, 41)
+    assert consumer._new_offset(tp) is None  # unknown start
+    consumer._commit_from[tp] = 38  # sought to its committed offset, 38
+    assert consumer._new_offset(tp) is None  # 38 and 39 are not applied
+    await _applied(consumer, tp, 38, 39)
+    assert consumer._new_offset(tp) == 42
