@@ -97,9 +97,15 @@ class WorkloadDir:
 
 
 def _die_with_agent() -> None:
-    """In the child, before exec: SIGHUP when the agent dies (Linux ``PR_SET_PDEATHSIG``); see :func:`script`."""
+    """In the child, before exec: SIGHUP when the agent dies (Linux ``PR_SET_PDEATHSIG``); see :func:`script`.
+
+    SIGHUP is set back to its default first: an agent started under ``nohup`` ignores it, a shell cannot trap a
+    signal ignored when it started, and the workload then ran on after its agent was killed."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.signal(signal.SIGHUP, None)  # NULL is SIG_DFL
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
 
 
 def script(command: str) -> str:
