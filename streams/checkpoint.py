@@ -362,11 +362,7 @@ class Checkpoint:
         # the records are built now, from what the run left in them (a later run may change the tables)
         effects += [(topic, key, make_record(), internal) for topic, key, make_record, internal in emits.values()]
         async with self._send:  # taken in the order the runs ended, without a wait when free
-            state: list[Awaitable[Any]] = []
-            for (_name, key), (table, partition) in changes.items():
-                value = faust_private.table_data(table).get(key, _DELETED)
-                record = None if value is _DELETED else value
-                state.append(await faust_private.publish_changelog(table, partition, key, record))
+            state = await _publish_state(changes)
             for topic, key, record in logs:
                 state.append(await self.emitter.emit(topic, key, record))
             resend = None if logs else changes  # a log record cannot be sent again as a value: only table state
@@ -400,9 +396,7 @@ class Checkpoint:
         kept: list[tuple[str, str]],
         resend: dict[tuple[str, Any], tuple[TableT, int]] | None = None,
     ) -> None:
-        late_before = self.late_runs
-        delivered = await self._delivered(state)
-        late = self.late_runs != late_before  # its effects leave now, its acks once its state is durable
+        delivered, late = await self._delivered(state)  # late: its effects leave now, its acks once it is durable
         if not delivered and resend:
             delivered, late = await self._durable([], resend, rebalances), False
         if previous is not None:
@@ -447,11 +441,7 @@ class Checkpoint:
                 return True
             if not resend:
                 return False  # its events stay unacked: delivered again at the next rebalance
-            pending = []
-            for (_name, key), (table, partition) in resend.items():
-                value = faust_private.table_data(table).get(key, _DELETED)
-                record = None if value is _DELETED else value
-                pending.append(await faust_private.publish_changelog(table, partition, key, record))
+            pending = await _publish_state(resend)
 
     async def _forget_when_delivered(
         self, sent: list[Awaitable[Any]], kept: list[tuple[str, str]], partition: int
@@ -475,21 +465,31 @@ class Checkpoint:
                 del data[key]
                 await faust_private.publish_changelog(self.outbox, partition, key, None)
 
-    async def _delivered(self, state: list[Awaitable[Any]]) -> bool:
-        """Wait (at most ``state_wait_s``) until the brokers acked every record of ``state``; whether none failed."""
+    async def _delivered(self, state: list[Awaitable[Any]]) -> tuple[bool, bool]:
+        """Wait (at most ``state_wait_s``) until the brokers acked every record of ``state``: whether none failed,
+        and whether some were still unacked when the wait ran out."""
         if not state:
-            return True
+            return True, False
         failed, late = await self.emitter.delivered(state, self.state_wait_s)
         if failed:
             self.failed_runs += 1
             log.error("a run's state failed to deliver (%r): not acked until it is durable", failed[0])
-            return False
+            return False, False
         if late:
             self.late_runs += 1
             if self.late_runs % 100 == 1:
                 log.warning("%d state records of a run not acked after %.1f s: its effects leave anyway (%d such "
                             "runs)", late, self.state_wait_s, self.late_runs)  # fmt: skip
-        return True
+        return True, bool(late)
+
+
+async def _publish_state(changes: dict[tuple[str, Any], tuple[TableT, int]]) -> list[Awaitable[Any]]:
+    """Each changed key's value as the table holds it now (a deletion as None) to its changelog partition."""
+    state: list[Awaitable[Any]] = []
+    for (_name, key), (table, partition) in changes.items():
+        value = faust_private.table_data(table).get(key, _DELETED)
+        state.append(await faust_private.publish_changelog(table, partition, key, None if value is _DELETED else value))
+    return state
 
 
 class CheckpointedTable(MutableMapping[Any, V], Generic[V]):

@@ -178,6 +178,8 @@ class Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._commit_from: dict[TP, int] = {}  # per source partition, where the agents' run of acks must start
+        # per source partition sought back after a fetch jump: the offset it was sought to, and until when to wait
+        self._rewinds: dict[TP, tuple[int, float]] = {}
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -191,13 +193,8 @@ class Consumer(faust_aiokafka.Consumer):
     # sought back to where it was last read (that record comes again, once more: every agent takes a redelivery),
     # and what was fetched past the jump is left out until the records from there arrive in order.
 
-    def _rewinds(self) -> dict[TP, tuple[int, float]]:
-        """Per source partition sought back: the offset it was sought to, and until when to wait for it."""
-        rewinds: dict[TP, tuple[int, float]] = self.__dict__.setdefault("_toogreen_rewinds", {})
-        return rewinds
-
     async def getmany(self, timeout: float) -> Any:
-        rewinds = self._rewinds()
+        rewinds = self._rewinds
         async for tp, message in super().getmany(timeout):
             offset = message.offset
             if tp in rewinds:
@@ -245,7 +242,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._commit_from.pop(tp, None)
-            self._rewinds().pop(tp, None)
+            self._rewinds.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def _new_offset(self, tp: TP) -> int | None:

@@ -215,10 +215,15 @@ def workload_event(
     )  # fmt: skip
 
 
+def _hours_left(state: Workload) -> float:
+    """The workload's expected hours still to run, from its request and its reported progress."""
+    return float(state.need_request().expected_hours) * (1 - (state.progress_pct or 0.0) / 100)
+
+
 def _command(node_id: str, action: NodeAction, workload_id: str, ts: int, decision_id: str, state: Workload,
              checkpoint_uri: str | None = None, mig_profile: str | None = None) -> NodeCommand:  # fmt: skip
     request = state.need_request()
-    remaining = float(request.expected_hours) * (1 - (state.progress_pct or 0.0) / 100)
+    remaining = _hours_left(state)
     return NodeCommand(
         command_id=f"{decision_id}:{action}:{node_id}", node_id=node_id, ts_ms=ts, action=action,
         workload_id=workload_id, checkpoint_uri=checkpoint_uri, vram_mb=int(request.vram_mb),
@@ -229,8 +234,7 @@ def _command(node_id: str, action: NodeAction, workload_id: str, ts: int, decisi
 
 def _expected_end_ms(state: Workload, now_ms: int) -> int:
     """When the workload is expected to be done if it runs from ``now_ms``: its expected hours left."""
-    remaining_h = float(state.need_request().expected_hours) * (1 - (state.progress_pct or 0.0) / 100)
-    return now_ms + int(max(remaining_h, 0.0) * MS_PER_HOUR)
+    return now_ms + int(max(_hours_left(state), 0.0) * MS_PER_HOUR)
 
 
 def _next_decision_id(state: Workload, kind: DecisionKind) -> tuple[Workload, str]:
@@ -542,7 +546,7 @@ def _rescore(
         return result
     request = state.need_request()
     spec = workload_spec(workload_id, request)
-    remaining_h = spec.expected_hours * (1 - (state.progress_pct or 0.0) / 100)
+    remaining_h = _hours_left(state)
     # the deadline held at placement
     spec = replace_spec(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)
     # a move keeps its GPU model (an expected run time means nothing on another one) and never drops a tier
@@ -628,7 +632,7 @@ def _operator_move(
     result = RouterResult(state=state)
     here = fleet.get(state.node_id or "")
     spec = workload_spec(workload_id, state.need_request())
-    remaining_h = spec.expected_hours * (1 - (state.progress_pct or 0.0) / 100)
+    remaining_h = _hours_left(state)
     spec = replace_spec(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)
     wanted = event.node_id
     candidates = fleet if wanted is None else Fleet.of([n] if (n := fleet.get(wanted)) is not None else [])
