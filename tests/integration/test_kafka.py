@@ -89,3 +89,12 @@ def test_topics_are_replicated_as_the_cluster_allows(on_kafka: tuple[KafkaCluste
     for resource, future in configs.items():
         isr = future.result()["min.insync.replicas"].value
         assert int(isr) == cluster.min_insync_replicas, (resource, isr)
+
+
+@needs_java
+def test_a_cluster_id_that_begins_with_a_dash_formats(tmp_path: Path):
+    """Cluster ids are URL-safe base64, so 1 in 64 begins with '-': the storage tool must not take it for an option
+    (a fresh-clone run failed to start its cluster on one)."""
+    cluster = KafkaCluster(Settings().kafka, tmp_path / "kafka", 1, 1, cluster_id="-" + "A" * 21)
+    cluster.prepare()
+    assert all((node.data_dir / "meta.properties").exists() for node in cluster.nodes)

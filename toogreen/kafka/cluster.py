@@ -267,8 +267,8 @@ class KafkaCluster:
             node.data_dir.mkdir(parents=True, exist_ok=True)
             self._props_path(node).write_text(self.properties(node))
             argv = self._java(
-                "kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(self._props_path(node)),
-                "--ignore-formatted",
+                "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}",  # an id may start with "-"
+                "-c", str(self._props_path(node)), "--ignore-formatted",
             )  # fmt: skip
             pipe = subprocess.PIPE
             proc = subprocess.Popen(argv, stdout=pipe, stderr=subprocess.STDOUT, preexec_fn=_kill_with_parent)
