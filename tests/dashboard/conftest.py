@@ -37,7 +37,7 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     executable = chromium_path()
     with sync_playwright() as playwright:
@@ -88,7 +88,7 @@ def served(app: FastAPI) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def static_site() -> Iterator[str]:
     """The dashboard's files alone, served by the same mount as the API's."""
     app = FastAPI()
@@ -137,7 +137,7 @@ def _ready(live: Live) -> bool:
     return len([z for z in zones if z["window_5m"]]) == 11 and sum(1 for n in nodes if n["routable"]) >= 15
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Live]:
     """One system for every browser test here: broker, worker, API with its sink, the simulated fleet and the
     synthetic grid as real processes, and a token per demo person issued by the running API."""

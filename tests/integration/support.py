@@ -27,6 +27,17 @@ def eventually(check: Callable[[], Any], timeout_s: float = 60, what: str = "con
     raise AssertionError(f"{what} not reached within {timeout_s} s (last: {last!r})")
 
 
+def log_tail(stack: Stack, name: str, lines: int = 25) -> str:
+    """The last warnings and errors of the process ``name``'s log (and its last lines), for a failure's message: a
+    run in CI leaves nothing else behind."""
+    path = stack.run_dir / f"{name}.log"
+    if not path.exists():
+        return f"({path} missing)"
+    text = path.read_text(errors="replace").splitlines()
+    loud = [line for line in text if "WARNING" in line or "ERROR" in line or "Traceback" in line]
+    return "\n".join([f"--- {name}.log: last warnings/errors", *loud[-lines:], "--- last lines", *text[-10:]])
+
+
 def snapshot_rows(stack: Stack, sql: str, params: list[Any] | None = None) -> list[tuple]:
     con = duckdb.connect(str(stack.settings.storage.snapshot_path), read_only=True)
     try:

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.integration.kafka_stack import needs_java, running_system_on_kafka
-from tests.integration.support import eventually, snapshot_rows
+from tests.integration.support import eventually, log_tail, snapshot_rows
 from toogreen.app.demo import Stack
 from toogreen.kafka.cluster import KafkaCluster
 from toogreen.settings import Settings
@@ -56,7 +56,8 @@ def test_workloads_are_routed_run_and_settled_on_kafka(on_kafka: tuple[KafkaClus
     try:
         done = eventually(all_completed, timeout_s=120, what="8 workloads completed")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; where they stood: {seen}") from None
+        logs = "\n".join(log_tail(stack, name) for name in ("worker", "api"))
+        raise AssertionError(f"{exc}; where they stood: {seen}\n{logs}") from None
     # each was placed once, on a node (a submission that came before the fleet reached the owner queued first)
     placed = [[d for d in w["decisions"] if d["type"] != "queued"] for w in done]
     assert all(p[0]["type"] == "initial" and p[0]["chosen_node_id"] for p in placed)
