@@ -63,7 +63,7 @@ from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.forecast import Forecast, ForecastError, newer
 from toogreen.domain.lost_nodes import PresumedLost, check_lost_nodes
-from toogreen.domain.node_state import apply_registration, apply_telemetry, to_node_view
+from toogreen.domain.node_state import apply_registration, apply_telemetry, merge_view, to_node_view
 from toogreen.domain.placement import Placement
 from toogreen.domain.records import (
     Accruals,
@@ -283,7 +283,7 @@ async def node_telemetry(stream: StreamT) -> None:
                 run.set(node_accrual_table, node_id, after)
             else:
                 run.pop(node_accrual_table, node_id)
-        state = apply_telemetry(before, sample)
+        state = apply_telemetry(before, sample, clock.now_ms())
         run.set(node_state_table, node_id, state)
         node_view_changed(run, node_id, state)
 
@@ -470,6 +470,7 @@ async def node_views(stream: StreamT) -> None:
             continue
         node_id = (event.message.key or b"").decode()
         before = routing_node_table.get(node_id)
+        state = merge_view(before, state)
         run.set(routing_node_table, node_id, state)
         routing.node_changed(node_id)
         was = before.telemetry.health if before is not None and before.telemetry is not None else None

@@ -380,6 +380,9 @@ class LostNodeSettings(BaseModel):
 
     node_lost_after_s: float = 30.0  # no telemetry for this long: the node is presumed lost
     check_interval_s: float = 2.0  # how often the placement owner looks for silent nodes
+    # a sample applied this much later than it was taken: its partition was replaying a backlog (a rebalance), so
+    # the node's silence since is not known, and it is judged by when the sample was applied
+    replay_lag_s: float = 10.0
 
 
 class Settings(BaseSettings):

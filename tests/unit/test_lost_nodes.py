@@ -64,6 +64,21 @@ def test_a_stalled_pipeline_presumes_no_node_lost():
     assert silent_nodes(behind, running, NOW_MS, LOST) == ["b"]
 
 
+@given(lag_s=st.floats(min_value=11.0, max_value=600.0), behind_s=st.floats(min_value=31.0, max_value=600.0))
+def test_a_node_whose_partition_replays_a_backlog_is_not_presumed_lost(lag_s: float, behind_s: float):
+    """Node b's newest sample is ``behind_s`` older than a's, but the worker applied it ``lag_s`` after it was taken
+    (its telemetry partition is being read again after a rebalance): what b sent since is not read yet, so b is not
+    silent. Once b's partition is caught up (a sample applied as it came) and b still lags a, it is."""
+    a = apply_telemetry(None, telemetry("a", NOW_MS - 1_000), ingested_ms=NOW_MS - 900)
+    taken_ms = NOW_MS - 1_000 - int(behind_s * 1000)
+    replayed = apply_telemetry(None, telemetry("b", taken_ms), ingested_ms=taken_ms + int(lag_s * 1000))
+    running = {"w1": running_entry("a"), "w2": running_entry("b")}
+    applied_recently = taken_ms + int(lag_s * 1000) >= NOW_MS - 1_000 - 30_000
+    assert silent_nodes({"a": a, "b": replayed}, running, NOW_MS, LOST) == ([] if applied_recently else ["b"])
+    caught_up = apply_telemetry(None, telemetry("b", taken_ms), ingested_ms=taken_ms + 500)
+    assert silent_nodes({"a": a, "b": caught_up}, running, NOW_MS, LOST) == ["b"]
+
+
 def test_a_lost_nodes_workload_resumes_from_its_last_periodic_checkpoint_elsewhere():
     uri = "file:///ckpt/w1/dc-fr-1-step.tar#sha256=ab"
     state = running_on_fr(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from tests.builders import NOW_MS, registration, telemetry
 from toogreen.domain.kinds import NodeHealth, NodeKind
-from toogreen.domain.node_state import UTIL_SMOOTHING, apply_registration, apply_telemetry, to_node_view
+from toogreen.domain.node_state import UTIL_SMOOTHING, apply_registration, apply_telemetry, merge_view, to_node_view
 from toogreen.domain.records import Hold, NodeState
 
 
@@ -60,3 +61,16 @@ def test_the_rolling_utilisation_stays_within_the_samples(utils):
         state = apply_telemetry(state, telemetry(ts_ms=i + 1, util=util))
     assert state is not None and state.telemetry is not None
     assert min(utils) - 1e-3 <= state.telemetry.util_rolling_pct <= max(utils) + 1e-3
+
+
+@given(held_ms=st.integers(0, 10**6), incoming_ms=st.integers(0, 10**6), drained=st.booleans())
+def test_the_owners_view_of_a_node_never_takes_older_telemetry(held_ms: int, incoming_ms: int, drained: bool):
+    """A replayed view (older telemetry) keeps the telemetry held; the rest of the view (here a drain) is taken."""
+    held = apply_telemetry(apply_registration(None, registration()), telemetry(ts_ms=held_ms + 1))
+    incoming = apply_telemetry(apply_registration(None, registration()), telemetry(ts_ms=incoming_ms + 1))
+    incoming = replace(incoming, drained=drained)
+    merged = merge_view(held, incoming)
+    assert merged.drained is drained
+    assert merged.telemetry is not None
+    assert merged.telemetry.last_seen_ms == max(held_ms, incoming_ms) + 1
+    assert merge_view(None, incoming) is incoming

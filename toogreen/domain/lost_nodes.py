@@ -42,6 +42,20 @@ def last_seen_ms(state: NodeState | None) -> int | None:
     return state.telemetry.last_seen_ms if state is not None and state.telemetry is not None else None
 
 
+def heard_ms(state: NodeState | None, settings: LostNodeSettings) -> int | None:
+    """The newest evidence that the node is alive: its newest sample, or, when the worker applied that sample more
+    than ``replay_lag_s`` after it was taken, when it was applied. Such a sample came from a telemetry partition
+    replaying a backlog (its owner changed in a rebalance and read again from the last commit): what the node sent
+    since is in the log, not read yet. Without this, every node of one replaying partition looked silent against
+    the others (the verifier: six nodes presumed lost at once, their workloads re-queued from scratch)."""
+    tel = state.telemetry if state is not None else None
+    if tel is None:
+        return None
+    if tel.ingested_ms is not None and tel.ingested_ms - tel.last_seen_ms > settings.replay_lag_s * 1000:
+        return tel.ingested_ms
+    return tel.last_seen_ms
+
+
 def silent_nodes(
     nodes: Mapping[str, NodeState],
     running: Mapping[str, RunningEntry],
@@ -49,16 +63,16 @@ def silent_nodes(
     settings: LostNodeSettings,
     presumed_lost: Container[str] = (),
 ) -> list[str]:
-    """Nodes something runs on whose newest telemetry is more than ``node_lost_after_s`` older than the newest any
-    node sent (and than now), those already presumed lost left out, by id. Measured against the fleet, not only the
-    clock: when the pipeline itself stalls (a broker down, the worker catching up) every node looks silent, and
-    none is presumed lost for it."""
+    """Nodes something runs on last heard of (:func:`heard_ms`) more than ``node_lost_after_s`` before the newest
+    sample any node sent (and before now), those already presumed lost left out, by id. Measured against the fleet,
+    not only the clock: when the pipeline itself stalls (a broker down, the worker catching up) every node looks
+    silent, and none is presumed lost for it; nor for one telemetry partition replaying a backlog."""
     heard = [seen for state in nodes.values() if (seen := last_seen_ms(state)) is not None]
     floor_ms = min(now_ms, max(heard, default=now_ms)) - settings.node_lost_after_s * 1000
     out = set()
     for entry in running.values():
         node_id = entry.node_id
-        seen = last_seen_ms(nodes.get(node_id))
+        seen = heard_ms(nodes.get(node_id), settings)
         if node_id not in presumed_lost and (seen is None or seen < floor_ms):
             out.add(node_id)
     return sorted(out)
@@ -115,4 +129,12 @@ def check_lost_nodes(
     return out
 
 
-__all__ = ["LostNodeCheck", "PresumedLost", "check_lost_nodes", "lost_node_rescores", "silent_nodes", "stop_on_return"]
+__all__ = [
+    "LostNodeCheck",
+    "PresumedLost",
+    "check_lost_nodes",
+    "heard_ms",
+    "lost_node_rescores",
+    "silent_nodes",
+    "stop_on_return",
+]

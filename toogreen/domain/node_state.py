@@ -22,8 +22,9 @@ def apply_registration(state: NodeState | None, reg: NodeRegistration) -> NodeSt
     return replace(base, registration=reg, drained=base.drained if reg.drained is None else reg.drained)
 
 
-def apply_telemetry(state: NodeState | None, sample: TelemetrySample) -> NodeState:
-    """Node state after one telemetry sample; older samples than the newest seen are ignored."""
+def apply_telemetry(state: NodeState | None, sample: TelemetrySample, ingested_ms: int | None = None) -> NodeState:
+    """Node state after one telemetry sample, applied at ``ingested_ms`` (the worker's clock); older samples than
+    the newest seen are ignored."""
     base = state or _EMPTY
     prev = base.telemetry
     if prev is not None and sample.ts_ms <= prev.last_seen_ms:
@@ -40,8 +41,20 @@ def apply_telemetry(state: NodeState | None, sample: TelemetrySample) -> NodeSta
         mem_total_mb=sample.mem_total_mb,
         health=sample.health,
         mig_slices_free=sample.mig_slices_free,
+        ingested_ms=ingested_ms,
     )
     return replace(base, telemetry=telemetry)
+
+
+def merge_view(held: NodeState | None, incoming: NodeState) -> NodeState:
+    """The placement owner's state of a node after a view of it came: the incoming one, but never with older
+    telemetry than it holds. A telemetry partition read again from its last commit after a rebalance sends the
+    views of its backlog once more, older than the ones the owner already applied."""
+    if held is None or held.telemetry is None or incoming.telemetry is None:
+        return incoming
+    if incoming.telemetry.last_seen_ms < held.telemetry.last_seen_ms:
+        return replace(incoming, telemetry=held.telemetry)
+    return incoming
 
 
 def expected_free_ms(holds: Iterable[Hold]) -> int | None:

@@ -332,6 +332,9 @@ class NodeTelemetry(Record, frozen=True, kw_only=True):
     mem_total_mb: int
     health: NodeHealth
     mig_slices_free: int = 0
+    # when the worker applied the newest sample (its clock; None: not known): a sample applied long after it was
+    # taken came from a telemetry partition replaying a backlog (``toogreen.domain.lost_nodes``)
+    ingested_ms: int | None = None
 
 
 class NodeState(Record, frozen=True, kw_only=True):
