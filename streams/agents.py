@@ -18,6 +18,7 @@ Every table write goes through the agent's :class:`~streams.checkpoint.Checkpoin
 from __future__ import annotations
 
 import gc
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Any, TypeVar
@@ -58,10 +59,11 @@ from streams.app import (
 from streams.checkpoint import Checkpoint
 from streams.emit import Emitter, KafkaEmitter
 from toogreen.codec import DecodeError, decode
-from toogreen.domain.accounting import accrue_energy
+from toogreen.domain.accounting import PowerPoint, accrue_energy
 from toogreen.domain.clock import SYSTEM_CLOCK, Clock
 from toogreen.domain.fleet import Fleet
 from toogreen.domain.forecast import Forecast, ForecastError, newer
+from toogreen.domain.lifecycle import TERMINAL
 from toogreen.domain.lost_nodes import PresumedLost, check_lost_nodes
 from toogreen.domain.node_state import apply_registration, apply_telemetry, merge_view, to_node_view
 from toogreen.domain.placement import Placement
@@ -266,11 +268,13 @@ async def node_telemetry(stream: StreamT) -> None:
             continue  # a redelivered sample the node's state already took in: its energy is accrued already
         before = run.get(node_state_table, node_id)
         running = node_running_table.get(node_id) or {}  # the owner's word on who runs here
+        history = _recent_points.setdefault(node_id, deque())
         drawn = node_accrual_table.get(node_id) or {}
         after = dict(drawn)
         if running and before is not None and before.registration is not None:
             zone = zone_view_table.get(before.registration.zone)
-            after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms()))
+            after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms(), tuple(history)))
+        remember_point(history, before, sample)
         # stopped here: hand its energy (up to the stop) to the owner
         for workload_id in [w for w in after if stopped_here(running.get(w), sample.ts_ms)]:
             closed = AccrualsClosed(workload_id=workload_id, node_id=node_id, intervals=tuple(after.pop(workload_id)),
@@ -286,6 +290,22 @@ async def node_telemetry(stream: StreamT) -> None:
         state = apply_telemetry(before, sample, clock.now_ms())
         run.set(node_state_table, node_id, state)
         node_view_changed(run, node_id, state)
+
+
+# Each node's recent samples, in this worker's memory only (a new owner of the partition starts without them): a
+# share that reaches the partition late still accrues what it drew since it started (accrue_energy).
+_recent_points: dict[str, deque[PowerPoint]] = {}
+
+
+def remember_point(history: deque[PowerPoint], before: NodeState | None, sample: TelemetrySample) -> None:
+    """Keep the sample ``before`` ended with (the newest ``history`` lacks), as far back as the lookback."""
+    if before is not None and before.telemetry is not None:
+        tel = before.telemetry
+        if not history or history[-1].ts_ms < tel.last_seen_ms:
+            history.append(PowerPoint(tel.last_seen_ms, tel.power_w, tel.energy_j))
+    horizon_ms = sample.ts_ms - int(settings.settlement.accrual_lookback_s * 1000)
+    while history and history[0].ts_ms < horizon_ms:
+        history.popleft()
 
 
 def metering_ms() -> int:
@@ -518,10 +538,16 @@ async def accruals_closed(stream: StreamT) -> None:
         if closed is None:
             continue
         wid = closed.workload_id
-        kept = [i for i in workload_accrual_table.get(wid) or [] if i.node_id != closed.node_id]
-        run.set(workload_accrual_table, wid, sorted([*kept, *closed.intervals], key=lambda i: i.start_ms))
-        placement(run).handed_over(wid, closed.node_id)  # its energy there is complete: its share can go
+        held = workload_accrual_table.get(wid) or []
         pending = pending_settlement_table.get(wid)
+        workload: Workload | None = workload_state_table.get(wid)
+        settled = pending is None and workload is not None and workload.state in TERMINAL
+        books = placement(run)
+        if books.is_repeat_hand_over(wid, closed.node_id, any(i.node_id == closed.node_id for i in held), settled):
+            continue
+        kept = [i for i in held if i.node_id != closed.node_id]
+        run.set(workload_accrual_table, wid, sorted([*kept, *closed.intervals], key=lambda i: i.start_ms))
+        books.handed_over(wid, closed.node_id)  # its energy there is complete: its share can go
         if pending is not None and (pending.node_id is None or pending.node_id == closed.node_id):
             await settle_workload(run, pending, closed.closed_ms)
             run.pop(pending_settlement_table, wid)

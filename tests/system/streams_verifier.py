@@ -402,7 +402,16 @@ def check_settlement(con: duckdb.DuckDBPyConnection, ids: list[str]) -> Check:
         "workloads_with_2+_payouts": dupes("payouts", "payout_id LIKE '%-final:%'"),
         "workloads_with_2+_initial_placements": initial,
     }
+    # (a figure, not part of the check: a workload settles up to settle_wait_s after it ended, and the verifier
+    # stops at the last ending) completed 30 s or more before the last ending and without a receipt
+    unsettled = con.execute(
+        "SELECT count(*) FROM workloads w WHERE status = 'completed' AND workload_id IN (SELECT unnest(?)) "
+        "AND updated_ms < (SELECT max(updated_ms) FROM workloads) - 30000 "
+        "AND NOT EXISTS (SELECT 1 FROM carbon_receipts r WHERE r.workload_id = w.workload_id)",
+        [ids],
+    ).fetchone()[0]
     ok = not any(v for k, v in figures.items() if k.startswith("workloads_with"))
+    figures["completed_30_s_before_the_end_without_a_receipt"] = unsettled
     return Check("at most one receipt, bill, payout, placement per workload", ok, figures)
 
 

@@ -109,3 +109,32 @@ def test_an_interval_billed_already_is_not_billed_again_and_without_metering_not
     assert interim_billing("w1", "n1", marked, 10_000, 2.0, settings()) == (None, marked)
     assert interim_billing("w1", "n2", intervals, 10_000, 2.0, settings())[0] is None  # drawn on another node
     assert interim_billing("w1", "n1", intervals, 10_000, 2.0, settings(0))[0] is None
+
+
+@given(since_s=st.integers(1, 8), run_s=st.integers(1, 6), heard_at_s=st.integers(0, 6))
+def test_a_share_that_reaches_the_partition_late_still_gets_what_it_drew_since_it_started(
+    since_s: int, run_s: int, heard_at_s: int
+):
+    """A sample a second, from 0 s to 20 s. The workload ran from ``since_s`` for ``run_s`` seconds; the node's
+    partition heard of it (its share, stopped or not) only ``heard_at_s`` seconds after it stopped, several
+    samples on. With the node's recent samples it gets exactly what it drew, as if its share had come at once."""
+    from toogreen.domain.accounting import PowerPoint
+
+    until_ms = (since_s + run_s) * 1000
+    share = RunningShare(fraction=0.0, since_ms=since_s * 1000, until_ms=until_ms)
+    running = {"a": share}
+    history: list[PowerPoint] = []
+    on_time: list = []
+    late: list = []
+    heard_ms = until_ms + heard_at_s * 1000
+    for ts in range(1_000, 20_001, 1_000):
+        before = node_at(ts - 1_000, 300.0 * (ts - 1_000) / 1000)
+        on_time = accrue_energy(running, before, sample(ts), ZONE, {"a": on_time}).get("a", on_time)
+        if ts >= heard_ms:
+            late = accrue_energy(running, before, sample(ts), ZONE, {"a": late}, history=tuple(history)).get("a", late)
+        history.append(PowerPoint(ts - 1_000, 300.0, 300.0 * (ts - 1_000) / 1000))
+    assert totals(late, 300.0).kwh == pytest.approx(totals(on_time, 300.0).kwh)
+    assert totals(late, 300.0).kwh == pytest.approx(300.0 * run_s * 1.5 / 3.6e6)
+    # samples after its stop add nothing: what it drew is accrued once
+    assert accrue_energy(running, node_at(20_000, 6_000.0), sample(21_000), ZONE, {"a": late},
+                         history=tuple(history)) == {}  # fmt: skip

@@ -71,3 +71,20 @@ def test_releasing_what_is_not_held_changes_nothing_and_an_unknown_node_gets_no_
     books.start("w1", "dc-9", RunningShare(fraction=0.5, since_ms=20), None)  # back there: a hand-over keeps it
     books.handed_over("w1", "dc-9")
     assert books.shares == {"dc-9": {"w1": RunningShare(fraction=0.5, since_ms=20)}}
+
+
+def test_a_hand_over_is_taken_once_while_the_share_it_ends_is_on_the_node():
+    books = _books()
+    books.start("w1", "n1", RunningShare(fraction=0.0, since_ms=0), None)
+    books.stop("w1", "n1", 5_000)
+    # the first hand-over: the stopped share is still there, whatever the owner holds
+    assert not books.is_repeat_hand_over("w1", "n1", held_from_node=False, settled=False)
+    books.handed_over("w1", "n1")
+    # the node's partition, not yet told, hands the same share over again: not taken
+    assert books.is_repeat_hand_over("w1", "n1", held_from_node=True, settled=False)
+    assert books.is_repeat_hand_over("w1", "n1", held_from_node=False, settled=True)
+    # nothing of it was ever handed over and it is not settled (the owner's own close after a wait): taken
+    assert not books.is_repeat_hand_over("w1", "n1", held_from_node=False, settled=False)
+    # it runs on the node again: its next hand-over is a new one
+    books.start("w1", "n1", RunningShare(fraction=0.0, since_ms=9_000), None)
+    assert not books.is_repeat_hand_over("w1", "n1", held_from_node=True, settled=False)

@@ -14,7 +14,7 @@ metering interval's usage is exactly the intervals inside it (``toogreen.domain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -114,6 +114,28 @@ def accrue(
     return out
 
 
+@dataclass(frozen=True)
+class PowerPoint:
+    """One telemetry sample of a node, as the energy between samples needs it."""
+
+    ts_ms: int
+    power_w: float
+    energy_j: float | None = None
+
+    @classmethod
+    def of(cls, sample: TelemetrySample) -> PowerPoint:
+        return cls(sample.ts_ms, sample.power_w, sample.energy_j)
+
+    def wire(self) -> dict[str, Any]:
+        return {"ts_ms": self.ts_ms, "power_w": self.power_w, "energy_j": self.energy_j}
+
+
+def accrued_to_ms(intervals: Accruals | None, node_id: str) -> int | None:
+    """Up to when the workload's energy on ``node_id`` is accrued already (None: none is)."""
+    ends = [i.end_ms for i in intervals or () if i.node_id == node_id]
+    return max(ends) if ends else None
+
+
 def accrue_energy(
     running: Mapping[str, RunningShare],
     before: NodeState | None,
@@ -121,45 +143,62 @@ def accrue_energy(
     zone: ZoneView | None,
     accruals: Mapping[str, Accruals],
     metering_ms: int = 0,
+    history: Sequence[PowerPoint] = (),
 ) -> dict[str, Accruals]:
-    """Each workload running on the node, with its intervals after its share of the energy the node drew between
-    its previous telemetry (in ``before``) and ``sample``, in the node's zone window now (``zone``): from when it
-    started there, up to when it stopped (cut at every metering boundary, ``metering_ms``)."""
+    """Each workload running on the node, with its intervals after its share of the energy the node drew up to
+    ``sample``, in the node's zone window now (``zone``): from when it started there (or from where its energy here
+    is accrued already), up to when it stopped (cut at every metering boundary, ``metering_ms``).
+
+    Normally that is the energy between the node's previous telemetry (in ``before``) and ``sample``. ``history``,
+    the node's samples before that one (oldest first), lets a share that reached the node's partition late (the
+    owner's word on who runs where travels through its own log: seconds, under failover more) still get what it
+    drew since it started: a workload of a few seconds could otherwise start and stop between two samples the
+    partition applied before it heard of it, and get no energy, no receipt and no bill."""
     if not running or before is None or before.telemetry is None or before.registration is None or zone is None:
         return {}
     prev, reg = before.telemetry, before.registration
     if sample.ts_ms <= prev.last_seen_ms:
         return {}
-    energy_j, method = energy_between_j(
-        {"ts_ms": prev.last_seen_ms, "power_w": prev.power_w, "energy_j": prev.energy_j},
-        {"ts_ms": sample.ts_ms, "power_w": sample.power_w, "energy_j": sample.energy_j},
-    )
+    points = [p for p in history if p.ts_ms < prev.last_seen_ms]
+    points += [PowerPoint(prev.last_seen_ms, prev.power_w, prev.energy_j), PowerPoint.of(sample)]
     declared = reg.declared_carbon_gco2_per_kwh if reg.node_type == NodeKind.RECYCLER else None
-    span_ms = sample.ts_ms - prev.last_seen_ms
-    # energy drawn before the workload started here, or after it stopped, is not its own: pro-rate
-    spans = {
-        workload_id: (max(prev.last_seen_ms, held.since_ms), min(sample.ts_ms, held.until_ms or sample.ts_ms))
-        for workload_id, held in running.items()
-    }
-    spans = {w: (start, end) for w, (start, end) in spans.items() if start < end}
-    # between two moments a tenant started or stopped, those running then share the node (equally, or by fraction)
-    cuts = sorted({t for span in spans.values() for t in span})
-    out: dict[str, Accruals] = {w: list(accruals.get(w) or []) for w in spans}
-    for part_start, part_end in pairwise(cuts):
-        tenants = [w for w, (start, end) in spans.items() if start <= part_start and part_end <= end]
-        for workload_id in tenants:
-            slot = Slot(
-                node_id=reg.node_id,
-                zone=reg.zone,
-                pue=reg.pue,
-                share=running[workload_id].fraction or 1.0 / len(tenants),
-                carbon_gco2_per_kwh=zone.carbon_gco2_per_kwh,
-                window_start_ms=zone.window_start_ms,
-                market_gco2_per_kwh=declared,
-            )
-            for piece_start, piece_end in metering_pieces(part_start, part_end, metering_ms):
-                own_j = energy_j * (piece_end - piece_start) / span_ms
-                out[workload_id] = accrue(out[workload_id], slot, piece_start, piece_end, own_j, method, metering_ms)
+    # when each share was on the node, and from when its energy is still to accrue
+    on_node = {w: (held.since_ms, held.until_ms or sample.ts_ms) for w, held in running.items()}
+    owed_from = {w: max(held.since_ms, accrued_to_ms(accruals.get(w), reg.node_id) or held.since_ms)
+                 for w, held in running.items()}  # fmt: skip
+    out: dict[str, Accruals] = {}
+    for a, b in pairwise(points):
+        span_ms = b.ts_ms - a.ts_ms
+        owed = {w: (max(a.ts_ms, owed_from[w]), min(b.ts_ms, on_node[w][1])) for w in running}
+        owed = {w: span for w, span in owed.items() if span[0] < span[1]}
+        if span_ms <= 0 or not owed:
+            continue
+        energy_j, method = energy_between_j(a.wire(), b.wire())
+        # between two moments a tenant started or stopped, those on the node then share it (equally, or by
+        # fraction), whether or not their own part of it is accrued already
+        present = {w: (max(a.ts_ms, start), min(b.ts_ms, end)) for w, (start, end) in on_node.items()}
+        present = {w: span for w, span in present.items() if span[0] < span[1]}
+        cuts = sorted({t for span in present.values() for t in span})
+        for part_start, part_end in pairwise(cuts):
+            tenants = [w for w, (start, end) in present.items() if start <= part_start and part_end <= end]
+            for workload_id in tenants:
+                start, end = owed.get(workload_id, (0, 0))
+                if not (start <= part_start and part_end <= end):
+                    continue  # accrued already (or not owed here)
+                slot = Slot(
+                    node_id=reg.node_id,
+                    zone=reg.zone,
+                    pue=reg.pue,
+                    share=running[workload_id].fraction or 1.0 / len(tenants),
+                    carbon_gco2_per_kwh=zone.carbon_gco2_per_kwh,
+                    window_start_ms=zone.window_start_ms,
+                    market_gco2_per_kwh=declared,
+                )
+                intervals = out.get(workload_id, list(accruals.get(workload_id) or []))
+                for piece_start, piece_end in metering_pieces(part_start, part_end, metering_ms):
+                    own_j = energy_j * (piece_end - piece_start) / span_ms
+                    intervals = accrue(intervals, slot, piece_start, piece_end, own_j, method, metering_ms)
+                out[workload_id] = intervals
     return out
 
 

@@ -73,6 +73,16 @@ class Placement:
             del shares[workload_id]
             self.shares[node_id] = shares
 
+    def is_repeat_hand_over(self, workload_id: str, node_id: str, held_from_node: bool, settled: bool) -> bool:
+        """Whether a hand-over of what the workload drew on the node is one taken already: its share there is gone
+        (handed over before) and the owner holds what it drew there (``held_from_node``), or the workload was
+        settled. A node's partition can hand the same share over twice while the owner's word that it was taken
+        travels back to it; taking the second (built from the samples the partition still had) would replace
+        the first, or keep accruals of a workload settled already."""
+        if (self.shares.get(node_id) or {}).get(workload_id) is not None:
+            return False
+        return held_from_node or settled
+
     def apply(
         self, workload_id: str, event_ts_ms: int, result: RouterResult, views: RoutingViews, now_ms: int
     ) -> set[str]:
