@@ -229,8 +229,9 @@ class SettlementSettings(BaseModel):
     # only the final one at its end)
     metering_interval_s: float = Field(default=3600.0, ge=0)
     # how far back a node's partition keeps the node's samples, so that a workload whose share reached it late
-    # (the owner's word travels through its own log) still gets what it drew since it started there
-    accrual_lookback_s: float = Field(default=120.0, ge=0)
+    # (the owner's word travels through its own log) still gets what it drew since it started there (memory: one
+    # small record per node and sample, about 60 x 60 B per node at 1 sample/s)
+    accrual_lookback_s: float = Field(default=60.0, ge=0)
     stripe_api_key: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_meter_event_name: str = "gpu_seconds"

@@ -114,7 +114,7 @@ def accrue(
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PowerPoint:
     """One telemetry sample of a node, as the energy between samples needs it."""
 
