@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import gc
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from faust.types import EventT, StreamT, TableT
 from streams import checkpoint as checkpoints
 from streams.app import (
     ACCRUALS_CLOSED_TOPIC,
+    NODE_SHARES_TOPIC,
     NODE_VIEWS_TOPIC,
     WINDOW_SPECS,
     ZONE_VIEWS_TOPIC,
@@ -39,6 +40,7 @@ from streams.app import (
     node_accrual_table,
     node_reservation_table,
     node_running_table,
+    node_share_table,
     node_state_table,
     pending_settlement_table,
     queued_workload_table,
@@ -267,7 +269,7 @@ async def node_telemetry(stream: StreamT) -> None:
         if run.applied(node_state_table, node_id):
             continue  # a redelivered sample the node's state already took in: its energy is accrued already
         before = run.get(node_state_table, node_id)
-        running = node_running_table.get(node_id) or {}  # the owner's word on who runs here
+        running = node_share_table.get(node_id) or {}  # the owner's word on who runs here
         history = _recent_points.setdefault(node_id, deque())
         drawn = node_accrual_table.get(node_id) or {}
         after = dict(drawn)
@@ -288,6 +290,8 @@ async def node_telemetry(stream: StreamT) -> None:
             else:
                 run.pop(node_accrual_table, node_id)
         state = apply_telemetry(before, sample, clock.now_ms())
+        if state.ingest_partition != event.message.partition:
+            state = msgspec.structs.replace(state, ingest_partition=event.message.partition)
         run.set(node_state_table, node_id, state)
         node_view_changed(run, node_id, state)
 
@@ -411,12 +415,72 @@ async def _tables_recovered(_app: Any, **_kwargs: Any) -> None:
     gc.freeze()
 
 
+class SharesToNodes(MutableMapping[str, RunningShares]):
+    """The owner's ``node-running`` table, through its checkpoint; each node whose shares a run changed has them
+    sent, once, at the run's end, to the node's own ingest partition (``NODE_SHARES_TOPIC``, the partition number
+    its telemetry comes on: outside producers partition ``node.telemetry`` as they like, docs/producers.md)."""
+
+    def __init__(self, run: Checkpoint) -> None:
+        self.run, self.table = run, run.table(node_running_table)
+
+    def __getitem__(self, node_id: str) -> RunningShares:
+        shares: RunningShares = self.table[node_id]
+        return shares
+
+    def __setitem__(self, node_id: str, shares: RunningShares) -> None:
+        self.table[node_id] = shares
+        self._send(node_id)
+
+    def __delitem__(self, node_id: str) -> None:
+        del self.table[node_id]
+        self._send(node_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def _send(self, node_id: str) -> None:
+        node = routing_node_table.get(node_id)
+        partition = node.ingest_partition if node is not None else None  # None: the key's (murmur2)
+        if partition is not None and partition >= (NODE_SHARES_TOPIC.partitions or 1):
+            partition = None  # node.telemetry has more partitions than the worker was set up with
+        self.run.emit_latest(("node-shares", node_id), NODE_SHARES_TOPIC.get_topic_name(), node_id,
+                             partial(_shares_now, node_id), internal=True, partition=partition)  # fmt: skip
+
+
+def _shares_now(node_id: str) -> RunningShares:
+    shares: RunningShares = node_running_table.get(node_id) or {}
+    return shares
+
+
+_shares = msgspec.json.Decoder(RunningShares)
+
+
+@app.agent(NODE_SHARES_TOPIC)
+async def node_shares(stream: StreamT) -> None:
+    """Who runs on each node, as the owner last said, kept on the node's own partition for its energy accrual."""
+    run = checkpoint(stream)
+    async for event in run.events():
+        node_id = (event.message.key or b"").decode()
+        try:
+            shares = _shares.decode(event.message.value or b"")
+        except msgspec.ValidationError as exc:
+            await emitter.dead_letter(event, "node_shares", str(exc))
+            continue
+        if shares:
+            run.set(node_share_table, node_id, shares)
+        else:
+            run.pop(node_share_table, node_id)
+
+
 def placement(run: Checkpoint) -> Placement:
     """The router's books over the tables, written through the agent's checkpoint."""
     return Placement(
         workloads=run.table(workload_state_table),
         holds=run.table(node_reservation_table),
-        shares=run.table(node_running_table),
+        shares=SharesToNodes(run),
         running=run.table(running_workload_table),
         queue=run.table(queued_workload_table),
     )
@@ -634,6 +698,7 @@ __all__ = [
     "accruals_closed",
     "lost_node_check",
     "node_registrations",
+    "node_shares",
     "node_telemetry",
     "node_views",
     "routing_inputs",

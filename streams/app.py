@@ -96,11 +96,12 @@ def _window_table(name: str) -> TableT:
     return table
 
 
-def _internal_topic(name: str) -> faust.TopicT:
-    """A single-partition topic of the worker's own (named after the app, created by Faust, values in their JSON
-    wire form): how a change on an ingest partition reaches the placement owner."""
+def _internal_topic(name: str, partitions: int = 1) -> faust.TopicT:
+    """A topic of the worker's own (named after the app, values in their JSON wire form): with one partition, how a
+    change on an ingest partition reaches the placement owner; with as many as the ingest topics (co-partitioned
+    with them, keyed alike), how the owner's word reaches each key's ingest partition."""
     return app.topic(
-        f"{settings.worker.app_id}-{name}", partitions=1, internal=True, key_type=bytes, value_type=bytes,
+        f"{settings.worker.app_id}-{name}", partitions=partitions, internal=True, key_type=bytes, value_type=bytes,
         key_serializer="raw", value_serializer="raw",
     )  # fmt: skip
 
@@ -115,9 +116,18 @@ def _internal_topic(name: str) -> faust.TopicT:
 NODE_VIEWS_TOPIC = _internal_topic("node-views")
 ZONE_VIEWS_TOPIC = _internal_topic("zone-views")
 ACCRUALS_CLOSED_TOPIC = _internal_topic("accruals-closed")
+# The owner's word on who runs on each node (the node's whole ``RunningShares``, latest wins), keyed by node like
+# node.telemetry and with as many partitions, so each reaches the worker that holds the node's telemetry partition.
+# (It was a global table: Faust applied what other workers read of its changelog only at their next rebalance, so
+# the node partitions off the owner's worker accrued no energy for workloads that started since: in a verifier run
+# 85 of 150 workloads got no receipt and no bill.)
+NODE_SHARES_TOPIC = _internal_topic("node-shares", partitions=settings.broker.topic_partitions)
 # Created before the worker starts (``toogreen worker``): a topic Faust creates as it starts can be missing from the
 # metadata when the group is first assigned on a multi-broker cluster, and is then left without a consumer.
-INTERNAL_TOPICS = {t.get_topic_name(): 1 for t in (NODE_VIEWS_TOPIC, ZONE_VIEWS_TOPIC, ACCRUALS_CLOSED_TOPIC)}
+INTERNAL_TOPICS = {
+    t.get_topic_name(): t.partitions or 1 for t in (NODE_VIEWS_TOPIC, ZONE_VIEWS_TOPIC, ACCRUALS_CLOSED_TOPIC,
+                                                     NODE_SHARES_TOPIC)
+}  # fmt: skip
 
 # Ingest, partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping. Both
 # stamped with the last reading each applied: a redelivered reading is folded in once (streams/checkpoint.py).
@@ -127,6 +137,8 @@ zone_meta_table = _table("zone-meta", ZoneMeta, stamped=True)
 # energy each workload drew there (by workload).
 node_state_table = _table("node-state", NodeState, stamped=True)
 node_accrual_table = _table("node-accruals", NodeAccruals)
+# Who runs on the node, as the owner last said (from NODE_SHARES_TOPIC): whom its energy is accrued for.
+node_share_table = _table("node-shares", RunningShares)
 
 # Placement, one partition, written by the owner only.
 # The routing view of each zone: a GlobalTable (written from one partition only) because ingest reads it too, for the
@@ -138,9 +150,9 @@ routing_node_table = _table("routing-nodes", NodeState, partitions=1)
 zone_forecast_table = _table("zone-forecasts", Forecast, global_=True)
 # What the router has reserved on each node, by workload.
 node_reservation_table = _table("node-reservations", Holds, partitions=1)
-# Which workloads draw energy on each node now: global (written from one partition only) so that each node's ingest
-# partition knows whom to accrue energy for.
-node_running_table = _table("node-running", RunningShares, global_=True, partitions=1)
+# Which workloads draw energy on each node now (the owner's books; each change goes to the node's ingest partition
+# on NODE_SHARES_TOPIC).
+node_running_table = _table("node-running", RunningShares, partitions=1)
 # The intervals handed over by ingest for each workload, and ended workloads waiting for their last node's.
 workload_accrual_table = _table("workload-accruals", Accruals, partitions=1)
 pending_settlement_table = _table("pending-settlements", Workload, partitions=1)

@@ -153,7 +153,7 @@ class Checkpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timed_flush: asyncio.Future[None] | None = None
         self._changes: dict[tuple[str, Any], tuple[TableT, int]] = {}  # (table, key) -> (table, partition)
-        self._emits: dict[Any, tuple[str, str, Callable[[], Payload], bool]] = {}
+        self._emits: dict[Any, tuple[str, str, Callable[[], Payload], bool, int | None]] = {}
         # the agent's own end of a run, however the run ended (its last event or the timer), before it is sent
         self.on_run_end: Callable[[], Awaitable[None]] | None = None
         # told which (table, key) a rolled-back run's writes were undone for: an agent's in-memory view built from
@@ -336,12 +336,18 @@ class Checkpoint:
             self._sent.append(Sent(topic, key, wire(record), log=False))
 
     def emit_latest(
-        self, coalesce_key: Any, topic: str, key: str, make_record: Callable[[], Payload], internal: bool = False
+        self,
+        coalesce_key: Any,
+        topic: str,
+        key: str,
+        make_record: Callable[[], Payload],
+        internal: bool = False,
+        partition: int | None = None,
     ) -> None:
         """Emit the record ``make_record`` builds when the run ends, unless a later emit with the same
         ``coalesce_key`` replaces it (so only records that are sent get built). ``internal``: to one of the
-        worker's own topics."""
-        self._emits[coalesce_key] = (topic, key, make_record, internal)
+        worker's own topics, on ``partition`` (None: the key's)."""
+        self._emits[coalesce_key] = (topic, key, make_record, internal, partition)
 
     # --- the run's end --------------------------------------------------------------------------------------------
 
@@ -356,11 +362,13 @@ class Checkpoint:
             return
         self._undo = {}
         changes, emits, held, logs = self._changes, self._emits, self.events_held, self._logs
-        effects: list[tuple[str, str, Payload, bool]] = [(t, k, r, False) for t, k, r in self._effects]
+        effects: list[_Effect] = [(t, k, r, False, None) for t, k, r in self._effects]
         self._changes, self._emits, self.events_held, self._logs, self._effects = {}, {}, [], [], []
         kept, self._outbox_run = self._outbox_run, []
         # the records are built now, from what the run left in them (a later run may change the tables)
-        effects += [(topic, key, make_record(), internal) for topic, key, make_record, internal in emits.values()]
+        effects += [
+            (topic, key, make(), internal, partition) for topic, key, make, internal, partition in emits.values()
+        ]
         async with self._send:  # taken in the order the runs ended, without a wait when free
             state = await _publish_state(changes)
             for topic, key, record in logs:
@@ -390,7 +398,7 @@ class Checkpoint:
         self,
         previous: asyncio.Future[None] | None,
         state: list[Awaitable[Any]],
-        effects: list[tuple[str, str, Payload, bool]],
+        effects: list[_Effect],
         held: list[EventT],
         rebalances: int,
         kept: list[tuple[str, str]],
@@ -404,9 +412,9 @@ class Checkpoint:
         if not delivered or rebalances != _rebalances[0]:
             return  # neither effects nor acks: the run's events are delivered again (a rebalance, or a failure)
         sent: list[Awaitable[Any]] = []
-        for topic, key, record, internal in effects:
+        for topic, key, record, internal, partition in effects:
             if internal:
-                sent.append(await self.emitter.emit_internal(topic, key, record))
+                sent.append(await self.emitter.emit_internal(topic, key, record, partition))
             else:
                 sent.append(await self.emitter.emit(topic, key, record))
         if kept and held:
@@ -481,6 +489,9 @@ class Checkpoint:
                 log.warning("%d state records of a run not acked after %.1f s: its effects leave anyway (%d such "
                             "runs)", late, self.state_wait_s, self.late_runs)  # fmt: skip
         return True, bool(late)
+
+
+_Effect = tuple[str, str, Payload, bool, int | None]  # topic, key, record, to the worker's own topic, on partition
 
 
 async def _publish_state(changes: dict[tuple[str, Any], tuple[TableT, int]]) -> list[Awaitable[Any]]:

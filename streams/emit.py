@@ -45,8 +45,9 @@ class Emitter(Protocol):
         """Hand ``record`` to the producer; the delivery it returns completes once the brokers acked the record."""
         ...
 
-    async def emit_internal(self, topic: str, key: str, record: Any) -> Awaitable[Any]:
-        """To one of the worker's own topics (no Avro schema: the record's JSON wire form)."""
+    async def emit_internal(self, topic: str, key: str, record: Any, partition: int | None = None) -> Awaitable[Any]:
+        """To one of the worker's own topics (no Avro schema: the record's JSON wire form), on ``partition`` (None:
+        the key's)."""
         ...
 
     async def delivered(self, pending: list[Awaitable[Any]], timeout_s: float) -> tuple[list[BaseException], int]:
@@ -73,8 +74,10 @@ class KafkaEmitter:
         )
         return sent
 
-    async def emit_internal(self, topic: str, key: str, record: Any) -> Awaitable[Any]:
-        sent: Awaitable[Any] = await self.app.producer.send(topic, key.encode(), _json.encode(record), None, None, None)
+    async def emit_internal(self, topic: str, key: str, record: Any, partition: int | None = None) -> Awaitable[Any]:
+        sent: Awaitable[Any] = await self.app.producer.send(
+            topic, key.encode(), _json.encode(record), partition, None, None
+        )
         return sent
 
     async def delivered(self, pending: list[Awaitable[Any]], timeout_s: float) -> tuple[list[BaseException], int]:
@@ -103,6 +106,7 @@ class RecordingEmitter:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self.dead: list[dict[str, Any]] = []
         self.internal: list[tuple[str, str, bytes]] = []  # to the worker's own topics, as sent
+        self.internal_partitions: list[tuple[str, str, int | None]] = []  # ... and the partition each was sent to
         self.deliveries = 0  # how many runs waited for their state
 
     async def emit(self, topic: str, key: str, record: Payload) -> Delivery:
@@ -111,8 +115,9 @@ class RecordingEmitter:
         self.sent.append((topic, key, as_sent))
         return _done()
 
-    async def emit_internal(self, topic: str, key: str, record: Any) -> Awaitable[Any]:
+    async def emit_internal(self, topic: str, key: str, record: Any, partition: int | None = None) -> Awaitable[Any]:
         self.internal.append((topic, key, _json.encode(record)))
+        self.internal_partitions.append((topic, key, partition))
         return _done()
 
     async def delivered(self, pending: list[Awaitable[Any]], timeout_s: float) -> tuple[list[BaseException], int]:

@@ -243,12 +243,14 @@ async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receip
                 "decision_id": None, "reason": None, "request": None}  # fmt: skip
         start = {**base, "event_id": "s", "type": "started", "ts_ms": samples[0]["ts_ms"]}
         await agent.put(encode("workload.events", start), key=b"w1")
+    await deliver_internal(recorder)  # its share reaches the node's partition
     async with agents.node_telemetry.test_context() as agent:
         for sample in samples:
             await agent.put(encode("node.telemetry", sample), key=node_id.encode())
     async with agents.workloads.test_context() as agent:
         done = {**base, "event_id": "c", "type": "completed", "ts_ms": samples[-1]["ts_ms"], "progress_pct": 100.0}
         await agent.put(encode("workload.events", done), key=b"w1")
+    await deliver_internal(recorder)
     assert recorder.on("settlement.receipts") == []  # until the node hands over what the workload drew there
     async with agents.node_telemetry.test_context() as agent:
         after = {**samples[-1], "ts_ms": samples[-1]["ts_ms"] + 1000}

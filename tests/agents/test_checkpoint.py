@@ -31,7 +31,9 @@ class Recorder:
         calls.append(("emit", topic, key, record))
         return _acked(record)
 
-    async def emit_internal(self, topic: str, key: str, record: Any) -> asyncio.Future[None]:
+    async def emit_internal(
+        self, topic: str, key: str, record: Any, partition: int | None = None
+    ) -> asyncio.Future[None]:
         return await self.emit(topic, key, record)
 
     async def delivered(self, pending: list[Any], timeout_s: float) -> tuple[list[BaseException], int]:

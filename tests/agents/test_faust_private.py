@@ -105,7 +105,7 @@ class _Quiet:
     async def emit(self, topic, key, record):
         return None
 
-    async def emit_internal(self, topic, key, record):
+    async def emit_internal(self, topic, key, record, partition=None):
         return None
 
     async def delivered(self, pending, timeout_s):

@@ -40,6 +40,7 @@ async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder,
     async with agents.workloads.test_context() as agent:
         start = {**base, "event_id": "s", "type": "started", "ts_ms": samples[0]["ts_ms"]}
         await agent.put(encode("workload.events", start), key=b"w1")
+    await deliver_internal(recorder)  # its share reaches the node's partition
     running, exit_sample = samples[:-1], samples[-1]
     async with agents.node_telemetry.test_context() as agent:
         for sample in running:
@@ -56,6 +57,7 @@ async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder,
         done = {**base, "event_id": "c", "type": "completed", "ts_ms": stop_ms, "progress_pct": 100.0}
         await agent.put(encode("workload.events", done), key=b"w1")
     assert node_running_table[node_id]["w1"].until_ms == stop_ms  # stopped, not yet handed over
+    await deliver_internal(recorder)
     async with agents.node_telemetry.test_context() as agent:  # the node's sample at exit
         await agent.put(encode("node.telemetry", exit_sample), key=node_id.encode())
     await deliver_internal(recorder)
@@ -75,3 +77,31 @@ async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder,
     ran_h = (stop_ms - samples[0]["ts_ms"]) / 3.6e6  # a whole GPU, from its start to its stop
     assert sum(b["gpu_hours"] for b in billings) == pytest.approx(ran_h, abs=1e-5)
     assert "w1" not in workload_accrual_table and node_running_table[node_id] == {}  # handed over: its share is gone
+
+
+async def test_who_runs_on_a_node_is_sent_to_the_partition_its_telemetry_comes_on(recorder):
+    """An outside producer partitions node.telemetry as it likes (docs/producers.md): the owner sends a node's
+    shares to the partition number the node's samples came on, where its energy is accrued."""
+    from streams.app import NODE_SHARES_TOPIC, node_share_table
+
+    ts = now_ms()
+    await feed_fleet(ts)
+    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 1.0}
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
+    node_id = recorder.on("node.commands")[0]["node_id"]
+    async with agents.node_telemetry.test_context() as agent:  # the node's samples now come on partition 3
+        sample = {"node_id": node_id, "ts_ms": ts + 500, "sm_util_pct": 1.0, "mem_used_mb": 1, "mem_total_mb": 81_920,
+                  "power_w": 100.0, "energy_j": None, "health": "healthy", "mig_slices_free": 0}  # fmt: skip
+        await agent.put(encode("node.telemetry", sample), key=node_id.encode(), partition=3)
+    await deliver_internal(recorder)
+    recorder.internal_partitions.clear()
+    base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
+            "decision_id": None, "reason": None, "request": None}  # fmt: skip
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", {**base, "event_id": "s", "type": "started", "ts_ms": ts + 600}),
+                        key=b"w1")  # fmt: skip
+    shares = [(k, part) for t, k, part in recorder.internal_partitions if t == NODE_SHARES_TOPIC.get_topic_name()]
+    assert shares == [(node_id, 3)]
+    await deliver_internal(recorder)
+    assert set(node_share_table[node_id]) == {"w1"}  # kept on the node's partition for its accrual

@@ -343,6 +343,9 @@ class NodeState(Record, frozen=True, kw_only=True):
     registration: NodeRegistration | None = None
     telemetry: NodeTelemetry | None = None
     drained: bool = False  # an operator drained it: no new work is placed there until undrained
+    # the node.telemetry partition its samples come on (a producer's partitioner decides it): where the placement
+    # owner sends who runs there, so that the energy is accrued where the samples are
+    ingest_partition: int | None = None
 
 
 class Hold(Record, frozen=True, kw_only=True):
