@@ -30,6 +30,7 @@ from faust.types import EventT, StreamT, TableT
 from streams import checkpoint as checkpoints
 from streams.app import (
     ACCRUALS_CLOSED_TOPIC,
+    INGEST_ZONE_VIEWS_TOPIC,
     NODE_SHARES_TOPIC,
     NODE_VIEWS_TOPIC,
     WINDOW_SPECS,
@@ -37,6 +38,7 @@ from streams.app import (
     app,
     forecast_topic,
     grid_topic,
+    ingest_zone_view_table,
     node_accrual_table,
     node_reservation_table,
     node_running_table,
@@ -155,9 +157,22 @@ async def zone_windows(stream: StreamT) -> None:
             event, GRID_READINGS.name, "zone_windows", validate_grid_reading, GridReading
         )
         if reading is not None and (view := await absorb_reading(run, event, reading)) is not None:
-            # the zone's newest view goes to the placement owner once per run
+            # the zone's newest view goes to the placement owner once per run, and to every ingest partition
             run.emit_latest(("zone-view", view.zone), ZONE_VIEWS_TOPIC.get_topic_name(), view.zone,
                             partial(_same, view), internal=True)  # fmt: skip
+            for partition in range(INGEST_ZONE_VIEWS_TOPIC.partitions or 1):
+                run.emit_latest(("ingest-zone-view", view.zone, partition), INGEST_ZONE_VIEWS_TOPIC.get_topic_name(),
+                                view.zone, partial(_same, view), internal=True, partition=partition)  # fmt: skip
+
+
+@app.agent(INGEST_ZONE_VIEWS_TOPIC)
+async def ingest_zone_views(stream: StreamT) -> None:
+    """Each zone's newest view, kept on every ingest partition for the carbon of the energy accrued there."""
+    run = checkpoint(stream)
+    async for event in run.events():
+        view = await decode_internal_or_dead_letter(event, _zone_view, "ingest_zone_views")
+        if view is not None:
+            run.set(ingest_zone_view_table, view.zone, view)
 
 
 def _same(value: Any) -> Any:
@@ -274,7 +289,7 @@ async def node_telemetry(stream: StreamT) -> None:
         drawn = node_accrual_table.get(node_id) or {}
         after = dict(drawn)
         if running and before is not None and before.registration is not None:
-            zone = zone_view_table.get(before.registration.zone)
+            zone = ingest_zone_view_table.get(before.registration.zone)
             after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms(), tuple(history)))
         remember_point(history, before, sample)
         # stopped here: hand its energy (up to the stop) to the owner
@@ -696,6 +711,7 @@ async def settle_workload(run: Checkpoint, state: Workload, now_ms: int) -> None
 
 __all__ = [
     "accruals_closed",
+    "ingest_zone_views",
     "lost_node_check",
     "node_registrations",
     "node_shares",

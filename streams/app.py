@@ -122,11 +122,14 @@ ACCRUALS_CLOSED_TOPIC = _internal_topic("accruals-closed")
 # the node partitions off the owner's worker accrued no energy for workloads that started since: in a verifier run
 # 85 of 150 workloads got no receipt and no bill.)
 NODE_SHARES_TOPIC = _internal_topic("node-shares", partitions=settings.broker.topic_partitions)
+# Each zone's newest view, to every ingest partition (one copy per partition): the intensity a node's energy is
+# accrued at. (Also a global table before, and as stale on the other workers.)
+INGEST_ZONE_VIEWS_TOPIC = _internal_topic("ingest-zone-views", partitions=settings.broker.topic_partitions)
 # Created before the worker starts (``toogreen worker``): a topic Faust creates as it starts can be missing from the
 # metadata when the group is first assigned on a multi-broker cluster, and is then left without a consumer.
 INTERNAL_TOPICS = {
     t.get_topic_name(): t.partitions or 1 for t in (NODE_VIEWS_TOPIC, ZONE_VIEWS_TOPIC, ACCRUALS_CLOSED_TOPIC,
-                                                     NODE_SHARES_TOPIC)
+                                                     NODE_SHARES_TOPIC, INGEST_ZONE_VIEWS_TOPIC)
 }  # fmt: skip
 
 # Ingest, partitioned by zone: tumbling-window aggregates ("zone|tumbling|start") and each zone's bookkeeping. Both
@@ -139,11 +142,12 @@ node_state_table = _table("node-state", NodeState, stamped=True)
 node_accrual_table = _table("node-accruals", NodeAccruals)
 # Who runs on the node, as the owner last said (from NODE_SHARES_TOPIC): whom its energy is accrued for.
 node_share_table = _table("node-shares", RunningShares)
+# Every zone's newest view, on every ingest partition (from INGEST_ZONE_VIEWS_TOPIC): the carbon of what is accrued.
+ingest_zone_view_table = _table("ingest-zone-views", ZoneView)
 
 # Placement, one partition, written by the owner only.
-# The routing view of each zone: a GlobalTable (written from one partition only) because ingest reads it too, for the
-# carbon of the energy it accrues.
-zone_view_table = _table("zone-views", ZoneView, global_=True, partitions=1)
+# The routing view of each zone (ingest has its own copy, ingest_zone_view_table).
+zone_view_table = _table("zone-views", ZoneView, partitions=1)
 # Each node as the router sees it (from the node-views topic).
 routing_node_table = _table("routing-nodes", NodeState, partitions=1)
 # Read by the router on every worker: the latest intensity forecast of each zone (for deferral).

@@ -11,9 +11,11 @@ from connectors.fleet_sim import SimulatedFleet
 from streams import faust_private
 from streams.app import (
     ACCRUALS_CLOSED_TOPIC,
+    INGEST_ZONE_VIEWS_TOPIC,
     NODE_SHARES_TOPIC,
     NODE_VIEWS_TOPIC,
     ZONE_VIEWS_TOPIC,
+    ingest_zone_view_table,
     node_accrual_table,
     node_reservation_table,
     node_running_table,
@@ -38,12 +40,13 @@ from toogreen.submission import submission_event
 TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
           workload_state_table, node_running_table, workload_accrual_table, running_workload_table,
           queued_workload_table, routing_node_table, node_accrual_table, pending_settlement_table,
-          workload_outbox_table, node_share_table)  # fmt: skip
+          workload_outbox_table, node_share_table, ingest_zone_view_table)  # fmt: skip
 _OWNER_AGENTS = {
     NODE_VIEWS_TOPIC.get_topic_name(): agents.node_views,
     ZONE_VIEWS_TOPIC.get_topic_name(): agents.zone_views,
     ACCRUALS_CLOSED_TOPIC.get_topic_name(): agents.accruals_closed,
     NODE_SHARES_TOPIC.get_topic_name(): agents.node_shares,  # to the node's ingest partition
+    INGEST_ZONE_VIEWS_TOPIC.get_topic_name(): agents.ingest_zone_views,  # to every ingest partition
 }
 
 

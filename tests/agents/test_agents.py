@@ -9,6 +9,9 @@ import pytest
 import streams.agents as agents
 from connectors.fleet_sim import FLEET
 from streams.app import (
+    INGEST_ZONE_VIEWS_TOPIC,
+    ZONE_VIEWS_TOPIC,
+    ingest_zone_view_table,
     node_reservation_table,
     node_running_table,
     workload_accrual_table,
@@ -45,7 +48,15 @@ async def test_zone_windows_emit_every_window_and_the_routing_view(recorder):
     latest_tumbling = [w for w in windows if w["kind"] == "tumbling"][-1]
     assert latest_tumbling["count"] == 2 and latest_tumbling["carbon_mean"] == 60.0
     assert "FR" not in zone_view_table  # the placement owner's table: the view goes there on its own topic
-    assert await deliver_internal(recorder) == 2  # one view per run (here each reading is a run of its own)
+    # one view per run (here each reading is a run of its own) to the placement owner, and one to each ingest
+    # partition (the carbon of accrued energy)
+    to_owner = [k for t, k, _ in recorder.internal if t == ZONE_VIEWS_TOPIC.get_topic_name()]
+    ingest_topic = INGEST_ZONE_VIEWS_TOPIC.get_topic_name()
+    to_ingest = [(k, part) for t, k, part in recorder.internal_partitions if t == ingest_topic]
+    assert to_owner == ["FR", "FR"]
+    assert sorted(to_ingest) == sorted([("FR", part) for part in range(INGEST_ZONE_VIEWS_TOPIC.partitions)] * 2)
+    assert await deliver_internal(recorder) == 2 + 2 * INGEST_ZONE_VIEWS_TOPIC.partitions
+    assert ingest_zone_view_table["FR"] == zone_view_table["FR"]
     assert zone_view_table["FR"].carbon_gco2_per_kwh == 60.0
 
 
@@ -93,7 +104,9 @@ async def test_a_run_of_readings_sends_each_window_and_each_changelog_key_once(r
     assert tumbling["count"] == 5 and tumbling["carbon_mean"] == 70.0
     assert sorted(name for name, _k, _p in sent) == ["zone-meta", "zone-window-aggregates"]
     assert {p for _n, _k, p in sent} == {3}
-    assert len(recorder.internal) == 1  # the zone's newest view, once for the run, to the placement owner
+    # the zone's newest view, once for the run, to the placement owner (and a copy to each ingest partition)
+    assert [t for t, _k, _v in recorder.internal].count(ZONE_VIEWS_TOPIC.get_topic_name()) == 1
+    assert len(recorder.internal) == 1 + INGEST_ZONE_VIEWS_TOPIC.partitions
     await deliver_internal(recorder)
     assert zone_view_table["FR"].carbon_gco2_per_kwh == 70.0
 
