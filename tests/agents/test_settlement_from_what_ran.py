@@ -26,13 +26,18 @@ def recorder(monkeypatch):
     return rec
 
 
-async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder, data_dir):
+async def placed(recorder: RecordingEmitter) -> tuple[int, str]:
+    """The simulated fleet fed, a 70 GB workload w1 submitted now: when, and the node it was placed on."""
     ts = now_ms()
     await feed_fleet(ts)
     request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 1.0}
     async with agents.workloads.test_context() as agent:
         await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
-    node_id = recorder.on("node.commands")[0]["node_id"]
+    return ts, recorder.on("node.commands")[0]["node_id"]
+
+
+async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder, data_dir):
+    ts, node_id = await placed(recorder)
     trace = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))
     samples = trace[: 8 * 36 : 8]  # one a second or so, for 36 s
     base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
@@ -84,12 +89,7 @@ async def test_who_runs_on_a_node_is_sent_to_the_partition_its_telemetry_comes_o
     shares to the partition number the node's samples came on, where its energy is accrued."""
     from streams.app import NODE_SHARES_TOPIC, node_share_table
 
-    ts = now_ms()
-    await feed_fleet(ts)
-    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 1.0}
-    async with agents.workloads.test_context() as agent:
-        await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
-    node_id = recorder.on("node.commands")[0]["node_id"]
+    ts, node_id = await placed(recorder)
     async with agents.node_telemetry.test_context() as agent:  # the node's samples now come on partition 3
         sample = {"node_id": node_id, "ts_ms": ts + 500, "sm_util_pct": 1.0, "mem_used_mb": 1, "mem_total_mb": 81_920,
                   "power_w": 100.0, "energy_j": None, "health": "healthy", "mig_slices_free": 0}  # fmt: skip
