@@ -285,12 +285,14 @@ async def node_telemetry(stream: StreamT) -> None:
             continue  # a redelivered sample the node's state already took in: its energy is accrued already
         before = run.get(node_state_table, node_id)
         running = node_share_table.get(node_id) or {}  # the owner's word on who runs here
-        history = _recent_points.setdefault(node_id, deque())
+        history = _recent_points.get(node_id)
+        if history is None:
+            history = _recent_points[node_id] = deque()
         drawn = node_accrual_table.get(node_id) or {}
         after = dict(drawn)
         if running and before is not None and before.registration is not None:
             zone = ingest_zone_view_table.get(before.registration.zone)
-            after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms(), tuple(history)))
+            after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms(), history))
         remember_point(history, before, sample)
         # stopped here: hand its energy (up to the stop) to the owner
         for workload_id in [w for w in after if stopped_here(running.get(w), sample.ts_ms)]:
@@ -478,12 +480,10 @@ async def node_shares(stream: StreamT) -> None:
     """Who runs on each node, as the owner last said, kept on the node's own partition for its energy accrual."""
     run = checkpoint(stream)
     async for event in run.events():
-        node_id = (event.message.key or b"").decode()
-        try:
-            shares = _shares.decode(event.message.value or b"")
-        except msgspec.ValidationError as exc:
-            await emitter.dead_letter(event, "node_shares", str(exc))
+        shares = await decode_internal_or_dead_letter(event, _shares, "node_shares")
+        if shares is None:
             continue
+        node_id = (event.message.key or b"").decode()
         if shares:
             run.set(node_share_table, node_id, shares)
         else:
