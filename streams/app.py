@@ -168,3 +168,13 @@ workload_state_table = _table("workload-state", Workload, partitions=1)
 # What the router's last events for each workload sent (its checkpoint's outbox): sent again when such an event is
 # redelivered after its state went out but its effects may not have (streams/checkpoint.py).
 workload_outbox_table = _table("workload-outbox", Outbox, partitions=1, stamped=True)
+
+
+def changelog_topics() -> dict[str, int]:
+    """Every table's changelog topic and its partitions (all compacted, none deleting): created before the worker
+    starts, like ``INTERNAL_TOPICS``. One Faust created itself as it started was missing from the metadata when the
+    group was first assigned on a 3-broker cluster ("Ignoring missing topic"): the state records sent to it were
+    never acked, and every run's effects waited behind them (8 workloads never routed, in a fresh-clone run)."""
+    assert all(t.changelog_topic.compacting and not t.changelog_topic.deleting for t in app.tables.values())
+    return {t.changelog_topic.get_topic_name(): t.partitions or settings.broker.topic_partitions
+            for t in app.tables.values()}  # fmt: skip

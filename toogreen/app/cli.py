@@ -174,7 +174,7 @@ def worker(loglevel: str = typer.Option("warning", help="Faust log level")) -> N
     from faust.worker import Worker
 
     import streams.agents  # noqa: F401  (registers the agents)
-    from streams.app import INTERNAL_TOPICS
+    from streams.app import INTERNAL_TOPICS, changelog_topics
     from streams.app import app as faust_app
     from toogreen.kafka.broker import ensure_topics, log_lifetime
     from toogreen.lifespan import exit_after, exit_on_new_lifetime, watch_lifetime
@@ -182,6 +182,8 @@ def worker(loglevel: str = typer.Option("warning", help="Faust log level")) -> N
     settings = get_settings()
     b = settings.broker
     ensure_topics(settings.bootstrap, b.topic_partitions, b.replication_factor, extra=INTERNAL_TOPICS)
+    ensure_topics(settings.bootstrap, b.topic_partitions, b.replication_factor, config={"cleanup.policy": "compact"},
+                  extra=changelog_topics())  # fmt: skip
     grace_s = settings.supervision.stop_grace_s
 
     class BoundedWorker(Worker):
