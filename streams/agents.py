@@ -50,6 +50,7 @@ from streams.app import (
     routing_node_table,
     running_workload_table,
     settings,
+    settlement_outbox_table,
     telemetry_topic,
     workload_accrual_table,
     workload_outbox_table,
@@ -610,8 +611,10 @@ async def rescore_after_grid_change(run: Checkpoint, changed: dict[str, ZoneView
 @app.agent(ACCRUALS_CLOSED_TOPIC)
 async def accruals_closed(stream: StreamT) -> None:
     """What a workload drew on a node, handed over by the node's partition; an ended workload is settled once its
-    last node's share is in. A redelivered hand-over replaces the same node's intervals: idempotent."""
-    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms)
+    last node's share is in. A redelivered hand-over replaces the same node's intervals: idempotent; one redelivered
+    after the workload was settled by it sends its receipt and billing record again from the outbox (the worker that
+    settled it may have been killed after its state went out and before they did)."""
+    run = checkpoint(stream, settings.worker.router_coalesce_max_delay_ms, outbox=settlement_outbox_table)
     async for event in run.events():
         closed = await decode_internal_or_dead_letter(event, _closed, "accruals_closed")
         if closed is None:

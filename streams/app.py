@@ -168,6 +168,9 @@ workload_state_table = _table("workload-state", Workload, partitions=1)
 # What the router's last events for each workload sent (its checkpoint's outbox): sent again when such an event is
 # redelivered after its state went out but its effects may not have (streams/checkpoint.py).
 workload_outbox_table = _table("workload-outbox", Outbox, partitions=1, stamped=True)
+# What settling a workload sent (its receipt and billing record), kept the same way: a hand-over delivered again
+# after the worker that settled it was killed finds the workload settled and changes nothing, and sends them again.
+settlement_outbox_table = _table("settlement-outbox", Outbox, partitions=1, stamped=True)
 
 
 def changelog_topics() -> dict[str, int]:

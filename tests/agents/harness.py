@@ -25,6 +25,7 @@ from streams.app import (
     queued_workload_table,
     routing_node_table,
     running_workload_table,
+    settlement_outbox_table,
     workload_accrual_table,
     workload_outbox_table,
     workload_state_table,
@@ -40,7 +41,7 @@ from toogreen.submission import submission_event
 TABLES = (zone_window_table, zone_meta_table, zone_view_table, node_state_table, node_reservation_table,
           workload_state_table, node_running_table, workload_accrual_table, running_workload_table,
           queued_workload_table, routing_node_table, node_accrual_table, pending_settlement_table,
-          workload_outbox_table, node_share_table, ingest_zone_view_table)  # fmt: skip
+          workload_outbox_table, node_share_table, ingest_zone_view_table, settlement_outbox_table)  # fmt: skip
 _OWNER_AGENTS = {
     NODE_VIEWS_TOPIC.get_topic_name(): agents.node_views,
     ZONE_VIEWS_TOPIC.get_topic_name(): agents.zone_views,

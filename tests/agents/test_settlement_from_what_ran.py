@@ -4,6 +4,8 @@ then) and is handed over at that sample; the final record bills the rest, and al
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import streams.agents as agents
@@ -105,3 +107,60 @@ async def test_who_runs_on_a_node_is_sent_to_the_partition_its_telemetry_comes_o
     assert shares == [(node_id, 3)]
     await deliver_internal(recorder)
     assert set(node_share_table[node_id]) == {"w1"}  # kept on the node's partition for its accrual
+
+
+async def test_a_hand_over_delivered_again_after_settling_sends_the_same_receipt_and_bill_again(
+    recorder, offsets_as_a_log, monkeypatch, data_dir
+):
+    """The owner was killed after the hand-over that settled a workload was durable (its accruals gone, the workload
+    settled) but maybe before its receipt and billing record were delivered: the next owner gets the hand-over again,
+    finds nothing to do, and the outbox sends the same records again; once they were delivered, nothing more."""
+    from streams.app import ACCRUALS_CLOSED_TOPIC
+
+    ts, node_id = await placed(recorder)
+    samples = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))[:40:8]
+    base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
+            "decision_id": None, "reason": None, "request": None}  # fmt: skip
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", {**base, "event_id": "s", "type": "started",
+                                                   "ts_ms": samples[0]["ts_ms"]}), key=b"w1")  # fmt: skip
+    await deliver_internal(recorder)
+    async with agents.node_telemetry.test_context() as agent:
+        for sample in samples[:-1]:
+            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", {**base, "event_id": "c", "type": "completed",
+                                                   "ts_ms": samples[-2]["ts_ms"] + 100}), key=b"w1")  # fmt: skip
+    await deliver_internal(recorder)
+    async with agents.node_telemetry.test_context() as agent:
+        await agent.put(encode("node.telemetry", samples[-1]), key=node_id.encode())
+    topic = ACCRUALS_CLOSED_TOPIC.get_topic_name()
+    (hand_over,) = [value for t, _key, value in recorder.internal if t == topic]
+    recorder.internal.clear()
+
+    async def never_acked(pending, timeout_s):  # the brokers never ack what it sends: the outbox keeps it
+        return [], len(pending)
+
+    acked = recorder.delivered
+    monkeypatch.setattr(recorder, "delivered", never_acked)
+    settling = ("settlement.receipts", "billing.records")
+    recorder.sent.clear()
+    async with agents.accruals_closed.test_context() as agent:
+        await agent.put(hand_over, key=b"w1")
+    first = [(t, k, r) for t, k, r in recorder.sent if t in settling]
+    assert [t for t, _k, _r in first] == list(settling) and "w1" not in workload_accrual_table
+    tp = next(tp for tp in offsets_as_a_log if tp[0] == topic)
+    end = offsets_as_a_log[tp]
+
+    async def delivered_again() -> list[tuple[str, str, dict]]:
+        recorder.sent.clear()
+        offsets_as_a_log[tp] = end - 1
+        async with agents.accruals_closed.test_context() as agent:
+            await agent.put(hand_over, key=b"w1")
+            await asyncio.sleep(0.01)
+        return [(t, k, r) for t, k, r in recorder.sent if t in settling]
+
+    assert await delivered_again() == first  # the same receipt and bill, ids, signature and all
+    monkeypatch.setattr(recorder, "delivered", acked)
+    assert await delivered_again() == first  # delivered this time: the outbox forgets them ...
+    assert await delivered_again() == []  # ... and a later delivery sends nothing
