@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import gc
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
@@ -295,13 +295,19 @@ async def node_telemetry(stream: StreamT) -> None:
             zone = ingest_zone_view_table.get(before.registration.zone)
             after.update(accrue_energy(running, before, sample, zone, drawn, metering_ms(), history))
         remember_point(history, before, sample)
-        # stopped here: hand its energy (up to the stop) to the owner
-        for workload_id in [w for w in after if stopped_here(running.get(w), sample.ts_ms)]:
-            closed = AccrualsClosed(workload_id=workload_id, node_id=node_id, intervals=tuple(after.pop(workload_id)),
+        # stopped here: hand its energy (up to the stop) to the owner, at every sample until the owner's word that it
+        # took it (the share gone) comes back; the hand-over is an effect a worker killed after this state went out
+        # may never have sent, and the owner takes it once
+        stopped = [w for w in after if stopped_here(running.get(w), sample.ts_ms)]
+        for workload_id in stopped:
+            if workload_id not in running:
+                del after[workload_id]  # the owner took it
+                continue
+            closed = AccrualsClosed(workload_id=workload_id, node_id=node_id, intervals=tuple(after[workload_id]),
                                     closed_ms=sample.ts_ms)  # fmt: skip
             run.emit_latest(("closed", workload_id, node_id), ACCRUALS_CLOSED_TOPIC.get_topic_name(), workload_id,
                             partial(_same, closed), internal=True)  # fmt: skip
-        await bill_interim(node_id, before, sample, running, after)
+        await bill_interim(node_id, before, sample, running, after, handed_over=set(stopped))
         if after != drawn:
             if after:
                 run.set(node_accrual_table, node_id, after)
@@ -341,13 +347,21 @@ def stopped_here(share: RunningShare | None, sample_ms: int) -> bool:
 
 
 async def bill_interim(
-    node_id: str, before: NodeState | None, sample: TelemetrySample, running: RunningShares, after: dict[str, Accruals]
+    node_id: str,
+    before: NodeState | None,
+    sample: TelemetrySample,
+    running: RunningShares,
+    after: dict[str, Accruals],
+    handed_over: Collection[str] = (),
 ) -> None:
     """Each metering interval this sample closed: a billing record per workload running here for what it drew in
-    it (ids deterministic: a replayed sample bills nothing twice); its intervals are marked billed in ``after``."""
+    it (ids deterministic: a replayed sample bills nothing twice); its intervals are marked billed in ``after``.
+    What was handed over to the owner (``handed_over``) is the owner's to bill, in the final record."""
     prev_ms = before.telemetry.last_seen_ms if before is not None and before.telemetry is not None else sample.ts_ms
     for boundary_ms in metering_boundaries(prev_ms, sample.ts_ms, metering_ms()):
         for workload_id, intervals in list(after.items()):
+            if workload_id in handed_over:
+                continue
             share = running.get(workload_id)
             price = share.price_eur_per_gpu_hour if share is not None else None
             billing, after[workload_id] = interim_billing(workload_id, node_id, intervals, boundary_ms, price,

@@ -5,6 +5,7 @@ then) and is handed over at that sample; the final record bills the rest, and al
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -164,3 +165,46 @@ async def test_a_hand_over_delivered_again_after_settling_sends_the_same_receipt
     monkeypatch.setattr(recorder, "delivered", acked)
     assert await delivered_again() == first  # delivered this time: the outbox forgets them ...
     assert await delivered_again() == []  # ... and a later delivery sends nothing
+
+
+async def test_a_hand_over_lost_with_its_worker_is_sent_again_at_the_next_sample_until_the_owner_took_it(
+    recorder, data_dir
+):
+    """The node's partition handed a stopped workload's energy over and its state went out (the energy no longer
+    pending there), but the hand-over itself was lost with the worker: the next sample hands the same intervals over
+    again; once the owner took it and its word came back (the share gone), a later sample sends nothing more."""
+    from streams.app import ACCRUALS_CLOSED_TOPIC, node_accrual_table
+
+    ts, node_id = await placed(recorder)
+    samples = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))[:64:8]
+    base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
+            "decision_id": None, "reason": None, "request": None}  # fmt: skip
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", {**base, "event_id": "s", "type": "started",
+                                                   "ts_ms": samples[0]["ts_ms"]}), key=b"w1")  # fmt: skip
+    await deliver_internal(recorder)
+    async with agents.node_telemetry.test_context() as agent:
+        for sample in samples[:4]:
+            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", {**base, "event_id": "c", "type": "completed",
+                                                   "ts_ms": samples[3]["ts_ms"] + 100}), key=b"w1")  # fmt: skip
+    await deliver_internal(recorder)
+    topic = ACCRUALS_CLOSED_TOPIC.get_topic_name()
+
+    async def sample_sent(sample: dict) -> list:
+        async with agents.node_telemetry.test_context() as agent:
+            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
+        return [json.loads(value) for t, _key, value in recorder.internal if t == topic]
+
+    (first,) = await sample_sent(samples[4])
+    recorder.internal.clear()  # lost with the worker that sent it ...
+    agents._recent_points.clear()  # ... and the partition's next owner has none of the samples it kept in memory
+    (again,) = await sample_sent(samples[5])
+    assert again["intervals"] == first["intervals"] and again["intervals"]  # the same energy, up to the stop
+    assert recorder.on("settlement.receipts") == []
+    await deliver_internal(recorder)  # the owner takes it, settles, and its word (the share gone) travels back
+    (receipt,) = recorder.on("settlement.receipts")
+    assert receipt["kwh"] == pytest.approx(sum(i["kwh"] for i in first["intervals"]), abs=1e-6)
+    assert node_running_table[node_id] == {}
+    assert await sample_sent(samples[6]) == [] and node_id not in node_accrual_table
