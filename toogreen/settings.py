@@ -105,6 +105,9 @@ class MigrationSettings(BaseModel):
     """Rerouting: when a move is worth it, and what one costs (measured on a real H100)."""
 
     min_gain: float = 0.25
+    # a move only to the GPU model it runs on. Off by default: placement takes a workload's expected hours to hold on
+    # any GPU it fits, so a move may too; on, a GB H100's work could never move to a free, cleaner A100 in FR
+    keep_gpu_model: bool = False
     min_dwell_s: float = 120.0
     max_moves: int = 5
     checkpoint_bytes_per_param: float = 12.0

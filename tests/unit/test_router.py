@@ -85,3 +85,26 @@ def test_the_queue_is_retried_most_urgent_first():
 def test_a_state_survives_its_wire_form():
     state = handle_workload_event(submission(ts_ms=NOW_MS), None, NODES, ZONES, S).state
     assert state is not None and Workload.from_wire(state.to_wire()) == state
+
+
+def test_a_move_may_go_to_another_gpu_model_unless_the_settings_keep_it():
+    """Placement takes the expected hours to hold on any GPU the workload fits, so a move may go to another model:
+    H100 work in a dirty zone moves to a free A100 in a clean one; with ``keep_gpu_model`` it stays (no H100 free)."""
+    zones = {"FR": zone_view("FR", 50.0), "DE": zone_view("DE", 400.0)}
+    h100_de = node_view("dc-de-h100", "DE", max_power_w=700.0)
+    state = handle_workload_event(submission(), None, [h100_de], zones, S).state
+    started = workload_event("started", node_id="dc-de-h100")
+    state = handle_workload_event(started, state, [h100_de], zones, S).state
+    assert state is not None and state.state is WorkloadState.RUNNING
+    fleet = [node_view("dc-de-h100", "DE", max_power_w=700.0, vram_free_mb=0, whole_tenants=1),
+             node_view("dc-fr-a100", "FR", gpu_model="A100", max_power_w=400.0)]  # fmt: skip
+    rescore = workload_event("rescore", ts_ms=NOW_MS + 30_000)
+    moved = handle_workload_event(rescore, state, fleet, zones, S)
+    commands = [e.record for e in moved.emits if isinstance(e.record, NodeCommand)]
+    assert [(c.node_id, c.action) for c in commands] == [("dc-de-h100", NodeAction.CHECKPOINT)]
+    assert moved.state is not None and moved.state.pending_move is not None
+    assert moved.state.pending_move.target_node == "dc-fr-a100"
+    keep = S.model_copy(update={"migration": S.migration.model_copy(update={"keep_gpu_model": True})})
+    stays = handle_workload_event(rescore, state, fleet, zones, keep)
+    assert not any(isinstance(e.record, NodeCommand) for e in stays.emits)
+    assert stays.state is None or stays.state.pending_move is None

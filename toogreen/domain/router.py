@@ -549,10 +549,12 @@ def _rescore(
     remaining_h = _hours_left(state)
     # the deadline held at placement
     spec = replace_spec(spec, expected_hours=max(remaining_h, 1e-6), deadline_ms=None)
-    # a move keeps its GPU model (an expected run time means nothing on another one) and never drops a tier
+    # a move never drops a tier; it keeps its GPU model only where ``keep_gpu_model`` says so (placement takes the
+    # expected hours to hold on any GPU the workload fits, and so does a move by default)
     here_tier = tier_of(here, here_zone, settings.scoring)
+    model = here.gpu_model if settings.migration.keep_gpu_model else None
     decision = route(spec, fleet, zones, now, settings.scoring, settings.pricing, migration=settings.migration,
-                     keep=settings.scoring.decision_alternatives, gpu_model=here.gpu_model,
+                     keep=settings.scoring.decision_alternatives, gpu_model=model,
                      exclude_node_id=here.node_id)  # fmt: skip
     current_carbon = node_carbon(here, here_zone)
     if decision.chosen is None or (decision.chosen.tier or 99) > here_tier:
