@@ -161,13 +161,20 @@ async def test_router_routes_a_submission_and_reserves_the_vram(recorder):
     await feed_fleet(ts)
     nodes, zones = agents.routing_inputs()
     assert len(nodes) == 20 and len(zones) == 11
-    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 2.0}
+    request = {
+        "name": "j",
+        "workload_type": "training",
+        "image": "img",
+        "vram_mb": 70_000,
+        "expected_hours": 2.0,
+        "green_only": True,
+    }
     async with agents.workloads.test_context() as agent:
         await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
         await agent.put(encode("workload.events", submission_event(request, "w2", ts)), key=b"w2")
     decisions = recorder.on("routing.decisions")
     assert [d["type"] for d in decisions] == ["initial", "initial"]
-    assert decisions[0]["tier"] == 1  # recyclers first
+    assert decisions[0]["tier"] == 1  # green-only work: recyclers first
     assert len(decisions[0]["alternatives"]) == 20
     # the first workload's 70 GB are reserved: the second cannot share that GPU
     assert decisions[0]["chosen_node_id"] != decisions[1]["chosen_node_id"]
@@ -245,7 +252,14 @@ async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receip
 
     ts = now_ms()
     await feed_fleet(ts)
-    request = {"name": "j", "workload_type": "training", "image": "img", "vram_mb": 70_000, "expected_hours": 1.0}
+    request = {
+        "name": "j",
+        "workload_type": "training",
+        "image": "img",
+        "vram_mb": 70_000,
+        "expected_hours": 1.0,
+        "green_only": True,
+    }
     async with agents.workloads.test_context() as agent:
         await agent.put(encode("workload.events", submission_event(request, "w1", ts)), key=b"w1")
         node_id = recorder.on("node.commands")[0]["node_id"]

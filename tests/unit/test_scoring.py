@@ -8,8 +8,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from toogreen.domain.fleet import Fleet
-from toogreen.domain.scoring import node_carbon, route, tier_of
-from toogreen.domain.views import NodeView, WorkloadSpec, ZoneView
+from toogreen.domain.scoring import node_carbon, preference, route, tier_of
+from toogreen.domain.views import Candidate, NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import MigrationSettings, PricingSettings, ScoringSettings
 
 NOW = 1_800_000_000_000
@@ -53,6 +53,24 @@ def test_strict_tier_priority_beats_score():
     nodes = [node("dc-clean", zone_code="FR"), node("rc-dirty", node_type="recycler", zone_code="DE")]
     d = route(WORK, nodes, zones, NOW, SCORING, PRICING)
     assert d.chosen.node_id == "rc-dirty" and d.chosen.tier == 1
+
+
+def test_work_that_is_not_green_only_spares_the_compliant_nodes_for_work_that_is():
+    """A recycler (tier 1) beside a data centre in a dirty zone (not compliant): green-only work must take the
+    recycler; other work takes the data centre first and leaves the recycler free, unless the settings say strict
+    tiers for all. Among compliant nodes the tiers still hold."""
+    zones = {"FR": zone("FR", carbon=60, renewable=20), "DE": zone("DE", carbon=300, renewable=20)}
+    nodes = [node("dc-fr", zone_code="FR"), node("rc-de", node_type="recycler", zone_code="DE")]
+    ordinary = route(WORK, nodes, zones, NOW, SCORING, PRICING)
+    assert ordinary.chosen is not None and ordinary.chosen.node_id == "dc-fr" and ordinary.chosen.tier == 4
+    assert ordinary.reason.startswith("compliant nodes spared for green-only work")
+    green = route(replace(WORK, green_only=True), nodes, zones, NOW, SCORING, PRICING)
+    assert green.chosen is not None and green.chosen.node_id == "rc-de"
+    strict = ScoringSettings(spare_compliant_nodes=False)
+    assert route(WORK, nodes, zones, NOW, strict, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
+    both_compliant = {"FR": zone("FR", carbon=30), "DE": zone("DE", carbon=500, renewable=10)}
+    nodes = [node("dc-fr", zone_code="FR"), node("rc-de", node_type="recycler", zone_code="DE")]
+    assert route(WORK, nodes, both_compliant, NOW, SCORING, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
 
 
 def test_composite_is_min_max_normalised_inside_the_tier():
@@ -160,7 +178,11 @@ def test_no_decision_breaks_a_hard_rule(work, nodes, zones):
     if work.deadline_ms is not None:
         assert NOW + work.expected_hours * 3_600_000 <= work.deadline_ms
     eligible = [c for c in d.alternatives if c.eligible]
-    assert (chosen.tier, chosen.score, chosen.node_id) == min((c.tier, c.score, c.node_id) for c in eligible)
+
+    def rank(c: Candidate) -> tuple[int, float, str]:
+        return preference(c.tier or 0, work.green_only, SCORING), c.score, c.node_id
+
+    assert rank(chosen) == min(rank(c) for c in eligible)
     assert all(0.0 <= c.score <= 1.0 + 1e-9 for c in eligible)
 
 
@@ -196,7 +218,8 @@ def test_a_bounded_report_is_the_head_of_the_full_one(work, nodes, zones, keep):
     full = route(work, nodes, zones, NOW, SCORING, PRICING, migration=MIGRATION)
     short = route(work, nodes, zones, NOW, SCORING, PRICING, migration=MIGRATION, keep=keep)
     assert (short.chosen == full.chosen and short.reason == full.reason) or short.chosen is None
-    ranked = sorted((c for c in full.alternatives if c.eligible), key=lambda c: (c.tier, c.score, c.node_id))
+    ranked = sorted((c for c in full.alternatives if c.eligible),
+                    key=lambda c: (preference(c.tier or 0, work.green_only, SCORING), c.score, c.node_id))  # fmt: skip
     excluded = [c for c in full.alternatives if not c.eligible]  # the full report is in node-id order
     assert short.alternatives == tuple(ranked[:keep] + excluded[:keep])
     assert short.eligible == len(ranked) and short.considered == len(nodes)

@@ -51,7 +51,7 @@ from toogreen.domain.records import (
     WorkloadEvent,
     WorkloadRequest,
 )
-from toogreen.domain.scoring import MS_PER_HOUR, NON_COMPLIANT_TIER, node_carbon, route, tier_of
+from toogreen.domain.scoring import MS_PER_HOUR, NON_COMPLIANT_TIER, node_carbon, preference, route, tier_of
 from toogreen.domain.views import Candidate, Decision, NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import Settings
 from toogreen.topics import NODE_COMMANDS, ROUTING_DECISIONS, WORKLOAD_EVENTS
@@ -557,7 +557,10 @@ def _rescore(
                      keep=settings.scoring.decision_alternatives, gpu_model=model,
                      exclude_node_id=here.node_id)  # fmt: skip
     current_carbon = node_carbon(here, here_zone)
-    if decision.chosen is None or (decision.chosen.tier or 99) > here_tier:
+    # a move never goes to a less preferred tier (work that is not green-only may leave a compliant node, sparing it)
+    if decision.chosen is None or preference(
+        decision.chosen.tier or 99, spec.green_only, settings.scoring
+    ) > preference(here_tier, spec.green_only, settings.scoring):
         return result  # nowhere as good to go: nothing to record
     alt = decision.chosen
     fraction = state.compute_fraction

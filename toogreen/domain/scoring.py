@@ -3,7 +3,8 @@ normalised composite score, and the decision with the alternatives considered (S
 
 Every node is judged with array operations over the :class:`~toogreen.domain.fleet.Fleet`'s columns; only the
 alternatives a decision reports become :class:`Candidate` objects. The same inputs always give the same decision:
-candidates are ranked by (tier, score, node id).
+candidates are ranked by (tier, score, node id), the tier taken in its order of :func:`preference` (work that is not
+green-only takes a non-compliant node first, sparing the compliant ones).
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ def tier_of(node: NodeView, zone: ZoneView, settings: ScoringSettings) -> int:
     if node.node_type == NodeKind.GAMER and is_green_zone(zone, settings):
         return 3
     return NON_COMPLIANT_TIER
+
+
+def spares_compliant_nodes(green_only: bool, settings: ScoringSettings) -> bool:
+    """Whether work ranks every non-compliant node before every compliant one (``spare_compliant_nodes``, for work
+    that is not green-only: the compliant nodes are kept for the green-only work that may run nowhere else)."""
+    return settings.spare_compliant_nodes and not green_only
+
+
+def preference(tier: int, green_only: bool, settings: ScoringSettings) -> int:
+    """A tier's place in the order nodes are preferred in, lower first: the tier itself; sparing compliant nodes,
+    0 for a non-compliant node, then the compliant tiers in their order."""
+    if spares_compliant_nodes(green_only, settings):
+        return 0 if tier == NON_COMPLIANT_TIER else tier
+    return tier
 
 
 def node_carbon(node: NodeView, zone: ZoneView) -> float:
@@ -81,6 +96,7 @@ class _Judged:
     slices: list[tuple[str, float]]  # (MIG profile, compute fraction)
     score: np.ndarray
     parts: np.ndarray  # (n, 3): carbon, price, utilisation parts
+    rank: np.ndarray  # the order of preference between groups: the tier, or (sparing) non-compliant nodes first
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:
@@ -187,12 +203,14 @@ def _judge(
     eligible = why == 0
     util = col("util_pct")[rows]
     weights = np.array([scoring.carbon_weight, scoring.price_weight, scoring.utilisation_weight])
-    for t in np.unique(tier[eligible]):
-        group = eligible & (tier == t)
+    spare = spares_compliant_nodes(workload.green_only, scoring)
+    rank = np.where(tier == NON_COMPLIANT_TIER, 0, tier) if spare else tier
+    for t in np.unique(rank[eligible]):
+        group = eligible & (rank == t)
         normalised = np.column_stack([_normalised(carbon[group]), _normalised(price[group]), _normalised(util[group])])
         score[group] = np.round(normalised @ weights, 6)
         parts[group] = np.round(normalised, 6)
-    return _Judged(rows, tier, carbon, price, why, slice_of, slices, score, parts)
+    return _Judged(rows, tier, carbon, price, why, slice_of, slices, score, parts, rank)
 
 
 def _offer_slices(
@@ -326,7 +344,9 @@ def route(
     exclude_node_id: str | None = None,
 ) -> Decision:
     """Choose a node for ``workload``: strict tier priority, composite score inside a tier, node id on ties. A
-    whole idle GPU first; when none fits and ``migration`` settings are given, a MIG slice by the same rules.
+    whole idle GPU first; when none fits and ``migration`` settings are given, a MIG slice by the same rules. With
+    ``spare_compliant_nodes``, work that is not green-only takes a non-compliant node before the tiers' compliant
+    ones (kept for the green-only work only they may take).
 
     ``keep`` bounds the alternatives reported: the ``keep`` best eligible nodes (ranked) and the first ``keep``
     excluded ones (by node id), with every exclusion counted by reason; None reports every node, in node-id order.
@@ -344,7 +364,7 @@ def route(
 
     id_rank = fleet.id_rank()[rows]
     eligible = np.flatnonzero(judged.why == 0)
-    ranked = eligible[np.lexsort((id_rank[eligible], judged.score[eligible], judged.tier[eligible]))]
+    ranked = eligible[np.lexsort((id_rank[eligible], judged.score[eligible], judged.rank[eligible]))]
     excluded = np.flatnonzero(judged.why != 0)
     excluded = excluded[np.argsort(id_rank[excluded], kind="stable")]
     shown = np.argsort(id_rank, kind="stable") if keep is None else np.concatenate([ranked[:keep], excluded[:keep]])
@@ -360,8 +380,11 @@ def route(
         return Decision(None, alternatives, f"no node fits: {why}", zones_used, len(rows), len(eligible), exclusions)
     best = _candidates(ranked[:1], judged, fleet, zone_arrays, workload, now_ms)[0]
     where = f"MIG slice {best.mig_profile} of " if best.mig_profile else ""
+    spared = ""
+    if best.tier == NON_COMPLIANT_TIER and (judged.tier[eligible] < NON_COMPLIANT_TIER).any():
+        spared = "compliant nodes spared for green-only work; "
     reason = (
-        f"{where}tier {best.tier} ({best.node_type}) in {best.zone}: score {best.score:.3f}, "
+        f"{spared}{where}tier {best.tier} ({best.node_type}) in {best.zone}: score {best.score:.3f}, "
         f"{best.carbon_gco2_per_kwh:.0f} gCO2/kWh, {best.price_eur_per_gpu_hour:.2f} EUR/GPU-h; "
         f"{len(eligible)} of {len(rows)} nodes eligible"
     )
