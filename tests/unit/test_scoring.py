@@ -8,7 +8,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from toogreen.domain.fleet import Fleet
-from toogreen.domain.scoring import node_carbon, preference, route, tier_of
+from toogreen.domain.scoring import node_carbon, route, tier_of
 from toogreen.domain.views import Candidate, NodeView, WorkloadSpec, ZoneView
 from toogreen.settings import MigrationSettings, PricingSettings, ScoringSettings
 
@@ -56,21 +56,23 @@ def test_strict_tier_priority_beats_score():
 
 
 def test_work_that_is_not_green_only_spares_the_compliant_nodes_for_work_that_is():
-    """A recycler (tier 1) beside a data centre in a dirty zone (not compliant): green-only work must take the
-    recycler; other work takes the data centre first and leaves the recycler free, unless the settings say strict
-    tiers for all. Among compliant nodes the tiers still hold."""
+    """A recycler (tier 1) in a dirty zone beside a data centre in a clean zone that is not compliant (low renewable
+    share): green-only work must take the recycler; other work, sparing compliant nodes, takes the data centre and
+    leaves the recycler free (with strict tiers, the default, it takes the recycler). Never for a dirtier node: a
+    recycler in the clean zone beside the dirty data centre is taken. Among compliant nodes the tiers still hold."""
+    spare = ScoringSettings(spare_compliant_nodes=True)
     zones = {"FR": zone("FR", carbon=60, renewable=20), "DE": zone("DE", carbon=300, renewable=20)}
     nodes = [node("dc-fr", zone_code="FR"), node("rc-de", node_type="recycler", zone_code="DE")]
-    ordinary = route(WORK, nodes, zones, NOW, SCORING, PRICING)
+    ordinary = route(WORK, nodes, zones, NOW, spare, PRICING)
     assert ordinary.chosen is not None and ordinary.chosen.node_id == "dc-fr" and ordinary.chosen.tier == 4
     assert ordinary.reason.startswith("compliant nodes spared for green-only work")
-    green = route(replace(WORK, green_only=True), nodes, zones, NOW, SCORING, PRICING)
+    green = route(replace(WORK, green_only=True), nodes, zones, NOW, spare, PRICING)
     assert green.chosen is not None and green.chosen.node_id == "rc-de"
-    strict = ScoringSettings(spare_compliant_nodes=False)
-    assert route(WORK, nodes, zones, NOW, strict, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
+    dirtier = [node("dc-de", zone_code="DE"), node("rc-fr", node_type="recycler", zone_code="FR")]
+    assert route(WORK, dirtier, zones, NOW, spare, PRICING).chosen.node_id == "rc-fr"  # type: ignore[union-attr]
+    assert route(WORK, nodes, zones, NOW, SCORING, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
     both_compliant = {"FR": zone("FR", carbon=30), "DE": zone("DE", carbon=500, renewable=10)}
-    nodes = [node("dc-fr", zone_code="FR"), node("rc-de", node_type="recycler", zone_code="DE")]
-    assert route(WORK, nodes, both_compliant, NOW, SCORING, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
+    assert route(WORK, nodes, both_compliant, NOW, spare, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
 
 
 def test_composite_is_min_max_normalised_inside_the_tier():
@@ -179,10 +181,7 @@ def test_no_decision_breaks_a_hard_rule(work, nodes, zones):
         assert NOW + work.expected_hours * 3_600_000 <= work.deadline_ms
     eligible = [c for c in d.alternatives if c.eligible]
 
-    def rank(c: Candidate) -> tuple[int, float, str]:
-        return preference(c.tier or 0, work.green_only, SCORING), c.score, c.node_id
-
-    assert rank(chosen) == min(rank(c) for c in eligible)
+    assert ranked_key(chosen, eligible, work) == min(ranked_key(c, eligible, work) for c in eligible)
     assert all(0.0 <= c.score <= 1.0 + 1e-9 for c in eligible)
 
 
@@ -210,6 +209,17 @@ mig_nodes_st = nodes_st.flatmap(
 )  # fmt: skip
 
 
+def ranked_key(c: Candidate, eligible: list[Candidate], work: WorkloadSpec) -> tuple[int, float, str]:
+    """How the decision ranks an eligible candidate: tier, score inside it, node id; for work that is not green-only
+    (sparing compliant nodes), a non-compliant node no dirtier than the cleanest compliant one before every tier."""
+    tier = c.tier or 0
+    compliant = [x.carbon_gco2_per_kwh or 0.0 for x in eligible if x.tier in (1, 2, 3)]
+    spare = SCORING.spare_compliant_nodes and not work.green_only
+    if spare and tier == 4 and compliant and (c.carbon_gco2_per_kwh or 0.0) <= min(compliant):
+        tier = 0
+    return tier, c.score or 0.0, c.node_id
+
+
 @hsettings(max_examples=200, deadline=None)
 @given(work_st, mig_nodes_st, zones_st, st.integers(1, 4))
 def test_a_bounded_report_is_the_head_of_the_full_one(work, nodes, zones, keep):
@@ -218,8 +228,8 @@ def test_a_bounded_report_is_the_head_of_the_full_one(work, nodes, zones, keep):
     full = route(work, nodes, zones, NOW, SCORING, PRICING, migration=MIGRATION)
     short = route(work, nodes, zones, NOW, SCORING, PRICING, migration=MIGRATION, keep=keep)
     assert (short.chosen == full.chosen and short.reason == full.reason) or short.chosen is None
-    ranked = sorted((c for c in full.alternatives if c.eligible),
-                    key=lambda c: (preference(c.tier or 0, work.green_only, SCORING), c.score, c.node_id))  # fmt: skip
+    eligible = [c for c in full.alternatives if c.eligible]
+    ranked = sorted(eligible, key=lambda c: ranked_key(c, eligible, work))
     excluded = [c for c in full.alternatives if not c.eligible]  # the full report is in node-id order
     assert short.alternatives == tuple(ranked[:keep] + excluded[:keep])
     assert short.eligible == len(ranked) and short.considered == len(nodes)

@@ -4,7 +4,7 @@ normalised composite score, and the decision with the alternatives considered (S
 Every node is judged with array operations over the :class:`~toogreen.domain.fleet.Fleet`'s columns; only the
 alternatives a decision reports become :class:`Candidate` objects. The same inputs always give the same decision:
 candidates are ranked by (tier, score, node id), the tier taken in its order of :func:`preference` (work that is not
-green-only takes a non-compliant node first, sparing the compliant ones).
+green-only takes a non-compliant node no dirtier than the cleanest compliant one first, sparing the compliant ones).
 """
 
 from __future__ import annotations
@@ -45,14 +45,15 @@ def tier_of(node: NodeView, zone: ZoneView, settings: ScoringSettings) -> int:
 
 
 def spares_compliant_nodes(green_only: bool, settings: ScoringSettings) -> bool:
-    """Whether work ranks every non-compliant node before every compliant one (``spare_compliant_nodes``, for work
-    that is not green-only: the compliant nodes are kept for the green-only work that may run nowhere else)."""
+    """Whether work ranks a non-compliant node no dirtier than the cleanest compliant one before every compliant
+    one (``spare_compliant_nodes``, for work that is not green-only: the compliant nodes are kept for the green-only
+    work that may run nowhere else, where that costs no carbon)."""
     return settings.spare_compliant_nodes and not green_only
 
 
 def preference(tier: int, green_only: bool, settings: ScoringSettings) -> int:
-    """A tier's place in the order nodes are preferred in, lower first: the tier itself; sparing compliant nodes,
-    0 for a non-compliant node, then the compliant tiers in their order."""
+    """A tier's place in the order a move may take, lower first: the tier itself; sparing compliant nodes, 0 for a
+    non-compliant node (a move must be cleaner anyway), then the compliant tiers in their order."""
     if spares_compliant_nodes(green_only, settings):
         return 0 if tier == NON_COMPLIANT_TIER else tier
     return tier
@@ -204,7 +205,10 @@ def _judge(
     util = col("util_pct")[rows]
     weights = np.array([scoring.carbon_weight, scoring.price_weight, scoring.utilisation_weight])
     spare = spares_compliant_nodes(workload.green_only, scoring)
-    rank = np.where(tier == NON_COMPLIANT_TIER, 0, tier) if spare else tier
+    rank = tier
+    compliant = eligible & (tier > 0) & (tier < NON_COMPLIANT_TIER)
+    if spare and compliant.any():  # a non-compliant node no dirtier than the cleanest compliant one goes first
+        rank = np.where((tier == NON_COMPLIANT_TIER) & (carbon <= carbon[compliant].min()), 0, tier)
     for t in np.unique(rank[eligible]):
         group = eligible & (rank == t)
         normalised = np.column_stack([_normalised(carbon[group]), _normalised(price[group]), _normalised(util[group])])
@@ -345,8 +349,8 @@ def route(
 ) -> Decision:
     """Choose a node for ``workload``: strict tier priority, composite score inside a tier, node id on ties. A
     whole idle GPU first; when none fits and ``migration`` settings are given, a MIG slice by the same rules. With
-    ``spare_compliant_nodes``, work that is not green-only takes a non-compliant node before the tiers' compliant
-    ones (kept for the green-only work only they may take).
+    ``spare_compliant_nodes``, work that is not green-only takes a non-compliant node no dirtier than the cleanest
+    compliant one before the tiers' compliant ones (kept for the green-only work only they may take).
 
     ``keep`` bounds the alternatives reported: the ``keep`` best eligible nodes (ranked) and the first ``keep``
     excluded ones (by node id), with every exclusion counted by reason; None reports every node, in node-id order.
