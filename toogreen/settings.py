@@ -95,9 +95,9 @@ class ScoringSettings(BaseModel):
     # nuclear grid; None: renewable share and surplus alone decide (SPEC §4). See docs/forecast.md for what it does
     green_max_carbon_gco2_per_kwh: float | None = None
     # work that is not green-only takes a non-compliant node (tier 4) no dirtier than the cleanest compliant one
-    # (tiers 1-3) before it, keeping it for the green-only work that may run nowhere else; off (the default): strict
-    # tiers for all work, as SPEC §4 says. Its effect on the 2020 FR + GB evaluation is mixed (BENCHMARKS.md)
-    spare_compliant_nodes: bool = False
+    # (tiers 1-3) before it, keeping it for the green-only work that may run nowhere else; off: strict tiers for all
+    # work, as SPEC §4 says (README, "Routing and rerouting": why it is on)
+    spare_compliant_nodes: bool = True
     node_stale_after_s: float = 60.0
     zone_stale_after_s: float = 1800.0
     # alternatives a decision record reports: this many best eligible nodes and this many excluded ones (every

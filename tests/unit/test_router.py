@@ -1,5 +1,7 @@
 """The router's handling of workload events: routing a submission, following the lifecycle, idempotency."""
 
+from msgspec.structs import replace
+
 from tests.builders import NOW_MS, REQUEST, node_view, submission, workload_event, zone_view
 from toogreen.domain.lifecycle import WorkloadState
 from toogreen.domain.records import (
@@ -67,19 +69,23 @@ def test_illegal_event_is_rejected_and_terminal_releases_the_node():
     assert done.state is not None and done.state.state == "completed" and done.release == ["dc-1"] and done.settle
 
 
-def test_the_queue_is_retried_most_urgent_first():
+def test_the_queue_is_retried_green_only_first_then_most_urgent_first():
     queue = {
         "late-deadline": QueueEntry(queued_ms=1, deadline_ms=9_000),
         "no-deadline-old": QueueEntry(queued_ms=0, deadline_ms=None),
         "early-deadline": QueueEntry(queued_ms=5, deadline_ms=3_000),
         "no-deadline-new": QueueEntry(queued_ms=7, deadline_ms=None),
         "early-deadline-b": QueueEntry(queued_ms=5, deadline_ms=3_000),
+        "green-late": QueueEntry(queued_ms=9, deadline_ms=20_000, green_only=True),
+        "green-none": QueueEntry(queued_ms=8, deadline_ms=None, green_only=True),
     }
-    assert retry_order(queue) == ["early-deadline", "early-deadline-b", "late-deadline", "no-deadline-old",
-                                  "no-deadline-new"]  # fmt: skip
+    assert retry_order(queue) == ["green-late", "green-none", "early-deadline", "early-deadline-b", "late-deadline",
+                                  "no-deadline-old", "no-deadline-new"]  # fmt: skip
     request = WorkloadRequest(name="j", workload_type="training", vram_mb=1, expected_hours=1.0, deadline_ms=42)
     state = Workload(workload_id="w", state=WorkloadState.QUEUED, request=request)
     assert queue_entry(state, 7) == QueueEntry(queued_ms=7, deadline_ms=42)
+    green = Workload(workload_id="g", state=WorkloadState.QUEUED, request=replace(request, green_only=True))
+    assert queue_entry(green, 7) == QueueEntry(queued_ms=7, deadline_ms=42, green_only=True)
 
 
 def test_a_state_survives_its_wire_form():

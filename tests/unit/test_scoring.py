@@ -58,7 +58,7 @@ def test_strict_tier_priority_beats_score():
 def test_work_that_is_not_green_only_spares_the_compliant_nodes_for_work_that_is():
     """A recycler (tier 1) in a dirty zone beside a data centre in a clean zone that is not compliant (low renewable
     share): green-only work must take the recycler; other work, sparing compliant nodes, takes the data centre and
-    leaves the recycler free (with strict tiers, the default, it takes the recycler). Never for a dirtier node: a
+    leaves the recycler free (with strict tiers it takes the recycler). Never for a dirtier node: a
     recycler in the clean zone beside the dirty data centre is taken. Among compliant nodes the tiers still hold."""
     spare = ScoringSettings(spare_compliant_nodes=True)
     zones = {"FR": zone("FR", carbon=60, renewable=20), "DE": zone("DE", carbon=300, renewable=20)}
@@ -70,7 +70,8 @@ def test_work_that_is_not_green_only_spares_the_compliant_nodes_for_work_that_is
     assert green.chosen is not None and green.chosen.node_id == "rc-de"
     dirtier = [node("dc-de", zone_code="DE"), node("rc-fr", node_type="recycler", zone_code="FR")]
     assert route(WORK, dirtier, zones, NOW, spare, PRICING).chosen.node_id == "rc-fr"  # type: ignore[union-attr]
-    assert route(WORK, nodes, zones, NOW, SCORING, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
+    strict = ScoringSettings(spare_compliant_nodes=False)
+    assert route(WORK, nodes, zones, NOW, strict, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
     both_compliant = {"FR": zone("FR", carbon=30), "DE": zone("DE", carbon=500, renewable=10)}
     assert route(WORK, nodes, both_compliant, NOW, spare, PRICING).chosen.node_id == "rc-de"  # type: ignore[union-attr]
 

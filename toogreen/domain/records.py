@@ -382,6 +382,7 @@ class QueueEntry(Record, frozen=True, kw_only=True):
 
     queued_ms: int
     deadline_ms: int | None = None
+    green_only: bool = False  # it may run on compliant nodes only: retried before the rest
 
 
 class AccrualInterval(Record, frozen=True, kw_only=True):

@@ -181,14 +181,17 @@ def decision_record(
 
 def queue_entry(state: Workload, queued_ms: int) -> QueueEntry:
     """What the queue keeps of a waiting workload: when it queued and by when it must be done."""
-    return QueueEntry(queued_ms=queued_ms, deadline_ms=state.request.deadline_ms if state.request else None)
+    request = state.request
+    return QueueEntry(queued_ms=queued_ms, deadline_ms=request.deadline_ms if request else None,
+                      green_only=bool(request and request.green_only))  # fmt: skip
 
 
 def retry_order(queue: Mapping[str, QueueEntry]) -> list[str]:
-    """Queued workloads, the most urgent first: earliest deadline, then the longest waiting, then by id."""
+    """Queued workloads, green-only ones first (only compliant nodes may take them: when one frees, what may go
+    anywhere should not take it first), then the most urgent: earliest deadline, the longest waiting, by id."""
     return sorted(
         queue,
-        key=lambda w: (queue[w].deadline_ms or float("inf"), queue[w].queued_ms, w),
+        key=lambda w: (not queue[w].green_only, queue[w].deadline_ms or float("inf"), queue[w].queued_ms, w),
     )
 
 
