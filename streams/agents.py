@@ -651,10 +651,14 @@ async def accruals_closed(stream: StreamT) -> None:
 
 
 def owns_placement() -> bool:
-    """Whether this worker owns the placement log now (the one partition of ``workload.events``)."""
+    """Whether this worker owns the placement log now (the one partition of ``workload.events``) and its tables are
+    recovered: the owner's timers act on them. A worker is assigned the partition before its tables are read back
+    from their changelogs; a lost-node check then saw running workloads on nodes the half-read table did not hold
+    yet ("never sent telemetry") and re-queued one from scratch (the verifier: a workload with two initial
+    placements)."""
     from faust.types import TP
 
-    return TP(WORKLOAD_EVENTS.name, 0) in app.assignor.assigned_actives()
+    return not app.rebalancing and TP(WORKLOAD_EVENTS.name, 0) in app.assignor.assigned_actives()
 
 
 _pending_since: dict[str, float] = {}  # when this worker first saw each pending settlement (monotonic s)

@@ -296,3 +296,17 @@ async def test_a_workload_on_the_real_h100_trace_is_settled_with_a_signed_receip
     assert sum(b["kwh"] for b in billings) == pytest.approx(receipt["kwh"], abs=1e-6 * len(billings))  # rounded each
     assert billing["fee"] == pytest.approx(0.15 * billing["charge"], abs=0.01)
     assert "w1" not in workload_accrual_table and node_running_table[node_id] == {}
+
+
+def test_the_placement_owner_s_timers_wait_until_its_tables_are_recovered(monkeypatch):
+    """Assigned the placement partition but still reading its tables back (Faust's rebalance runs until recovery is
+    done): not the owner yet for the timers, whose lost-node check would judge nodes the half-read table lacks."""
+    from faust.types import TP
+
+    monkeypatch.setattr(agents.app.assignor, "assigned_actives", lambda: {TP("workload.events", 0)})
+    monkeypatch.setattr(agents.app, "rebalancing", True)
+    assert not agents.owns_placement()
+    monkeypatch.setattr(agents.app, "rebalancing", False)
+    assert agents.owns_placement()
+    monkeypatch.setattr(agents.app.assignor, "assigned_actives", lambda: {TP("workload.events", 1)})
+    assert not agents.owns_placement()
