@@ -40,7 +40,7 @@ def main() -> int:
     steps = [
         ("evaluation", lambda: bench_evaluation.run(results_dir)),
         ("shifting in time", lambda: bench_deferral.run(results_dir)),
-        ("shifting in time, 9 traces", lambda: bench_deferral.traces(results_dir)),
+        ("shifting in time over 9 traces", lambda: bench_deferral.traces(results_dir)),
         ("forecast error", lambda: bench_forecast.run(results_dir, every_h=72 if q else 12)),
         ("duckdb", lambda: bench_duckdb.run(runs=1 if q else 3, batch=20_000 if q else 100_000)),
         ("rescoring", lambda: bench_rescoring.run(runs=1 if q else 5)),
