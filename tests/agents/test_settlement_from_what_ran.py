@@ -39,6 +39,29 @@ async def placed(recorder: RecordingEmitter) -> tuple[int, str]:
     return ts, recorder.on("node.commands")[0]["node_id"]
 
 
+async def ran_then_stopped(recorder: RecordingEmitter, data_dir, samples_taken: int, running: int) -> tuple[str, list]:
+    """w1 placed and started, the node's first ``running`` samples (one every 8 of the real H100 trace, of
+    ``samples_taken``) applied, then completed 100 ms after the last of them, its stop delivered to the node's
+    partition: the node, and the samples (those after ``running`` not applied yet)."""
+    ts, node_id = await placed(recorder)
+    trace = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))
+    samples = trace[: samples_taken * 8 : 8]
+    base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
+            "decision_id": None, "reason": None, "request": None}  # fmt: skip
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", {**base, "event_id": "s", "type": "started",
+                                                   "ts_ms": samples[0]["ts_ms"]}), key=b"w1")  # fmt: skip
+    await deliver_internal(recorder)
+    async with agents.node_telemetry.test_context() as agent:
+        for sample in samples[:running]:
+            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
+    stop = {**base, "event_id": "c", "type": "completed", "ts_ms": samples[running - 1]["ts_ms"] + 100}
+    async with agents.workloads.test_context() as agent:
+        await agent.put(encode("workload.events", stop), key=b"w1")
+    await deliver_internal(recorder)
+    return node_id, samples
+
+
 async def test_interim_records_while_it_runs_and_energy_up_to_its_stop(recorder, data_dir):
     ts, node_id = await placed(recorder)
     trace = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))
@@ -118,21 +141,7 @@ async def test_a_hand_over_delivered_again_after_settling_sends_the_same_receipt
     finds nothing to do, and the outbox sends the same records again; once they were delivered, nothing more."""
     from streams.app import ACCRUALS_CLOSED_TOPIC
 
-    ts, node_id = await placed(recorder)
-    samples = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))[:40:8]
-    base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
-            "decision_id": None, "reason": None, "request": None}  # fmt: skip
-    async with agents.workloads.test_context() as agent:
-        await agent.put(encode("workload.events", {**base, "event_id": "s", "type": "started",
-                                                   "ts_ms": samples[0]["ts_ms"]}), key=b"w1")  # fmt: skip
-    await deliver_internal(recorder)
-    async with agents.node_telemetry.test_context() as agent:
-        for sample in samples[:-1]:
-            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
-    async with agents.workloads.test_context() as agent:
-        await agent.put(encode("workload.events", {**base, "event_id": "c", "type": "completed",
-                                                   "ts_ms": samples[-2]["ts_ms"] + 100}), key=b"w1")  # fmt: skip
-    await deliver_internal(recorder)
+    node_id, samples = await ran_then_stopped(recorder, data_dir, 5, 4)
     async with agents.node_telemetry.test_context() as agent:
         await agent.put(encode("node.telemetry", samples[-1]), key=node_id.encode())
     topic = ACCRUALS_CLOSED_TOPIC.get_topic_name()
@@ -175,21 +184,7 @@ async def test_a_hand_over_lost_with_its_worker_is_sent_again_at_the_next_sample
     again; once the owner took it and its word came back (the share gone), a later sample sends nothing more."""
     from streams.app import ACCRUALS_CLOSED_TOPIC, node_accrual_table
 
-    ts, node_id = await placed(recorder)
-    samples = list(replay(read_trace(data_dir / "nvml" / "h100_trace.jsonl"), node_id, 1.0, ts + 1000))[:64:8]
-    base = {"workload_id": "w1", "node_id": node_id, "progress_pct": None, "checkpoint_uri": None,
-            "decision_id": None, "reason": None, "request": None}  # fmt: skip
-    async with agents.workloads.test_context() as agent:
-        await agent.put(encode("workload.events", {**base, "event_id": "s", "type": "started",
-                                                   "ts_ms": samples[0]["ts_ms"]}), key=b"w1")  # fmt: skip
-    await deliver_internal(recorder)
-    async with agents.node_telemetry.test_context() as agent:
-        for sample in samples[:4]:
-            await agent.put(encode("node.telemetry", sample), key=node_id.encode())
-    async with agents.workloads.test_context() as agent:
-        await agent.put(encode("workload.events", {**base, "event_id": "c", "type": "completed",
-                                                   "ts_ms": samples[3]["ts_ms"] + 100}), key=b"w1")  # fmt: skip
-    await deliver_internal(recorder)
+    node_id, samples = await ran_then_stopped(recorder, data_dir, 8, 4)
     topic = ACCRUALS_CLOSED_TOPIC.get_topic_name()
 
     async def sample_sent(sample: dict) -> list:
