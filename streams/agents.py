@@ -644,9 +644,14 @@ async def accruals_closed(stream: StreamT) -> None:
         kept = [i for i in held if i.node_id != closed.node_id]
         run.set(workload_accrual_table, wid, sorted([*kept, *closed.intervals], key=lambda i: i.start_ms))
         books.handed_over(wid, closed.node_id)  # its energy there is complete: its share can go
-        if pending is not None and (pending.node_id is None or pending.node_id == closed.node_id):
-            await settle_workload(run, pending, closed.closed_ms)
-            run.pop(pending_settlement_table, wid)
+        # an ended workload whose share was still held here but whose pending settlement is gone: a worker killed
+        # while its settling run's changelog records landed (the pending one did, the share's did not, nor maybe the
+        # receipt) is settled again from its state; the receipt and bill keep their ids, and the sinks keep one each
+        ended = pending if pending is not None else (workload if settled else None)
+        if ended is not None and (ended.node_id is None or ended.node_id == closed.node_id):
+            await settle_workload(run, ended, closed.closed_ms)
+            if pending is not None:
+                run.pop(pending_settlement_table, wid)
             _pending_since.pop(wid, None)
 
 

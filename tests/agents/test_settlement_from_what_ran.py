@@ -11,6 +11,7 @@ import pytest
 
 import streams.agents as agents
 from connectors.nvml import read_trace, replay
+from streams import faust_private
 from streams.app import node_running_table, workload_accrual_table
 from streams.emit import RecordingEmitter
 from tests.agents.harness import TABLES, clear_tables, deliver_internal, feed_fleet
@@ -203,3 +204,34 @@ async def test_a_hand_over_lost_with_its_worker_is_sent_again_at_the_next_sample
     assert receipt["kwh"] == pytest.approx(sum(i["kwh"] for i in first["intervals"]), abs=1e-6)
     assert node_running_table[node_id] == {}
     assert await sample_sent(samples[6]) == [] and node_id not in node_accrual_table
+
+
+async def test_an_ended_workload_whose_settling_landed_only_in_part_is_settled_again_with_the_same_ids(
+    recorder, data_dir
+):
+    """A worker killed while its settling run's changelog records landed: the pending settlement is gone, but the
+    share on the node (and the receipt) did not land. The node's partition hands the share over again; the owner
+    takes it (the share is there) and settles the ended workload again from its state: the same receipt and bill
+    ids, which the sinks keep once."""
+    from streams.app import ACCRUALS_CLOSED_TOPIC, pending_settlement_table
+
+    node_id, samples = await ran_then_stopped(recorder, data_dir, 6, 4)
+    topic = ACCRUALS_CLOSED_TOPIC.get_topic_name()
+    share_before = dict(node_running_table[node_id])
+    async with agents.node_telemetry.test_context() as agent:
+        await agent.put(encode("node.telemetry", samples[4]), key=node_id.encode())
+    (hand_over,) = [value for t, _key, value in recorder.internal if t == topic]
+    recorder.internal.clear()
+    async with agents.accruals_closed.test_context() as agent:
+        await agent.put(hand_over, key=b"w1")
+    (first,) = recorder.on("settlement.receipts")
+    assert "w1" not in pending_settlement_table
+    faust_private.table_data(node_running_table)[node_id] = share_before  # what landed: not the share's removal
+    recorder.internal.clear()
+    recorder.sent.clear()
+    async with agents.node_telemetry.test_context() as agent:  # the partition hands it over again
+        await agent.put(encode("node.telemetry", samples[5]), key=node_id.encode())
+    await deliver_internal(recorder)
+    (again,) = recorder.on("settlement.receipts")
+    assert again["receipt_id"] == first["receipt_id"] and again["kwh"] == first["kwh"]
+    assert [b["billing_id"] for b in recorder.on("billing.records")] == ["bill-w1-final"]
