@@ -54,10 +54,10 @@ def with_deferral(settings: Settings, enabled: bool) -> Settings:
     return settings.model_copy(update={"forecast": settings.forecast.model_copy(update={"deferral": rules})})
 
 
-def with_low_carbon_green(settings: Settings, gco2_per_kwh: float) -> Settings:
-    """``settings`` with a zone at or below ``gco2_per_kwh`` counted as green for the tiers and green-only work."""
-    scoring = settings.scoring.model_copy(update={"green_max_carbon_gco2_per_kwh": gco2_per_kwh})
-    return settings.model_copy(update={"scoring": scoring})
+def with_scoring(settings: Settings, **update: object) -> Settings:
+    """``settings`` with these scoring settings changed (e.g. ``green_max_carbon_gco2_per_kwh``: a zone at or below it
+    counted as green for the tiers and green-only work; ``spare_compliant_nodes=False``: SPEC's strict tiers)."""
+    return settings.model_copy(update={"scoring": settings.scoring.model_copy(update=update)})
 
 
 def eighteen_nodes(seed: int) -> list[FleetNode]:
@@ -74,20 +74,21 @@ def eighteen_nodes(seed: int) -> list[FleetNode]:
 def season(grid: dict[str, GridSeries], start_day: str, settings: Settings, out_dir: Path) -> dict[str, dict[str, Any]]:
     """Every policy's totals for 14 days from ``start_day``, toogreen with deferral and without."""
     start = day_start(start_day)
+    deferring = with_deferral(settings, True)
     base = Scenario(grid, generated_fleet(["FR", "GB"], SEED), generated_workloads(start, DAYS, PER_DAY, SEED), start,
-                    start + DAYS * 24 * HOUR_MS, with_deferral(settings, True), SEED)  # fmt: skip
+                    start + DAYS * 24 * HOUR_MS, deferring, SEED)  # fmt: skip
     report, results = evaluate(base, ("toogreen", "carbon_agnostic", "oracle"))
     title = f"toogreen (deferral on) on FR + GB from {start_day}: intensity, forecast, where the work ran"
     plot(base, results["toogreen"], out_dir / f"deferral-{start_day}.png", title, forecast=True)
     off, _ = evaluate(replace(base, settings=with_deferral(settings, False)), ("toogreen",))
-    low_settings = with_low_carbon_green(with_deferral(settings, True), LOW_CARBON_GREEN_GCO2_PER_KWH)
+    low_settings = with_scoring(deferring, green_max_carbon_gco2_per_kwh=LOW_CARBON_GREEN_GCO2_PER_KWH)
     low, _ = evaluate(replace(base, settings=low_settings), ("toogreen", "oracle"))
     out = dict(report["policies"])
     out["toogreen_no_defer"] = off["policies"]["toogreen"]
     for name, seconds in report["seconds_to_compute"].items():
         out[name]["seconds"] = seconds
     out["toogreen_no_defer"]["seconds"] = off["seconds_to_compute"]["toogreen"]
-    strict, _ = evaluate(replace(base, settings=with_strict_tiers(with_deferral(settings, True))), ("toogreen",))
+    strict, _ = evaluate(replace(base, settings=with_scoring(deferring, spare_compliant_nodes=False)), ("toogreen",))
     seconds = strict["seconds_to_compute"]["toogreen"]
     out["toogreen_strict_tiers"] = {**strict["policies"]["toogreen"], "seconds": seconds}
     for name in ("toogreen", "oracle"):
@@ -171,12 +172,6 @@ if __name__ == "__main__":
 TRACE_SEEDS = (7, 8, 9)
 
 
-def with_strict_tiers(settings: Settings) -> Settings:
-    """``settings`` with SPEC's strict tiers for all work (no sparing of compliant nodes)."""
-    scoring = settings.scoring.model_copy(update={"spare_compliant_nodes": False})
-    return settings.model_copy(update={"scoring": scoring})
-
-
 def traces(out_dir: Path) -> Table:
     """One trace per season says little about a policy change (a small change moves which workloads miss): the
     totals over three generated traces in each of the three seasons (9 scenarios)."""
@@ -185,7 +180,7 @@ def traces(out_dir: Path) -> Table:
     variants = {
         "toogreen": with_deferral(settings, True),
         "toogreen_no_defer": with_deferral(settings, False),
-        "toogreen_strict_tiers": with_strict_tiers(with_deferral(settings, True)),
+        "toogreen_strict_tiers": with_scoring(with_deferral(settings, True), spare_compliant_nodes=False),
     }
     totals: dict[str, list[float]] = {name: [0.0, 0.0] for name in (*variants, "carbon_agnostic", "oracle")}
     for seed in TRACE_SEEDS:

@@ -307,7 +307,7 @@ async def node_telemetry(stream: StreamT) -> None:
                                     closed_ms=sample.ts_ms)  # fmt: skip
             run.emit_latest(("closed", workload_id, node_id), ACCRUALS_CLOSED_TOPIC.get_topic_name(), workload_id,
                             partial(_same, closed), internal=True)  # fmt: skip
-        await bill_interim(node_id, before, sample, running, after, handed_over=set(stopped))
+        await bill_interim(node_id, before, sample, running, after, handed_over=stopped)
         if after != drawn:
             if after:
                 run.set(node_accrual_table, node_id, after)

@@ -384,9 +384,8 @@ def route(
         return Decision(None, alternatives, f"no node fits: {why}", zones_used, len(rows), len(eligible), exclusions)
     best = _candidates(ranked[:1], judged, fleet, zone_arrays, workload, now_ms)[0]
     where = f"MIG slice {best.mig_profile} of " if best.mig_profile else ""
-    spared = ""
-    if best.tier == NON_COMPLIANT_TIER and (judged.tier[eligible] < NON_COMPLIANT_TIER).any():
-        spared = "compliant nodes spared for green-only work; "
+    # ranked ahead of its tier: a non-compliant node taken before a compliant one
+    spared = "compliant nodes spared for green-only work; " if judged.rank[ranked[0]] != judged.tier[ranked[0]] else ""
     reason = (
         f"{spared}{where}tier {best.tier} ({best.node_type}) in {best.zone}: score {best.score:.3f}, "
         f"{best.carbon_gco2_per_kwh:.0f} gCO2/kWh, {best.price_eur_per_gpu_hour:.2f} EUR/GPU-h; "
