@@ -172,6 +172,9 @@ class Checkpoint:
 
     async def events(self) -> AsyncIterator[EventT]:
         async for event in self.stream.events():
+            if not await faust_private.takes_in(self.stream, event):
+                await faust_private.leave_out(self.stream, event)  # out of its partition's order: it comes again
+                continue
             self.current, self._ends = event, None
             if self._run_rebalances != _rebalances[0]:
                 self._roll_back()
