@@ -48,6 +48,7 @@ def main() -> int:
         ("throughput", lambda: bench_pipeline.throughput(events=12_000 if q else 150_000)),
         ("kafka ingest", lambda: bench_kafka.ingest_throughput(events=12_000 if q else 150_000)),
         ("routing latency", lambda: bench_pipeline.routing_latency(seconds=4 if q else 8)),
+        ("kafka routing latency", lambda: bench_pipeline.routing_latency_on_kafka(seconds=4 if q else 8)),
         ("api alone", lambda: bench_api.api_alone(seconds=5 if q else 10)),
         ("api", lambda: bench_api.api_latency(seconds=5 if q else 10)),
         ("memory", lambda: bench_pipeline.worker_memory(*((2_000, 10_000) if q else (10_000, 100_000)))),

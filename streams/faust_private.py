@@ -14,8 +14,8 @@ against real Faust objects, so a Faust upgrade that changes one breaks a named t
   where a fetch during recovery left it, past records that were then dropped).
 - Seeking a changelog partition below offset 0, or to no offset (which recovery does while a broker is down),
   seeks its start.
-- A source partition is taken in only once it was sought in the current generation, and then in order
-  (:meth:`Consumer.takes_in`): Faust hands the streams records fetched before that seek.
+- A source partition is taken in only once it was sought in the current generation (:meth:`Consumer.takes_in`):
+  Faust hands the streams records fetched before that seek.
 - Offsets are committed only up to what the agents applied (:class:`Consumer`): an ack counts only when the
   checkpoint makes it (:func:`ack`), and a commit never passes the lowest offset not acked yet.
 - Topic declaration at start-up waits for a broker that is down: Faust asks the first broker its metadata lists for
@@ -200,7 +200,6 @@ class Consumer(faust_aiokafka.Consumer):
         self._rewinds: dict[TP, tuple[int, float]] = {}
         # per source partition sought in this generation: (the generation, the next offset the agents take in)
         self._intake: dict[TP, tuple[int, int]] = {}
-        self._intake_held_since: dict[TP, float] = {}  # since when records past that next offset are left out
         self._assigned_once = False  # (a consumer never assigned anything is a test's: its streams take all)
         self._seeking: asyncio.Event | None = None  # set once the seek in progress, if any, has set the intake
 
@@ -268,7 +267,6 @@ class Consumer(faust_aiokafka.Consumer):
                 committed = self._committed_offset[tp]
                 self._commit_from[tp] = committed if committed is not None else (earliest.get(tp) or 0)
                 self._intake[tp] = (generation, self._commit_from[tp])
-                self._intake_held_since.pop(tp, None)
         finally:
             seeking.set()
             if self._seeking is seeking:
@@ -279,7 +277,6 @@ class Consumer(faust_aiokafka.Consumer):
             self._commit_from.pop(tp, None)
             self._rewinds.pop(tp, None)
             self._intake.pop(tp, None)
-            self._intake_held_since.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
@@ -290,9 +287,8 @@ class Consumer(faust_aiokafka.Consumer):
     # offset: the flow resumes while the tables recover, and the fetch goes on from where the consumer was. In the
     # verifier's runs a worker took in grid.readings:3 from offset 12, then the seek to 3 brought 3-11 again, and
     # the stamps (the zone's last applied offset, 12 and more) made those readings look applied: windows short.
-    # So the agents take in a source partition only once it was sought in the current generation, and from there
-    # in order: a record past the next offset (fetched before the seek, from further on) is left out unacked, and
-    # comes again after the records before it.
+    # So the agents take in a source partition's records only once it was sought in the current generation; one
+    # taken before is left out unacked, and the seek brings it again.
 
     async def takes_in(self, message: Message) -> bool:
         """Whether an agent may apply ``message`` now (else it is left out, unacked, and comes again)."""
@@ -307,23 +303,12 @@ class Consumer(faust_aiokafka.Consumer):
             return False  # taken before its partition was sought in this generation: the seek brings it again
         expected = intake[1]
         if message.offset > expected:
-            await self._hold_past(tp, expected)
-            return False
-        if message.offset == expected:
-            self._intake[tp] = (generation, expected + 1)
-            self._intake_held_since.pop(tp, None)
-        return True  # the next record, or one taken in before (a redelivery: the agents' stamps see to it)
-
-    async def _hold_past(self, tp: TP, expected: int) -> None:
-        # The record at ``expected`` comes after the seek; should it not come within INTAKE_WAIT_S (nothing seen
-        # to do that), the partition is sought back to it rather than held for good.
-        now = time.monotonic()
-        since = self._intake_held_since.setdefault(tp, now)
-        if now - since > INTAKE_WAIT_S:
-            log.warning("%s: offset %d has not come %.0f s after the seek: sought back to it", tp, expected,
-                        now - since)  # fmt: skip
-            self._intake_held_since[tp] = now
-            await self.seek(tp, expected)
+            # Records between the seek and this one never reached the agents (seen after rebalances, even with the
+            # partition sought back to them again: docs/kafka.md); holding the partition for them stalled it.
+            log.warning("%s: offsets %d-%d did not reach the agents after the seek", tp, expected, message.offset - 1)
+        if message.offset >= expected:
+            self._intake[tp] = (generation, message.offset + 1)
+        return True
 
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]
@@ -353,7 +338,6 @@ class Consumer(faust_aiokafka.Consumer):
         await super().seek_wait({tp: 0 if offset is None else max(offset, 0) for tp, offset in partitions.items()})
 
 
-INTAKE_WAIT_S = 10.0  # how long records past a partition's next offset are left out before it is sought back
 REWIND_WAIT_S = 10.0  # how long a partition sought back waits for the record it was sought to (it always comes)
 BROKER_DOWN = (NodeNotReadyError, KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NotReady)
 DECLARE_RETRY_FIRST_S = 0.2  # the back-off between declaration attempts doubles from this ...
