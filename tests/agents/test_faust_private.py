@@ -436,3 +436,40 @@ async def test_a_record_that_reaches_a_stream_while_the_seek_is_under_way_waits_
     await consumer.on_partitions_assigned({tp}, 1)
     await consumer.perform_seek()
     assert await during[0]  # taken in: 45 is the sought offset
+
+
+async def test_a_record_past_the_next_offset_after_the_seek_is_left_out_and_the_partition_read_again_from_it(
+    monkeypatch, caplog
+):
+    """Records fetched before the seek can reach the agent after it (grid.readings:1: 279 came after the seek to
+    252, and 252-278 only later, which the stamps then took for applied). Such a record is left out and the
+    partition read again from its next offset, as after a fetch jump; once that offset came, the rest follow in
+    order. Should it not come after ``INTAKE_REREADS`` reads, a record past it is taken in rather than the
+    partition held for good."""
+    from faust.types import TP
+
+    consumer = _consumer()
+    tp = TP("grid.readings", 1)
+    consumer._assigned_once = True
+    consumer._intake[tp] = (app.consumer_generation_id, 252)
+    sought: list[dict] = []
+
+    class Thread:
+        async def seek_wait(self, partitions):
+            sought.append(dict(partitions))
+
+    consumer._thread = Thread()
+    clock = [100.0]
+    monkeypatch.setattr(faust_private.time, "monotonic", lambda: clock[0])
+    taken = [o for o in (279, 280, 252, 253, 281) if await consumer.takes_in(_message(tp, o))]
+    assert taken == [252, 253]  # 279, 280: left out; 281: past 254
+    assert sought == [{tp: 252}, {tp: 254}] and consumer._rewinds[tp][0] == 254  # getmany drops until it comes
+    for _read in range(faust_private.INTAKE_REREADS - 1):  # 254 never comes
+        clock[0] += faust_private.REWIND_WAIT_S + 1
+        assert not await consumer.takes_in(_message(tp, 282))
+    assert len(sought) == 1 + faust_private.INTAKE_REREADS
+    clock[0] += faust_private.REWIND_WAIT_S + 1
+    with caplog.at_level(logging.WARNING):
+        assert await consumer.takes_in(_message(tp, 282))  # taken in past 254-281, with a warning
+    assert "never reached the agents" in caplog.text
+    assert await consumer.takes_in(_message(tp, 283))
