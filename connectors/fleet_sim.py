@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,6 +84,9 @@ class SimNode:
         return GPU_SPECS[self.gpu_model]
 
 
+SEEN_COMMANDS_KEPT = 1024
+
+
 class SimulatedFleet:
     """State of every simulated node; :meth:`apply_command` and :meth:`tick` return the records to send."""
 
@@ -92,6 +96,9 @@ class SimulatedFleet:
         self.nodes = {row[0]: SimNode(*row) for row in rows if row[4] in ZONES}
         self.checkpoints: dict[str, SimWorkload] = {}  # shared checkpoint storage, by location
         self.refuse_starts_on: set[str] = set()  # for tests: nodes whose next start or resume fails
+        # the ids of the last commands carried out: one sent again (the owner's outbox after a failover sends a
+        # command again with its id) is a no-op, as on a real node (connectors/node_agent/supervisor.py)
+        self._seen: deque[str] = deque(maxlen=SEEN_COMMANDS_KEPT)
         self._seq = 0
 
     def registrations(self, ts_ms: int) -> list[dict[str, Any]]:
@@ -144,6 +151,11 @@ class SimulatedFleet:
         wid, action = cmd["workload_id"], cmd["action"]
         if node is None:
             return []
+        command_id = cmd.get("command_id")
+        if command_id is not None:
+            if command_id in self._seen:
+                return []  # carried out already (the workload may have ended since: it is not started again)
+            self._seen.append(command_id)
         vram = node.spec[0]
         if action in ("start", "resume") and node.node_id in self.refuse_starts_on:
             self.refuse_starts_on.discard(node.node_id)

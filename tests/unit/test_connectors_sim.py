@@ -70,6 +70,21 @@ def test_fleet_obeys_start_and_reports_until_completion():
     assert idle["mem_used_mb"] < 1000 and idle["energy_j"] > energy_before
 
 
+def test_a_start_sent_again_after_its_workload_completed_is_not_carried_out_again():
+    """The placement owner's outbox sends a start again, with its command id, after a failover; the workload may
+    have completed since (a verifier run: it started a second time and the node then refused two others for VRAM)."""
+    fleet = SimulatedFleet(seed=1, hours_per_second=1.0)
+    cmd = {"command_id": "d1:start:dc-fr-h100-1", "node_id": "dc-fr-h100-1", "workload_id": "w1", "action": "start",
+           "vram_mb": 20_000, "expected_hours": 1.0, "checkpoint_uri": None}  # fmt: skip
+    assert [e["type"] for e in fleet.apply_command(cmd, T0)] == ["started"]
+    _t, events = fleet.tick(T0 + 1000, 1.0)
+    assert [e["type"] for e in events] == ["completed"]
+    assert fleet.apply_command(dict(cmd), T0 + 2000) == []
+    assert "w1" not in fleet.nodes["dc-fr-h100-1"].running
+    again = {**cmd, "command_id": "d2:start:dc-fr-h100-1"}  # a new decision to run it there: carried out
+    assert [e["type"] for e in fleet.apply_command(again, T0 + 3000)] == ["started"]
+
+
 def test_fleet_refuses_a_start_that_does_not_fit():
     fleet = SimulatedFleet(seed=1, hours_per_second=1.0)
     cmd = {"node_id": "gm-es-3080-1", "workload_id": "w", "action": "start", "vram_mb": 20_000, "expected_hours": 1.0}
